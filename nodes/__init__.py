@@ -1,0 +1,23 @@
+"""ComfyUI nodes of the InstantID pack: one module per graph stage, all registered in one extension."""
+from typing_extensions import override
+
+from comfy_api.latest import ComfyExtension, io
+
+from . import host
+
+NODE_CLASSES: list[type[io.ComfyNode]] = []
+
+
+class InstantIDExtension(ComfyExtension):
+    """Registers the pack's model folders and nodes with ComfyUI."""
+
+    @override
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        """Return every node class of the pack."""
+        return list(NODE_CLASSES)
+
+
+async def comfy_entrypoint() -> InstantIDExtension:
+    """ComfyUI's entry point for V3 node packs."""
+    host.register_model_folders()
+    return InstantIDExtension()
