@@ -1,0 +1,1 @@
+"""InstantID math and I/O: importable and testable without ComfyUI."""
