@@ -1,0 +1,143 @@
+"""Headless Debian Chromium driven over the DevTools protocol (browser tier)."""
+import asyncio
+import base64
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import aiohttp
+
+from .comfy_server import free_port
+
+# Errors of the frontend itself (comfyui-frontend-package 1.32.9), seen with every custom node disabled too, so they
+# say nothing about this pack. GraphView's load() stores a setting before its definition is registered, and the
+# setting store's onChange then reads `.id` of the missing definition.
+KNOWN_FRONTEND_ERRORS = (
+    re.compile(r"^TypeError: Cannot read properties of undefined \(reading 'id'\)\n\s+at onChange \(.*/assets/index-"),
+)
+
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+                  "--window-size=1400,900")
+
+
+class CdpError(RuntimeError):
+    """An error reported by Chromium for a DevTools command, or a JavaScript exception."""
+
+
+class Browser:
+    """One headless Chromium process with one page, driven synchronously through CDP."""
+
+    def __init__(self, executable: str):
+        self._profile = tempfile.mkdtemp(prefix="instantid-chromium-")
+        port = free_port()
+        self.process = subprocess.Popen([executable, *CHROMIUM_FLAGS, f"--remote-debugging-port={port}",
+                                         f"--user-data-dir={self._profile}", "about:blank"],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._loop = asyncio.new_event_loop()
+        self._next_id = 0
+        self.console: list[dict] = []
+        self.exceptions: list[dict] = []
+        ws_url = self._page_ws_url(port)
+        self._session = self._loop.run_until_complete(self._make_session())
+        self._ws = self._loop.run_until_complete(self._session.ws_connect(ws_url, max_msg_size=0))
+        self.call("Runtime.enable")
+        self.call("Page.enable")
+
+    @staticmethod
+    async def _make_session():
+        return aiohttp.ClientSession()
+
+    def _page_ws_url(self, port: int, timeout: float = 30) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/json", timeout=5) as r:
+                    pages = [t for t in json.loads(r.read()) if t["type"] == "page"]
+                if pages:
+                    return pages[0]["webSocketDebuggerUrl"]
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("Chromium did not open its DevTools port")
+
+    async def _call(self, method: str, params: dict):
+        self._next_id += 1
+        my_id = self._next_id
+        await self._ws.send_json({"id": my_id, "method": method, "params": params})
+        while True:
+            msg = await self._ws.receive_json()
+            if msg.get("id") == my_id:
+                if "error" in msg:
+                    raise CdpError(f"{method}: {msg['error']}")
+                return msg.get("result", {})
+            self._record_event(msg)
+
+    def _record_event(self, msg: dict) -> None:
+        if msg.get("method") == "Runtime.consoleAPICalled":
+            p = msg["params"]
+            text = " ".join(str(a.get("value", a.get("description", ""))) for a in p.get("args", []))
+            self.console.append({"type": p["type"], "text": text})
+        elif msg.get("method") == "Runtime.exceptionThrown":
+            self.exceptions.append(msg["params"]["exceptionDetails"])
+
+    def call(self, method: str, **params):
+        """Send one DevTools command and return its result."""
+        return self._loop.run_until_complete(self._call(method, params))
+
+    def evaluate(self, expression: str, await_promise: bool = True):
+        """Evaluate JavaScript in the page and return its JSON value; raise CdpError on a JavaScript exception."""
+        result = self.call("Runtime.evaluate", expression=expression, awaitPromise=await_promise, returnByValue=True)
+        if "exceptionDetails" in result:
+            raise CdpError(f"JavaScript error: {json.dumps(result['exceptionDetails'])[:2000]}")
+        return result["result"].get("value")
+
+    def wait_for(self, expression: str, timeout: float = 60) -> None:
+        """Poll a JavaScript expression until it is truthy."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.evaluate(expression):
+                return
+            time.sleep(0.25)
+        raise TimeoutError(f"timed out waiting for: {expression}")
+
+    def navigate(self, url: str) -> None:
+        """Open a URL in the page."""
+        self.call("Page.navigate", url=url)
+
+    def screenshot(self, path: Path) -> Path:
+        """Save a PNG screenshot of the page."""
+        data = self.call("Page.captureScreenshot", format="png")["data"]
+        path.write_bytes(base64.b64decode(data))
+        return path
+
+    def errors(self) -> list[str]:
+        """Console errors and uncaught exceptions seen so far, except the frontend's own KNOWN_FRONTEND_ERRORS."""
+        found = [c["text"] for c in self.console if c["type"] == "error"]
+        found += [json.dumps(e.get("exception", {}).get("description", e.get("text")))[:500] for e in self.exceptions]
+        return [text for text in found if not any(known.search(text) for known in KNOWN_FRONTEND_ERRORS)]
+
+    def close(self) -> None:
+        """Close the connection and end the Chromium process."""
+        self._loop.run_until_complete(self._ws.close())
+        self._loop.run_until_complete(self._session.close())
+        self._loop.close()
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        shutil.rmtree(self._profile, ignore_errors=True)
+
+
+def find_chromium() -> str:
+    """Path of Debian's chromium; `make test` installs it (scripts/ensure_chromium.sh)."""
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        raise RuntimeError("chromium is not installed: run `make test` (it installs Debian's chromium) or `apt-get install chromium`.")
+    return path

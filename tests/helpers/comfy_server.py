@@ -1,0 +1,150 @@
+"""A real ComfyUI server started on a free 127.0.0.1 port with this pack and the stand-in models (server tier)."""
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from .paths import PACK_LINK_NAME, REPO, comfy_dir
+
+log = logging.getLogger(__name__)
+
+# CPU memory: full-size SDXL in fp32 is ~10 GB for the UNet alone; bf16 halves it (see README, "Tests").
+DEFAULT_FLAGS = ("--bf16-unet", "--bf16-text-enc")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PromptError(RuntimeError):
+    """A prompt that ComfyUI refused or that failed while executing; `body` holds ComfyUI's own error report."""
+
+    def __init__(self, message: str, body: dict):
+        super().__init__(message)
+        self.body = body
+
+
+@dataclass
+class ComfyServer:
+    """A running ComfyUI process this test session started, and a small HTTP client for it."""
+
+    process: subprocess.Popen
+    url: str
+    base_dir: Path
+    log_path: Path
+
+    def get_json(self, path: str):
+        """GET a JSON document from the server."""
+        with urllib.request.urlopen(self.url + path, timeout=60) as r:
+            return json.loads(r.read())
+
+    def get_bytes(self, path: str, **query) -> bytes:
+        """GET raw bytes (e.g. /view?filename=...)."""
+        with urllib.request.urlopen(self.url + path + "?" + urllib.parse.urlencode(query), timeout=60) as r:
+            return r.read()
+
+    def post_prompt(self, prompt: dict) -> str:
+        """POST an API-format prompt; return its id, or raise PromptError with ComfyUI's validation errors."""
+        req = urllib.request.Request(self.url + "/prompt", data=json.dumps({"prompt": prompt, "client_id": "tests"}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return json.loads(r.read())["prompt_id"]
+        except urllib.error.HTTPError as e:
+            body = json.loads(e.read() or b"{}")
+            raise PromptError(f"ComfyUI refused the prompt ({e.code}): {json.dumps(body)[:2000]}", body) from None
+
+    def wait(self, prompt_id: str, timeout: float = 900) -> dict:
+        """Wait for a prompt to finish; return its history entry, or raise PromptError with the execution error."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"ComfyUI exited (code {self.process.returncode}) while running a prompt:\n{self.log_tail()}")
+            history = self.get_json(f"/history/{prompt_id}")
+            if prompt_id in history:
+                entry = history[prompt_id]
+                if entry["status"]["status_str"] != "success":
+                    raise PromptError(f"prompt failed: {json.dumps(entry['status']['messages'])[:4000]}", entry)
+                return entry
+            time.sleep(0.25)
+        raise TimeoutError(f"prompt {prompt_id} did not finish in {timeout} s:\n{self.log_tail()}")
+
+    def run(self, prompt: dict, timeout: float = 900) -> dict:
+        """Post a prompt and wait for it; return its history entry."""
+        return self.wait(self.post_prompt(prompt), timeout)
+
+    def output_images(self, entry: dict) -> list[bytes]:
+        """The PNG bytes of every image a finished prompt saved or previewed."""
+        images = []
+        for node_output in entry["outputs"].values():
+            for img in node_output.get("images", []):
+                images.append(self.get_bytes("/view", filename=img["filename"], subfolder=img["subfolder"], type=img["type"]))
+        return images
+
+    def log_tail(self, chars: int = 6000) -> str:
+        """The end of the server's log."""
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    def stop(self) -> None:
+        """Stop the process this session started (and only that one)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(30)
+
+
+def write_base_dir(base_dir: Path, models_dir: Path, input_files: list[Path]) -> Path:
+    """Lay out a ComfyUI base directory: this pack in custom_nodes/, inputs linked, models via extra_model_paths.yaml."""
+    (base_dir / "custom_nodes").mkdir(parents=True, exist_ok=True)
+    link = base_dir / "custom_nodes" / PACK_LINK_NAME
+    if not link.exists():
+        link.symlink_to(REPO, target_is_directory=True)
+    (base_dir / "input").mkdir(exist_ok=True)
+    for f in input_files:
+        target = base_dir / "input" / f.name
+        if not target.exists():
+            target.symlink_to(f)
+    yaml_path = base_dir / "extra_model_paths.yaml"
+    folders = ("checkpoints", "controlnet", "instantid", "insightface", "vae", "loras")
+    yaml_path.write_text("instantid_tests:\n" f"  base_path: {models_dir}\n" + "".join(f"  {f}: {f}/\n" for f in folders))
+    return yaml_path
+
+
+def start_server(base_dir: Path, models_dir: Path, input_files: list[Path], flags=DEFAULT_FLAGS, timeout: float = 300) -> ComfyServer:
+    """Start ComfyUI on a free port with this pack and the given models; wait until it answers /system_stats."""
+    yaml_path = write_base_dir(base_dir, models_dir, input_files)
+    port = free_port()
+    log_path = base_dir / "comfyui.log"
+    cmd = [sys.executable, str(comfy_dir() / "main.py"), "--cpu", "--listen", "127.0.0.1", "--port", str(port),
+           "--base-directory", str(base_dir), "--extra-model-paths-config", str(yaml_path),
+           "--database-url", "sqlite:///:memory:", "--disable-api-nodes", "--disable-auto-launch", *flags]
+    log.info("starting ComfyUI: %s", " ".join(cmd))
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with open(log_path, "wb") as out:
+        process = subprocess.Popen(cmd, cwd=str(comfy_dir()), stdout=out, stderr=subprocess.STDOUT, env=env)
+    server = ComfyServer(process=process, url=f"http://127.0.0.1:{port}", base_dir=base_dir, log_path=log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"ComfyUI exited with code {process.returncode} during start-up:\n{server.log_tail()}")
+        try:
+            server.get_json("/system_stats")
+            return server
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.5)
+    server.stop()
+    raise TimeoutError(f"ComfyUI did not answer within {timeout} s:\n{server.log_tail()}")
