@@ -51,6 +51,17 @@ def test_standin_ip_adapter_has_every_key_and_shape_of_spec_section_4(standins):
     assert all(torch.isfinite(t).all() for t in state["image_proj"].values())
 
 
+def test_standin_ip_adapter_loads_through_the_packs_adapter_loader(standins):
+    from instantid_core.adapter import load_adapter
+
+    weights = load_adapter(standins / "models" / "instantid" / "ip-adapter.bin")
+
+    assert (weights.embedding_dim, weights.num_tokens, weights.token_dim) == (512, 16, 2048)
+    assert sorted(weights.kv) == list(range(1, 140, 2))
+    tokens = weights.build_resampler().tokens(torch.randn(1, 512) * 20, torch.float32)
+    assert tokens.shape == (1, 16, 2048) and torch.isfinite(tokens).all()
+
+
 def test_insightface_face_analysis_finds_a_standin_face_with_512d_embedding_and_5_keypoints(standins):
     import cv2
     from insightface.app import FaceAnalysis
