@@ -1,0 +1,164 @@
+"""Decoupled cross-attention: the identity tokens' attention added to every UNet cross-attention layer.
+
+Each layer computes `attn(q, K_text, V_text) + scale · gate · mask · attn(q, K_id, V_id)` where K_id/V_id are the
+face tokens projected by the adapter's `to_k_ip`/`to_v_ip` once per apply (`IdentityKV`), `gate` is 1 inside the
+start/end sigma range (a device-side comparison, no host synchronisation) and `mask` limits the region.
+An attention patch already registered at the layer (another pack's, or a second InstantID apply) is called in place
+of the plain text attention, so both apply.
+"""
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+
+from .errors import InstantIDError
+from .unet_layers import CrossAttentionLayer
+
+# attention(q, k, v, heads, extra_options) -> out, shapes [B, tokens, heads*dim]
+AttentionFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int, dict], torch.Tensor]
+
+WEIGHT_TYPES = ("linear", "ease in", "ease out", "ease in-out", "reverse in-out",
+                "weak input", "weak output", "weak middle", "strong middle")
+WEAK = 0.25
+
+
+def layer_multipliers(weight_type: str, layers: list[CrossAttentionLayer]) -> list[float]:
+    """Per-layer weight multipliers of a weight type, for layers in the UNet's input → middle → output order."""
+    n = len(layers)
+    depth = [i / (n - 1) if n > 1 else 0.0 for i in range(n)]
+    groups = [layer.key[0] for layer in layers]
+    profiles = {
+        "linear": lambda t, g: 1.0,
+        "ease in": lambda t, g: WEAK + (1 - WEAK) * t,
+        "ease out": lambda t, g: 1 - (1 - WEAK) * t,
+        "ease in-out": lambda t, g: WEAK + (1 - WEAK) * math.sin(math.pi * t),
+        "reverse in-out": lambda t, g: 1 - (1 - WEAK) * math.sin(math.pi * t),
+        "weak input": lambda t, g: WEAK if g == "input" else 1.0,
+        "weak output": lambda t, g: WEAK if g == "output" else 1.0,
+        "weak middle": lambda t, g: WEAK if g == "middle" else 1.0,
+        "strong middle": lambda t, g: 1.0 if g == "middle" else WEAK,
+    }
+    if weight_type not in profiles:
+        raise ValueError(f"unknown weight type {weight_type!r}; choose one of {WEIGHT_TYPES}")
+    return [profiles[weight_type](t, g) for t, g in zip(depth, groups)]
+
+
+class IdentityKV(torch.nn.Module):
+    """The precomputed identity keys and values of every layer, [2, tokens, width] each (row 0 cond, row 1 uncond)."""
+
+    def __init__(self, kv: dict[int, tuple[torch.Tensor, torch.Tensor]]):
+        super().__init__()
+        self.k = torch.nn.ParameterDict({str(i): torch.nn.Parameter(k, requires_grad=False) for i, (k, _) in kv.items()})
+        self.v = torch.nn.ParameterDict({str(i): torch.nn.Parameter(v, requires_grad=False) for i, (_, v) in kv.items()})
+
+    def layer(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values of one adapter index."""
+        return self.k[str(index)], self.v[str(index)]
+
+
+@dataclass(frozen=True)
+class SigmaGate:
+    """Start/end of the identity attention as sigmas (start is the larger); None bounds mean "always"."""
+
+    sigma_start: Optional[float] = None
+    sigma_end: Optional[float] = None
+
+    def mask(self, sigmas: torch.Tensor) -> Optional[torch.Tensor]:
+        """A [1,1,1] bool tensor on the sigmas' device, or None when the range covers every step."""
+        if self.sigma_start is None and self.sigma_end is None:
+            return None
+        sig = sigmas[:1]
+        inside = torch.ones_like(sig, dtype=torch.bool)
+        if self.sigma_start is not None:
+            inside &= sig <= self.sigma_start
+        if self.sigma_end is not None:
+            inside &= sig >= self.sigma_end
+        return inside.view(1, 1, 1)
+
+
+@dataclass
+class RegionMask:
+    """A [M, H, W] mask (0..1) limiting where the identity applies, resized per layer resolution and cached."""
+
+    mask: torch.Tensor
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def for_layer(self, h: int, w: int, rows: int, latent_hw: tuple[int, int], device, dtype) -> torch.Tensor:
+        """The mask at the layer's h×w as [rows, h*w, 1]; row i uses mask i modulo the mask batch."""
+        key = (h, w, rows, str(device), dtype)
+        if key not in self._cache:
+            mask_h, mask_w = self.mask.shape[-2:]
+            if abs(mask_w / mask_h - latent_hw[1] / latent_hw[0]) > 0.02 * latent_hw[1] / latent_hw[0]:
+                raise InstantIDError(
+                    f"The InstantID mask is {mask_w}×{mask_h} but the image being generated is "
+                    f"{latent_hw[1] * 8}×{latent_hw[0] * 8}: use a mask with the image's aspect ratio "
+                    f"(e.g. made at the same size as the empty latent image).")
+            m = F.interpolate(self.mask.unsqueeze(1).float(), size=(h, w), mode="bilinear", align_corners=False)
+            m = m.reshape(m.shape[0], h * w, 1)[torch.arange(rows) % m.shape[0]]
+            self._cache[key] = m.to(device=device, dtype=dtype)
+        return self._cache[key]
+
+
+@dataclass(frozen=True)
+class IdentityAttention:
+    """What every patched layer of one InstantID apply shares: K/V, scales, gate, mask, attention function."""
+
+    kv: IdentityKV
+    adapter_index: dict[tuple[str, int, int], int]
+    scales: dict[tuple[str, int, int], float]
+    gate: SigmaGate
+    region: Optional[RegionMask]
+    attention: AttentionFn
+
+    def identity_term(self, key, q: torch.Tensor, heads: int, extra_options: dict) -> torch.Tensor:
+        """scale · mask · attn(q, K_id, V_id) for one layer call, with the batch laid out as cond_or_uncond says."""
+        k_all, v_all = self.kv.layer(self.adapter_index[key])
+        chunks = extra_options["cond_or_uncond"]
+        rows = q.shape[0] // len(chunks)
+        k = torch.cat([k_all[c:c + 1].expand(rows, -1, -1) for c in chunks]).to(q.device, q.dtype)
+        v = torch.cat([v_all[c:c + 1].expand(rows, -1, -1) for c in chunks]).to(q.device, q.dtype)
+        out = self.attention(q, k, v, heads, extra_options) * self.scales[key]
+        if self.region is not None:
+            h, w = extra_options["activations_shape"][-2:]
+            latent_hw = tuple(extra_options["original_shape"][-2:])
+            mask = self.region.for_layer(h, w, rows, latent_hw, q.device, out.dtype)
+            out = out * mask.repeat(len(chunks), 1, 1)
+        return out
+
+
+class IdentityAttentionPatch:
+    """The attn2 replace patch of one layer: the previous patch (or plain attention) plus the identity term."""
+
+    def __init__(self, shared: IdentityAttention, key: tuple[str, int, int], previous: Optional[Callable] = None,
+                 models: Callable[[], list] = list):
+        self.shared = shared
+        self.key = key
+        self.previous = previous
+        self._models = models
+
+    def __call__(self, q, k, v, extra_options):
+        """Text attention (or the earlier patch) plus the gated, masked identity attention."""
+        heads = extra_options["n_heads"]
+        out = self.previous(q, k, v, extra_options) if self.previous is not None else self.shared.attention(q, k, v, heads, extra_options)
+        identity = self.shared.identity_term(self.key, q, heads, extra_options)
+        gate = self.shared.gate.mask(extra_options["sigmas"])
+        if gate is None:
+            return out + identity
+        return torch.where(gate.to(out.device), out + identity, out)
+
+    def models(self) -> list:
+        """Models the host must load with the UNet: ours (the K/V) and the previous patch's."""
+        previous = self.previous.models() if hasattr(self.previous, "models") else []
+        return self._models() + previous
+
+    def to(self, device_or_dtype):
+        """The host's model manager owns placement (and may pass the UNet's storage dtype): nothing to move here."""
+        if hasattr(self.previous, "to"):
+            self.previous = self.previous.to(device_or_dtype)
+        return self
+
+    def __deepcopy__(self, memo):
+        """Share, never copy: ModelPatcher.clone() deep-copies model_options."""
+        return self

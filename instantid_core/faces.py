@@ -1,0 +1,188 @@
+"""Detected faces, face choice (largest or by reading-order index) and combination of several identity embeddings."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .errors import InstantIDError
+
+EMBEDDING_SIZE = 512
+CHOICE_MODES = ("largest", "index")
+COMBINE_METHODS = ("average", "norm average", "concat")
+
+
+def _frozen(array, shape: tuple[int, ...], name: str) -> np.ndarray:
+    """A read-only float32 copy of array, checked against shape."""
+    value = np.array(array, dtype=np.float32)
+    if value.shape != shape:
+        raise ValueError(f"DetectedFace.{name} must have shape {shape}, got {value.shape}")
+    value.setflags(write=False)
+    return value
+
+
+@dataclass(frozen=True, eq=False)
+class DetectedFace:
+    """One face found by face analysis; coordinates in pixels of the analysed image."""
+
+    embedding: np.ndarray  # (512,) float32, raw (not normalised), as the InstantID Resampler expects
+    kps: np.ndarray  # (5, 2) float32: left eye, right eye, nose, left and right mouth corner (image left/right)
+    bbox: np.ndarray  # (4,) float32: x1, y1, x2, y2
+    det_score: float
+    image_size: tuple[int, int]  # (width, height) of the analysed image
+
+    def __post_init__(self):
+        object.__setattr__(self, "embedding", _frozen(self.embedding, (EMBEDDING_SIZE,), "embedding"))
+        object.__setattr__(self, "kps", _frozen(self.kps, (5, 2), "kps"))
+        object.__setattr__(self, "bbox", _frozen(self.bbox, (4,), "bbox"))
+        object.__setattr__(self, "det_score", float(self.det_score))
+        object.__setattr__(self, "image_size", (int(self.image_size[0]), int(self.image_size[1])))
+
+    @property
+    def area(self) -> float:
+        """Area of the bounding box in square pixels."""
+        return float(max(self.bbox[2] - self.bbox[0], 0.0) * max(self.bbox[3] - self.bbox[1], 0.0))
+
+
+@dataclass(frozen=True)
+class FaceAnalysisResult:
+    """What face analysis found in one reference image: its faces in reading order and which one was chosen."""
+
+    faces: tuple[DetectedFace, ...]
+    chosen: int | None  # index into faces; None when the image had no face and was skipped
+    batch_index: int
+
+    def __post_init__(self):
+        object.__setattr__(self, "faces", tuple(self.faces))
+        if self.chosen is None:
+            if self.faces:
+                raise ValueError(f"image {self.batch_index}: a result with faces must say which one was chosen")
+        elif not 0 <= self.chosen < len(self.faces):
+            raise ValueError(f"image {self.batch_index}: chosen index {self.chosen} but {len(self.faces)} faces")
+
+    @property
+    def skipped(self) -> bool:
+        """True when no face was found and the image was skipped (by the user's choice)."""
+        return self.chosen is None
+
+    @property
+    def face(self) -> DetectedFace:
+        """The chosen face."""
+        if self.chosen is None:
+            raise InstantIDError(f"Reference image {self.batch_index} has no face (it was skipped).")
+        return self.faces[self.chosen]
+
+
+@dataclass(frozen=True)
+class InstantIDFaces:
+    """The INSTANTID_FACE value: one FaceAnalysisResult per reference image, skipped images included."""
+
+    results: tuple[FaceAnalysisResult, ...]
+
+    def __post_init__(self):
+        object.__setattr__(self, "results", tuple(self.results))
+
+    @property
+    def chosen_faces(self) -> tuple[DetectedFace, ...]:
+        """The chosen face of every image that was not skipped, in batch order."""
+        return tuple(result.face for result in self.results if not result.skipped)
+
+    @property
+    def skipped_indices(self) -> tuple[int, ...]:
+        """Batch indices of the images that had no face and were skipped."""
+        return tuple(result.batch_index for result in self.results if result.skipped)
+
+    def result(self, index: int) -> FaceAnalysisResult:
+        """The analysis of reference image `index`; an error when it is out of range or was skipped."""
+        if not 0 <= index < len(self.results):
+            raise InstantIDError(f"Reference image {index} was requested but the face analysis holds "
+                                 f"{len(self.results)} image(s) (indices 0..{len(self.results) - 1}).")
+        if self.results[index].skipped:
+            raise InstantIDError(f"Reference image {index} has no face (it was skipped): choose another image.")
+        return self.results[index]
+
+    def embeddings(self) -> np.ndarray:
+        """(N, 512) float32 raw embeddings of the chosen faces; an error when every image was skipped."""
+        faces = self.chosen_faces
+        if not faces:
+            raise InstantIDError(
+                f"No face in any of the {len(self.results)} reference image(s) (all were skipped): "
+                "use a photo where the face is clearly visible, or a smaller detection size for close-ups."
+            )
+        return np.stack([face.embedding for face in faces])
+
+
+def _vertical_overlap(a: DetectedFace, top: float, bottom: float) -> float:
+    """Length of the overlap between a's box and the vertical band [top, bottom]."""
+    return max(0.0, min(float(a.bbox[3]), bottom) - max(float(a.bbox[1]), top))
+
+
+def sort_reading_order(faces: Sequence[DetectedFace]) -> tuple[DetectedFace, ...]:
+    """Faces in reading order: rows top to bottom, left to right in a row; a face joins a row if its box overlaps the
+    row's vertical extent by at least half of the face's height."""
+    rows: list[list[DetectedFace]] = []
+    bands: list[list[float]] = []
+    for face in sorted(faces, key=lambda f: (float(f.bbox[1] + f.bbox[3]), float(f.bbox[0]))):
+        height = max(float(face.bbox[3] - face.bbox[1]), 1e-6)
+        for row, band in zip(rows, bands):
+            if _vertical_overlap(face, band[0], band[1]) >= 0.5 * height:
+                row.append(face)
+                band[0], band[1] = min(band[0], float(face.bbox[1])), max(band[1], float(face.bbox[3]))
+                break
+        else:
+            rows.append([face])
+            bands.append([float(face.bbox[1]), float(face.bbox[3])])
+    order = sorted(zip(bands, rows), key=lambda pair: pair[0][0] + pair[0][1])
+    return tuple(face for _band, row in order for face in sorted(row, key=lambda f: float(f.bbox[0] + f.bbox[2])))
+
+
+def choose_face(faces: Sequence[DetectedFace], mode: str, index: int) -> int:
+    """Index (into faces, which are in reading order) of the face to use: the largest box, or the given index."""
+    if mode not in CHOICE_MODES:
+        raise InstantIDError(f"Unknown face choice {mode!r}: use one of {', '.join(CHOICE_MODES)}.")
+    if not faces:
+        raise InstantIDError("No face was found, so none can be chosen.")
+    if mode == "largest":
+        areas = [face.area for face in faces]
+        return int(np.argmax(areas))  # first (in reading order) among equal areas
+    if not 0 <= index < len(faces):
+        raise InstantIDError(
+            f"Face index {index} was requested but {len(faces)} face(s) were found (valid indices 0..{len(faces) - 1},"
+            " counted in reading order: left to right, then top to bottom). Lower the index or choose 'largest'."
+        )
+    return int(index)
+
+
+def combine_embeddings(embeddings, method: str):
+    """Combine (N, D) raw embeddings into (1, D) ('average', 'norm average') or keep all N rows ('concat').
+
+    'average' is the mean of the raw embeddings; 'norm average' averages the L2-normalised embeddings and rescales
+    the direction to the mean raw norm; 'concat' returns the N rows unchanged (each becomes its own tokens). A torch
+    tensor comes back as a tensor on the same device and dtype, anything else as a float32 numpy array.
+    """
+    if method not in COMBINE_METHODS:
+        raise InstantIDError(f"Unknown embedding combination {method!r}: use one of {', '.join(COMBINE_METHODS)}.")
+    is_torch = type(embeddings).__module__.startswith("torch")
+    values = embeddings.detach().cpu().float().numpy() if is_torch else np.asarray(embeddings, dtype=np.float32)
+    if values.ndim != 2 or values.shape[0] == 0:
+        raise InstantIDError(f"Expected embeddings of shape (N, D) with N >= 1, got shape {tuple(values.shape)}.")
+    if method == "average":
+        combined = values.mean(axis=0, keepdims=True)
+    elif method == "norm average":
+        norms = np.linalg.norm(values, axis=1, keepdims=True)
+        if np.any(norms == 0):
+            raise InstantIDError(f"Embedding row(s) {np.flatnonzero(norms[:, 0] == 0).tolist()} are all zeros.")
+        direction = (values / norms).mean(axis=0, keepdims=True)
+        length = np.linalg.norm(direction)
+        if length < 1e-6:
+            raise InstantIDError("The normalised embeddings cancel out (opposite directions): use 'average' or 'concat'.")
+        combined = direction / length * norms.mean()
+    else:
+        combined = values.copy()
+    combined = combined.astype(np.float32)
+    if is_torch:
+        import torch
+
+        return torch.from_numpy(combined).to(device=embeddings.device, dtype=embeddings.dtype)
+    return combined

@@ -1,0 +1,64 @@
+"""From face embeddings to InstantID's identity tokens (Resampler) and the per-layer identity K/V they yield.
+
+The reference pipeline feeds the raw embedding of the chosen face to the Resampler for the conditional tokens, and
+zeros for the unconditional ones. A little uniform noise on those zeros (`noise`) is a common refinement: it makes
+the negative side a "generic face" rather than "no face" and softens over-burned results.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .adapter import AdapterWeights, compute_identity_kv, load_adapter
+from .faces import combine_embeddings
+from .resampler import Resampler
+
+logger = logging.getLogger(__name__)
+
+NOISE_SEED = 0x1D
+"""Seed of the generator for the unconditional embedding's noise: the same inputs give the same tokens."""
+
+
+@dataclass(frozen=True)
+class IdentityTokens:
+    """Conditional and unconditional identity tokens, (1, tokens, token_dim) each, float32 on the CPU."""
+
+    cond: torch.Tensor
+    uncond: torch.Tensor
+
+    def stacked(self) -> torch.Tensor:
+        """(2, tokens, token_dim): row 0 conditional, row 1 unconditional (the order IdentityKV keeps)."""
+        return torch.cat([self.cond, self.uncond])
+
+
+@dataclass(frozen=True, eq=False)
+class InstantIDAdapter:
+    """The INSTANTID value: a validated adapter file and its float32 Resampler, both kept on the CPU."""
+
+    weights: AdapterWeights
+    resampler: Resampler
+    path: str
+
+    @classmethod
+    def load(cls, path: str | Path) -> InstantIDAdapter:
+        """Load and validate an adapter file and build its Resampler."""
+        weights = load_adapter(path)
+        return cls(weights=weights, resampler=weights.build_resampler(), path=str(path))
+
+    def tokens(self, embeddings: np.ndarray, combine: str = "average", noise: float = 0.0) -> IdentityTokens:
+        """Identity tokens of (N, 512) raw face embeddings, combined by `combine`; `noise` > 0 perturbs the zeros
+        the unconditional tokens are made from. 'concat' keeps each face's tokens (N × tokens in all)."""
+        rows = torch.from_numpy(np.asarray(combine_embeddings(embeddings, combine), dtype=np.float32))
+        generator = torch.Generator().manual_seed(NOISE_SEED)
+        negative = torch.rand(rows.shape, generator=generator) * noise if noise > 0 else torch.zeros_like(rows)
+        cond = self.resampler.tokens(rows, torch.float32)
+        uncond = self.resampler.tokens(negative, torch.float32)
+        return IdentityTokens(cond=cond.reshape(1, -1, cond.shape[-1]), uncond=uncond.reshape(1, -1, uncond.shape[-1]))
+
+    def identity_kv(self, tokens: IdentityTokens, dtype: torch.dtype) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        """Per adapter index: keys and values (2, tokens, width) of the stacked tokens, computed once, in dtype."""
+        return compute_identity_kv(self.weights, tokens.stacked(), dtype)

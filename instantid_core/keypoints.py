@@ -1,0 +1,165 @@
+"""The five-keypoint face image IdentityNet is conditioned on, and the geometry to place keypoints in a frame.
+
+Keypoints are (5, 2) arrays of (x, y) in pixels, in insightface's order: left eye, right eye, nose, left and right
+mouth corner (as seen in the image). Coordinates are continuous, with (0, 0) at the top-left corner of the
+top-left pixel, so pixel (i, j) covers [i, i+1) × [j, j+1).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from .errors import InstantIDError
+
+logger = logging.getLogger(__name__)
+
+KEYPOINT_COLORS: tuple[tuple[int, int, int], ...] = (
+    (255, 0, 0),
+    (0, 255, 0),
+    (0, 0, 255),
+    (255, 255, 0),
+    (255, 0, 255),
+)
+"""RGB colour of each of the five keypoints, as in the reference InstantID rendering."""
+
+LIMBS: tuple[tuple[int, int], ...] = ((0, 2), (1, 2), (3, 2), (4, 2))
+"""Keypoint pairs joined by a limb (each eye and mouth corner to the nose); a limb takes its first point's colour."""
+
+LIMB_HALF_WIDTH = 4
+"""Minor semi-axis of a limb's ellipse, in pixels."""
+
+LIMB_DIMMING = 0.6
+"""Factor applied to the whole image after the limbs are drawn and before the points."""
+
+POINT_RADIUS = 10
+"""Radius of each keypoint's filled circle, in pixels."""
+
+PLACEMENTS = ("as in source", "centered")
+"""Where keypoints go in the target frame: as in their photo (centre-cropped), or re-centred and scaled."""
+
+SMALL_FACE_WARNING_PX = 64.0
+"""Keypoint extent (pixels) below which the face is too small for IdentityNet to carry the identity well.
+
+At 1024×1024 that is a face about an eighth of the image wide, which the latent sees as ~16 pixels: below it,
+IdentityNet's circles (radius 10) merge and identity drops markedly.
+"""
+
+
+def as_keypoints(kps: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
+    """Validate five finite (x, y) keypoints and return them as a float64 (5, 2) array."""
+    arr = np.asarray(kps, dtype=np.float64)
+    if arr.shape != (5, 2):
+        raise InstantIDError(f"Face keypoints must be five (x, y) points, got an array of shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise InstantIDError(f"Face keypoints contain a non-finite coordinate: {arr.tolist()}")
+    return arr
+
+
+def draw_keypoints(faces_kps: Sequence[np.ndarray], width: int, height: int) -> np.ndarray:
+    """Render the keypoints of one or more faces as the reference InstantID image: HxWx3 uint8 RGB, black background.
+
+    All faces' limbs are drawn first, the image is dimmed by LIMB_DIMMING, then all faces' points are drawn.
+    """
+    if width < 1 or height < 1:
+        raise InstantIDError(f"The keypoint image must be at least 1×1 pixels, got {width}×{height}")
+    faces = [as_keypoints(kps) for kps in faces_kps]
+    canvas = np.zeros((height, width, 3), dtype=np.uint8)
+    for kps in faces:
+        for first, second in LIMBS:
+            (x0, y0), (x1, y1) = kps[first], kps[second]
+            length = math.hypot(x0 - x1, y0 - y1)
+            angle = math.degrees(math.atan2(y0 - y1, x0 - x1))
+            center = (int(np.mean((x0, x1))), int(np.mean((y0, y1))))
+            polygon = cv2.ellipse2Poly(center, (int(length / 2), LIMB_HALF_WIDTH), int(angle), 0, 360, 1)
+            cv2.fillConvexPoly(canvas, polygon, KEYPOINT_COLORS[first])
+    canvas = (canvas * LIMB_DIMMING).astype(np.uint8)
+    for kps in faces:
+        for (x, y), color in zip(kps, KEYPOINT_COLORS):
+            cv2.circle(canvas, (int(x), int(y)), POINT_RADIUS, color, -1)
+    return canvas
+
+
+def keypoint_extent(kps: Sequence[Sequence[float]] | np.ndarray) -> float:
+    """The larger side, in pixels, of the bounding box of the five keypoints."""
+    arr = as_keypoints(kps)
+    return float((arr.max(axis=0) - arr.min(axis=0)).max())
+
+
+def face_too_small(kps: Sequence[Sequence[float]] | np.ndarray, threshold_px: float = SMALL_FACE_WARNING_PX) -> bool:
+    """True when the keypoints span fewer than threshold_px pixels, so identity would suffer."""
+    return keypoint_extent(kps) < threshold_px
+
+
+def place_as_source(
+    kps: Sequence[Sequence[float]] | np.ndarray, src_size: tuple[int, int], dst_size: tuple[int, int]
+) -> np.ndarray:
+    """Map keypoints of a (width, height) source image into a (width, height) target, as a centre-cropped resize would.
+
+    Convention (the same as ComfyUI's image upscale with crop = "center"): the source is cropped symmetrically to the
+    target's aspect ratio, the crop offset rounded to whole pixels, and that crop is scaled to the target size.
+    Points in the cropped-away margin land outside the target frame.
+    """
+    arr = as_keypoints(kps)
+    (src_w, src_h), (dst_w, dst_h) = _size(src_size, "source"), _size(dst_size, "target")
+    src_aspect, dst_aspect = src_w / src_h, dst_w / dst_h
+    crop_x = crop_y = 0
+    if src_aspect > dst_aspect:
+        crop_x = round((src_w - src_w * (dst_aspect / src_aspect)) / 2)
+    elif src_aspect < dst_aspect:
+        crop_y = round((src_h - src_h * (src_aspect / dst_aspect)) / 2)
+    scale = np.array([dst_w / (src_w - 2 * crop_x), dst_h / (src_h - 2 * crop_y)])
+    return (arr - np.array([crop_x, crop_y])) * scale
+
+
+def place_centered(
+    kps: Sequence[Sequence[float]] | np.ndarray, dst_size: tuple[int, int], face_fraction: float
+) -> np.ndarray:
+    """Move the keypoints' bounding-box centre to the frame centre and scale them uniformly so that their extent
+    covers face_fraction of the frame's shorter side."""
+    arr = as_keypoints(kps)
+    dst_w, dst_h = _size(dst_size, "target")
+    if not 0 < face_fraction <= 1:
+        raise InstantIDError(f"face_fraction must be in (0, 1], got {face_fraction}")
+    extent = keypoint_extent(arr)
+    if extent == 0:
+        raise InstantIDError("The five face keypoints all lie on one spot, so they cannot be scaled: check the face")
+    centre = (arr.max(axis=0) + arr.min(axis=0)) / 2
+    scale = face_fraction * min(dst_w, dst_h) / extent
+    return (arr - centre) * scale + np.array([dst_w / 2, dst_h / 2])
+
+
+def _size(size: tuple[int, int], what: str) -> tuple[int, int]:
+    width, height = size
+    if width < 1 or height < 1:
+        raise InstantIDError(f"The {what} size must be at least 1×1 pixels, got {width}×{height}")
+    return int(width), int(height)
+
+
+def keypoint_image(result, size: tuple[int, int], placement: str, face_fraction: float = 0.35,
+                   all_faces: bool = False) -> np.ndarray:
+    """The keypoint rendering of one analysed photo (a FaceAnalysisResult) at size (width, height).
+
+    'centered' scales the chosen face to face_fraction and moves the other faces with it (same transform).
+    """
+    if placement not in PLACEMENTS:
+        raise InstantIDError(f"Unknown keypoint placement {placement!r}: use one of {', '.join(PLACEMENTS)}.")
+    chosen = result.face
+    faces = result.faces if all_faces else (chosen,)
+    if placement == "as in source":
+        placed = [place_as_source(f.kps, f.image_size, size) for f in faces]
+    else:
+        target = place_centered(chosen.kps, size, face_fraction)
+        source = as_keypoints(chosen.kps)
+        scale = keypoint_extent(target) / keypoint_extent(source)
+        offset = target.mean(axis=0) - source.mean(axis=0) * scale
+        placed = [as_keypoints(f.kps) * scale + offset for f in faces]
+    chosen_placed = placed[faces.index(chosen)]
+    if face_too_small(chosen_placed):
+        logger.warning("The face in the keypoint image spans %.0f px, under %.0f px: identity will be weak. "
+                       "Generate a larger image or place the face bigger.", keypoint_extent(chosen_placed),
+                       SMALL_FACE_WARNING_PX)
+    return draw_keypoints(placed, *size)
