@@ -4,8 +4,23 @@ from typing_extensions import override
 from comfy_api.latest import ComfyExtension, io
 
 from . import host
+from .apply import ApplyInstantID, ApplyInstantIDAdvanced
+from .attention import InstantIDPatchAttention
+from .faces import InstantIDFaceAnalysis
+from .identitynet import ApplyIdentityNet
+from .keypoints import InstantIDKeypoints
+from .loaders import LoadInstantIDAdapter, LoadInstantIDFaceAnalysis
 
-NODE_CLASSES: list[type[io.ComfyNode]] = []
+NODE_CLASSES: list[type[io.ComfyNode]] = [
+    LoadInstantIDAdapter,
+    LoadInstantIDFaceAnalysis,
+    InstantIDFaceAnalysis,
+    InstantIDKeypoints,
+    ApplyIdentityNet,
+    InstantIDPatchAttention,
+    ApplyInstantID,
+    ApplyInstantIDAdvanced,
+]
 
 
 class InstantIDExtension(ComfyExtension):

@@ -1,13 +1,29 @@
 """Host glue: the one place outside the node classes that talks to ComfyUI (folders, devices, model manager, patches)."""
+import itertools
 import logging
 import os
 
+import torch
+
+import comfy.controlnet
+import comfy.ldm.modules.attention as comfy_attention
+import comfy.model_management as mm
+import comfy.model_patcher
+import comfy.utils
 import folder_paths
+from comfy.ldm.modules.attention import BasicTransformerBlock, SpatialTransformer
+
+from ..instantid_core.attention import (IdentityAttention, IdentityAttentionPatch, IdentityKV, RegionMask, SigmaGate,
+                                        layer_multipliers)
+from ..instantid_core.errors import InstantIDError
+from ..instantid_core.identity import IdentityTokens, InstantIDAdapter
+from ..instantid_core.unet_layers import CrossAttentionLayer, assign_adapter_indices
 
 log = logging.getLogger(__name__)
 
 ADAPTER_FOLDER = "instantid"
 FACE_PACK_FOLDER = "insightface"
+IDENTITYNET_FILE = "controlnet/instantid/diffusion_pytorch_model.safetensors"
 
 
 def _register_folder(name: str, extensions: set[str]) -> None:
@@ -21,3 +37,225 @@ def register_model_folders() -> None:
     """Register `models/instantid` (adapter files) and `models/insightface` (face model packs)."""
     _register_folder(ADAPTER_FOLDER, set(folder_paths.supported_pt_extensions))
     _register_folder(FACE_PACK_FOLDER, set())
+
+
+def adapter_files() -> list[str]:
+    """Adapter files ComfyUI lists in models/instantid (and extra_model_paths.yaml folders)."""
+    return folder_paths.get_filename_list(ADAPTER_FOLDER)
+
+
+def adapter_path(name: str) -> str:
+    """Full path of an adapter file, or an error naming the folders searched."""
+    path = folder_paths.get_full_path(ADAPTER_FOLDER, name)
+    if path is None:
+        raise InstantIDError(f"InstantID adapter '{name}' not found in {folder_paths.get_folder_paths(ADAPTER_FOLDER)}: "
+                             f"put ip-adapter.bin into models/instantid/.")
+    return path
+
+
+def face_pack_names() -> list[str]:
+    """Face model packs (sub-folders of models/insightface/models/ in every registered insightface folder)."""
+    names = set()
+    for root in folder_paths.get_folder_paths(FACE_PACK_FOLDER):
+        packs = os.path.join(root, "models")
+        if os.path.isdir(packs):
+            names.update(d for d in os.listdir(packs) if os.path.isdir(os.path.join(packs, d)))
+    return sorted(names, key=lambda name: (name != "antelopev2", name)) or ["antelopev2"]
+
+
+def face_pack_path(name: str) -> str:
+    """The folder of a face pack: the first registered insightface folder that has models/<name>, else the first
+    candidate (so the pack check names the exact folder it looked in)."""
+    candidates = [os.path.join(root, "models", name) for root in folder_paths.get_folder_paths(FACE_PACK_FOLDER)]
+    if not candidates:
+        raise InstantIDError("No insightface model folder is registered: the InstantID pack did not start properly.")
+    return next((c for c in candidates if os.path.isdir(c)), candidates[0])
+
+
+def comfy_attention_fn(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, extra_options: dict) -> torch.Tensor:
+    """ComfyUI's own attention, exactly as an unpatched cross-attention layer calls it."""
+    return comfy_attention.optimized_attention(q, k, v, heads, attn_precision=extra_options.get("attn_precision"),
+                                               transformer_options=extra_options)
+
+
+def cross_attention_layers(model) -> list[CrossAttentionLayer]:
+    """Every cross-attention layer of a ModelPatcher's UNet, in ComfyUI's input → middle → output walk."""
+    unet = model.get_model_object("diffusion_model")
+    groups = [("input", enumerate(getattr(unet, "input_blocks", []))),
+              ("middle", [(0, getattr(unet, "middle_block", None))]),
+              ("output", enumerate(getattr(unet, "output_blocks", [])))]
+    layers = []
+    for name, blocks in groups:
+        for number, block in blocks:
+            for module in block or []:
+                if not isinstance(module, SpatialTransformer):
+                    continue
+                for index, tb in enumerate(module.transformer_blocks):
+                    attn2 = getattr(tb, "attn2", None)
+                    if attn2 is not None:
+                        layers.append(CrossAttentionLayer((name, number, index), attn2.to_k.in_features,
+                                                          attn2.to_k.out_features, attn2.heads))
+    return layers
+
+
+def model_compute_dtype(model) -> torch.dtype:
+    """The dtype the UNet computes in (its manual-cast dtype for fp8 storage, else its weight dtype)."""
+    base = model.model
+    return base.manual_cast_dtype or base.get_dtype()
+
+
+def sigma_gate(model, start_percent: float, end_percent: float) -> SigmaGate:
+    """The start/end percents as sigma bounds of this model's schedule (None where the bound never excludes)."""
+    sampling = model.get_model_object("model_sampling")
+    return SigmaGate(sigma_start=None if start_percent <= 0.0 else float(sampling.percent_to_sigma(start_percent)),
+                     sigma_end=None if end_percent >= 1.0 else float(sampling.percent_to_sigma(end_percent)))
+
+
+def managed_kv(kv: IdentityKV) -> comfy.model_patcher.ModelPatcher:
+    """Put the precomputed K/V under the model manager, so they load and offload with the UNet."""
+    return comfy.model_patcher.ModelPatcher(kv, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device())
+
+
+def patch_cross_attention(model, shared: IdentityAttention, kv_patcher) -> object:
+    """A clone of `model` with the identity attention on every layer in `shared`, wrapping patches already there."""
+    patched = model.clone()
+    existing = patched.model_options.get("transformer_options", {}).get("patches_replace", {}).get("attn2", {})
+    for key in shared.adapter_index:
+        patch = IdentityAttentionPatch(shared, key, previous=existing.get(key, existing.get(key[:2])), models=lambda: [kv_patcher])
+        patched.set_model_attn2_replace(patch, *key)
+    return patched
+
+
+def apply_identity_attention(model, adapter: InstantIDAdapter, tokens: IdentityTokens, weight: float,
+                             start_percent: float, end_percent: float, weight_type: str = "linear", mask=None):
+    """A clone of `model` whose every cross-attention layer adds the identity attention; `model` is left untouched.
+
+    Everything is checked before the clone is made: the layers found in the model must pair one to one with the
+    adapter's K/V weights. The identity K/V are computed here, once, and handed to the model manager.
+    """
+    layers = cross_attention_layers(model)
+    if not layers:
+        raise InstantIDError(f"The model ({type(model.model).__name__}) has no UNet cross-attention layers, so "
+                             "InstantID cannot patch it: InstantID works with SDXL checkpoints.")
+    weights = adapter.weights
+    adapter_index = assign_adapter_indices(layers, weights.layer_widths, weights.token_dim)
+    multipliers = layer_multipliers(weight_type, layers)
+    region = RegionMask(mask.reshape(-1, *mask.shape[-2:]).float()) if mask is not None else None
+    kv = IdentityKV(adapter.identity_kv(tokens, model_compute_dtype(model)))
+    shared = IdentityAttention(
+        kv=kv, adapter_index=adapter_index,
+        scales={layer.key: weight * m for layer, m in zip(layers, multipliers)},
+        gate=sigma_gate(model, start_percent, end_percent), region=region, attention=comfy_attention_fn)
+    log.info("InstantID: identity attention on %d cross-attention layers (%s, %.2f MB of K/V)", len(layers),
+             weight_type, sum(p.numel() * p.element_size() for p in kv.parameters()) / 2**20)
+    return patch_cross_attention(model, shared, managed_kv(kv))
+
+
+class IdentityNetControl(comfy.controlnet.ControlNet):
+    """IdentityNet: a ComfyUI ControlNet whose cross-attention context is the face tokens, not the text.
+
+    The tokens travel with the ControlNet object (row 0 conditional, row 1 unconditional, picked per batch half by
+    `cond_or_uncond`), so ControlNets chained before or after it keep their own context, and two identities can
+    each have their own IdentityNet. An optional mask limits its residuals to a region.
+    """
+
+    identity_tokens: torch.Tensor
+    region: RegionMask | None
+
+    @classmethod
+    def from_controlnet(cls, control_net, tokens: torch.Tensor, region: RegionMask | None):
+        """A copy of a loaded ControlNet that runs as IdentityNet with these (2, T, D) tokens."""
+        copy = comfy.controlnet.ControlNet.copy(control_net)
+        copy.__class__ = cls
+        copy.identity_tokens = tokens
+        copy.region = region
+        return copy
+
+    def copy(self):
+        """ComfyUI copies ControlNets per sampling; the copy stays an IdentityNet with the same tokens."""
+        return IdentityNetControl.from_controlnet(self, self.identity_tokens, self.region)
+
+    def get_control(self, x_noisy, t, cond, batched_number, transformer_options):
+        """The previous ControlNets' residuals (with the text context) plus ours (with the face tokens)."""
+        previous = self.previous_controlnet
+        control_prev = previous.get_control(x_noisy, t, cond, batched_number, transformer_options) if previous else None
+        chunks = transformer_options["cond_or_uncond"]
+        rows = x_noisy.shape[0] // len(chunks)
+        context = torch.cat([self.identity_tokens[c:c + 1].expand(rows, -1, -1) for c in chunks])
+        self.previous_controlnet = None  # our own residuals only; the previous ones are merged below
+        try:
+            own = super().get_control(x_noisy, t, dict(cond, crossattn_controlnet=context), batched_number,
+                                      transformer_options)
+        finally:
+            self.previous_controlnet = previous
+        if own is not None and self.region is not None:
+            latent_hw = tuple(x_noisy.shape[-2:])
+            own = {name: [None if r is None else r * self.region.for_layer(*r.shape[-2:], rows, latent_hw, r.device, r.dtype)
+                          .reshape(rows, 1, *r.shape[-2:]).repeat(len(chunks), 1, 1, 1) for r in residuals]
+                   for name, residuals in own.items()}
+        return _sum_controls(own, control_prev)
+
+
+def _sum_controls(own: dict | None, previous: dict | None) -> dict | None:
+    """Residuals of two ControlNets added position by position (either may be None)."""
+    if own is None or previous is None:
+        return own if own is not None else previous
+    merged = {}
+    for name in set(own) | set(previous):
+        a, b = own.get(name, []), previous.get(name, [])
+        merged[name] = [x if y is None else y if x is None else x + y
+                        for x, y in itertools.zip_longest(a, b)]
+    return merged
+
+
+def check_identitynet(control_net) -> None:
+    """Refuse a CONTROL_NET that is missing or is not an SDXL ControlNet with 2048-wide cross-attention."""
+    expected = (f"load InstantID's IdentityNet ({IDENTITYNET_FILE}, from https://huggingface.co/InstantX/InstantID) "
+                "with ComfyUI's 'Load ControlNet Model' node")
+    if control_net is None:
+        raise InstantIDError(f"No ControlNet is connected to 'control_net': {expected}.")
+    if not isinstance(control_net, comfy.controlnet.ControlNet) or getattr(control_net, "control_model", None) is None:
+        raise InstantIDError(f"The 'control_net' input is a {type(control_net).__name__}, not a ControlNet model: "
+                             f"{expected}.")
+    model = control_net.control_model
+    widths = {block.attn2.to_k.in_features for block in model.modules() if isinstance(block, BasicTransformerBlock)}
+    label_emb = getattr(model, "label_emb", None)
+    first_linear = next((m for m in label_emb.modules() if isinstance(m, torch.nn.Linear)), None) if label_emb else None
+    adm_width = first_linear.in_features if first_linear is not None else None
+    if widths != {2048} or adm_width != 2816:
+        found = f"cross-attention width {', '.join(map(str, sorted(widths))) or 'none'}, ADM input {adm_width or 'none'}"
+        raise InstantIDError(f"The ControlNet connected to 'control_net' is not an SDXL ControlNet with 2048-wide "
+                             f"cross-attention ({found}), so it is not IdentityNet: {expected}.")
+
+
+def apply_identitynet(positive, negative, control_net, tokens: IdentityTokens, image: torch.Tensor, strength: float,
+                      start_percent: float, end_percent: float, mask=None, vae=None):
+    """(positive, negative) with IdentityNet attached to every entry, chained after any ControlNet already there."""
+    check_identitynet(control_net)
+    region = RegionMask(mask.reshape(-1, *mask.shape[-2:]).float()) if mask is not None else None
+    hint = image.movedim(-1, 1)
+    stacked = tokens.stacked()
+    copies = {}
+    out = []
+    for conditioning in (positive, negative):
+        entries = []
+        for embedding, options in conditioning:
+            previous = options.get("control")
+            if previous not in copies:  # one copy per previous ControlNet, shared by positive and negative
+                net = IdentityNetControl.from_controlnet(control_net, stacked, region)
+                net = net.set_cond_hint(hint, strength, (start_percent, end_percent), vae=vae)
+                net.set_previous_controlnet(previous)
+                copies[previous] = net
+            entries.append([embedding, dict(options, control=copies[previous], control_apply_to_uncond=False)])
+        out.append(entries)
+    return out[0], out[1]
+
+
+def work_device() -> torch.device:
+    """The device ComfyUI computes on."""
+    return mm.get_torch_device()
+
+
+def intermediate_device() -> torch.device:
+    """Where ComfyUI keeps node outputs between nodes."""
+    return mm.intermediate_device()

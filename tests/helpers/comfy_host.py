@@ -1,5 +1,6 @@
 """The real ComfyUI imported in-process (host tier): CPU mode, a throw-away base directory, this pack loaded."""
 import asyncio
+import importlib
 import inspect
 import logging
 import sys
@@ -40,6 +41,11 @@ class ComfyHost:
     execution: ModuleType
     server: _RecordingServer
     pack_nodes: dict[str, type] = field(default_factory=dict)
+
+    def pack_module(self, name: str) -> ModuleType:
+        """A module of this pack as ComfyUI imported it, e.g. 'nodes.host' or 'instantid_core.identity'."""
+        root = self.node("InstantIDLoadAdapter").__module__.rsplit(".nodes.", 1)[0]  # ComfyUI names it by its path
+        return importlib.import_module(f"{root}.{name}")
 
     def node(self, class_name: str) -> type:
         """A node class as registered in ComfyUI's NODE_CLASS_MAPPINGS."""

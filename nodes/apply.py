@@ -1,0 +1,138 @@
+"""Apply InstantID (and Advanced): face analysis, IdentityNet and attention patching in one node."""
+from dataclasses import dataclass
+
+from comfy_api.latest import io
+
+from ..instantid_core.images import to_image_batch, to_uint8_rgb
+from ..instantid_core.keypoints import keypoint_image
+from . import host
+from .io_types import (CATEGORY, FaceAnalysis, InstantID, face_choice_inputs, percent_inputs, token_inputs,
+                       weight_type_input)
+
+
+@dataclass(frozen=True)
+class InstantIDSettings:
+    """Everything the all-in-one nodes let the user set besides their graph inputs."""
+
+    adapter_weight: float
+    identitynet_strength: float
+    start_percent: float
+    end_percent: float
+    noise: float = 0.0
+    combine_embeds: str = "average"
+    weight_type: str = "linear"
+    face_choice: str = "largest"
+    face_index: int = 0
+
+
+def apply_instantid(face_analysis, instantid, control_net, image, model, positive, negative,
+                    settings: InstantIDSettings, image_kps=None, mask=None):
+    """(model, positive, negative) with InstantID applied; inputs are checked before anything is built."""
+    host.check_identitynet(control_net)
+    faces = face_analysis.analyze(to_uint8_rgb(image), settings.face_choice, settings.face_index, "error")
+    pose = faces if image_kps is None else face_analysis.analyze(to_uint8_rgb(image_kps[:1]), settings.face_choice,
+                                                                 settings.face_index, "error")
+    reference = pose.results[0]
+    keypoints = to_image_batch([keypoint_image(reference, reference.face.image_size, "as in source")])
+    tokens = instantid.tokens(faces.embeddings(), settings.combine_embeds, settings.noise)
+    patched = host.apply_identity_attention(model, instantid, tokens, settings.adapter_weight, settings.start_percent,
+                                            settings.end_percent, settings.weight_type, mask)
+    positive, negative = host.apply_identitynet(positive, negative, control_net, tokens, keypoints,
+                                                settings.identitynet_strength, settings.start_percent,
+                                                settings.end_percent, mask)
+    return patched, positive, negative
+
+
+def _graph_inputs() -> list:
+    """The inputs both all-in-one nodes take from the graph."""
+    return [
+        InstantID.Input("instantid", tooltip="The InstantID adapter, from 'Load InstantID Adapter'."),
+        FaceAnalysis.Input("face_analysis", tooltip="The face models, from 'Load InstantID Face Analysis'."),
+        io.ControlNet.Input("control_net", tooltip="IdentityNet, loaded with 'Load ControlNet Model' from "
+                                                   "controlnet/instantid/diffusion_pytorch_model.safetensors."),
+        io.Image.Input("image", tooltip="One or more reference photos of the person."),
+        io.Model.Input("model", tooltip="An SDXL model."),
+        io.Conditioning.Input("positive", tooltip="Positive conditioning (the prompt)."),
+        io.Conditioning.Input("negative", tooltip="Negative conditioning."),
+    ]
+
+
+def _optional_inputs() -> list:
+    """The optional inputs of both all-in-one nodes."""
+    return [
+        io.Image.Input("image_kps", optional=True, tooltip="A photo whose face pose to copy (its keypoints drive "
+                                                          "IdentityNet); default: the reference photo's pose."),
+        io.Mask.Input("mask", optional=True, tooltip="Region where the identity applies (attention and "
+                                                     "IdentityNet); nothing changes outside it."),
+    ]
+
+
+_OUTPUTS = [io.Model.Output(display_name="MODEL"), io.Conditioning.Output(display_name="positive"),
+            io.Conditioning.Output(display_name="negative")]
+
+
+class ApplyInstantID(io.ComfyNode):
+    """InstantID in one node: one weight for the identity attention and IdentityNet."""
+
+    @classmethod
+    def define_schema(cls):
+        """Node schema."""
+        return io.Schema(
+            node_id="InstantIDApply",
+            display_name="Apply InstantID",
+            category=CATEGORY,
+            description="Face analysis + IdentityNet + identity attention, for the common case.",
+            inputs=[
+                *_graph_inputs(),
+                io.Float.Input("weight", default=0.8, min=0.0, max=5.0, step=0.01,
+                               tooltip="Identity strength: the adapter weight and IdentityNet strength together."),
+                *percent_inputs("InstantID"),
+                *_optional_inputs(),
+            ],
+            outputs=list(_OUTPUTS),
+        )
+
+    @classmethod
+    def execute(cls, instantid, face_analysis, control_net, image, model, positive, negative, weight, start_percent,
+                end_percent, image_kps=None, mask=None) -> io.NodeOutput:
+        """Apply InstantID."""
+        settings = InstantIDSettings(weight, weight, start_percent, end_percent)
+        return io.NodeOutput(*apply_instantid(face_analysis, instantid, control_net, image, model, positive,
+                                              negative, settings, image_kps, mask))
+
+
+class ApplyInstantIDAdvanced(io.ComfyNode):
+    """InstantID in one node, with separate adapter weight and IdentityNet strength and every option."""
+
+    @classmethod
+    def define_schema(cls):
+        """Node schema."""
+        return io.Schema(
+            node_id="InstantIDApplyAdvanced",
+            display_name="Apply InstantID Advanced",
+            category=CATEGORY,
+            description="Face analysis + IdentityNet + identity attention, with every setting exposed.",
+            inputs=[
+                *_graph_inputs(),
+                io.Float.Input("adapter_weight", default=0.8, min=-1.0, max=5.0, step=0.01,
+                               tooltip="Strength of the identity attention in the UNet (likeness)."),
+                io.Float.Input("identitynet_strength", default=0.8, min=0.0, max=10.0, step=0.01,
+                               tooltip="Strength of IdentityNet (face shape and pose)."),
+                *percent_inputs("InstantID"),
+                weight_type_input(),
+                *token_inputs(),
+                *face_choice_inputs(),
+                *_optional_inputs(),
+            ],
+            outputs=list(_OUTPUTS),
+        )
+
+    @classmethod
+    def execute(cls, instantid, face_analysis, control_net, image, model, positive, negative, adapter_weight,
+                identitynet_strength, start_percent, end_percent, weight_type, combine_embeds, noise, face_choice,
+                face_index, image_kps=None, mask=None) -> io.NodeOutput:
+        """Apply InstantID."""
+        settings = InstantIDSettings(adapter_weight, identitynet_strength, start_percent, end_percent, noise,
+                                     combine_embeds, weight_type, face_choice, face_index)
+        return io.NodeOutput(*apply_instantid(face_analysis, instantid, control_net, image, model, positive,
+                                              negative, settings, image_kps, mask))

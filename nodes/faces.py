@@ -1,0 +1,37 @@
+"""Face analysis node: finds the faces of a batch of reference photos and picks one per photo."""
+from comfy_api.latest import io, ui
+
+from ..instantid_core.face_analysis import NO_FACE_POLICIES, draw_preview
+from ..instantid_core.images import to_image_batch, to_uint8_rgb
+from .io_types import CATEGORY, Face, FaceAnalysis, face_choice_inputs
+
+
+class InstantIDFaceAnalysis(io.ComfyNode):
+    """Detects the faces of every reference photo and computes their identity embeddings."""
+
+    @classmethod
+    def define_schema(cls):
+        """Node schema."""
+        return io.Schema(
+            node_id="InstantIDAnalyzeFaces",
+            display_name="InstantID Face Analysis",
+            category=CATEGORY,
+            description="Finds the face in each reference photo: box, 5 keypoints and 512-d identity embedding.",
+            inputs=[
+                FaceAnalysis.Input("face_analysis", tooltip="The face models, from 'Load InstantID Face Analysis'."),
+                io.Image.Input("image", tooltip="One or more reference photos of the person (a batch)."),
+                *face_choice_inputs(),
+                io.Combo.Input("no_face", options=list(NO_FACE_POLICIES), default="error",
+                               tooltip="A photo without a face: stop with an error naming it, or skip it (logged) "
+                                       "and use the others."),
+            ],
+            outputs=[Face.Output(display_name="face"), io.Image.Output(display_name="preview")],
+        )
+
+    @classmethod
+    def execute(cls, face_analysis, image, face_choice, face_index, no_face) -> io.NodeOutput:
+        """Analyse the batch; the preview shows every face found, the chosen one highlighted."""
+        pictures = to_uint8_rgb(image)
+        faces = face_analysis.analyze(pictures, face_choice, face_index, no_face)
+        preview = to_image_batch([draw_preview(p, r) for p, r in zip(pictures, faces.results)])
+        return io.NodeOutput(faces, preview, ui=ui.PreviewImage(preview, cls=cls))

@@ -1,0 +1,61 @@
+"""Loader nodes: the InstantID adapter file and the face analysis models."""
+from comfy_api.latest import io
+
+from ..instantid_core.face_analysis import PROVIDERS, FacePack
+from ..instantid_core.identity import InstantIDAdapter
+from . import host
+from .io_types import CATEGORY, FaceAnalysis, InstantID
+
+
+class LoadInstantIDAdapter(io.ComfyNode):
+    """Loads InstantID's ip-adapter file (Resampler + per-layer identity K/V projections)."""
+
+    @classmethod
+    def define_schema(cls):
+        """Node schema."""
+        return io.Schema(
+            node_id="InstantIDLoadAdapter",
+            display_name="Load InstantID Adapter",
+            category=CATEGORY,
+            description="Loads InstantID's adapter (ip-adapter.bin or .safetensors) from models/instantid.",
+            inputs=[io.Combo.Input("adapter_file", options=host.adapter_files(),
+                                   tooltip="InstantID's ip-adapter.bin (or a .safetensors conversion) in "
+                                           "models/instantid/.")],
+            outputs=[InstantID.Output(display_name="INSTANTID")],
+        )
+
+    @classmethod
+    def execute(cls, adapter_file) -> io.NodeOutput:
+        """Load and validate the file."""
+        return io.NodeOutput(InstantIDAdapter.load(host.adapter_path(adapter_file)))
+
+
+class LoadInstantIDFaceAnalysis(io.ComfyNode):
+    """Loads the face detector and recogniser of an insightface model pack (antelopev2)."""
+
+    @classmethod
+    def define_schema(cls):
+        """Node schema."""
+        return io.Schema(
+            node_id="InstantIDLoadFaceAnalysis",
+            display_name="Load InstantID Face Analysis",
+            category=CATEGORY,
+            description="Loads the detector and recogniser of a face pack in models/insightface/models/.",
+            inputs=[
+                io.Combo.Input("face_pack", options=host.face_pack_names(),
+                               tooltip="Folder in models/insightface/models/ holding the five .onnx files "
+                                       "(InstantID is trained with antelopev2)."),
+                io.Combo.Input("provider", options=list(PROVIDERS), default="auto",
+                               tooltip="Where onnxruntime runs the face models. 'auto' picks the best one installed; "
+                                       "one that is not installed falls back to the CPU with a warning."),
+                io.Int.Input("detection_size", default=640, min=128, max=1280, step=32,
+                             tooltip="Detector input size in pixels. Smaller finds close-ups; analysis also retries "
+                                     "smaller sizes when no face is found."),
+            ],
+            outputs=[FaceAnalysis.Output(display_name="FACEANALYSIS")],
+        )
+
+    @classmethod
+    def execute(cls, face_pack, provider, detection_size) -> io.NodeOutput:
+        """Check the folder and load its detector and recogniser."""
+        return io.NodeOutput(FacePack.load(host.face_pack_path(face_pack), provider, detection_size))
