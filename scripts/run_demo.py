@@ -28,7 +28,8 @@ logger = logging.getLogger("demo")
 
 WORKFLOW = REPO / "workflows" / "instantid_basic.json"
 STANDIN_SIZE, STANDIN_STEPS = 256, 4
-MODEL_INPUTS = {"ckpt_name": "checkpoints", "control_net_name": "controlnet", "instantid_file": "instantid"}
+MODEL_INPUTS = {"ckpt_name": "checkpoints", "control_net_name": "controlnet", "adapter_file": "instantid",
+                "instantid_file": "instantid"}
 """Prompt inputs that name model files, and the models/ subfolder each lives in."""
 
 

@@ -76,6 +76,6 @@ def test_ui_workflow_converts_to_the_prompt_the_frontend_would_queue(comfy_serve
     # widgets_values [seed, "fixed", steps, cfg, sampler, scheduler, denoise]: the hidden "control after generate"
     # value after the seed is skipped, links take the socket inputs.
     assert {k: sampler[k] for k in ("seed", "steps", "cfg", "sampler_name", "scheduler", "denoise")} == \
-        {"seed": 42, "steps": 30, "cfg": 5.0, "sampler_name": "euler", "scheduler": "karras", "denoise": 1.0}
+        {"seed": 42, "steps": 30, "cfg": 4.5, "sampler_name": "euler", "scheduler": "karras", "denoise": 1.0}
     assert all(isinstance(sampler[k], list) for k in ("model", "positive", "negative", "latent_image"))
     assert not any(node["class_type"] == "Note" for node in prompt.values())

@@ -1,0 +1,49 @@
+"""The pack's nodes as a real ComfyUI server publishes and runs them."""
+import pytest
+
+pytestmark = pytest.mark.server
+
+NODES = {  # node id -> (display name, output types)
+    "InstantIDLoadAdapter": ("Load InstantID Adapter", ["INSTANTID"]),
+    "InstantIDLoadFaceAnalysis": ("Load InstantID Face Analysis", ["FACEANALYSIS"]),
+    "InstantIDAnalyzeFaces": ("InstantID Face Analysis", ["INSTANTID_FACE", "IMAGE"]),
+    "InstantIDKeypoints": ("InstantID Keypoints", ["IMAGE"]),
+    "InstantIDApplyIdentityNet": ("Apply IdentityNet", ["CONDITIONING", "CONDITIONING"]),
+    "InstantIDPatchAttention": ("InstantID Patch Attention", ["MODEL"]),
+    "InstantIDApply": ("Apply InstantID", ["MODEL", "CONDITIONING", "CONDITIONING"]),
+    "InstantIDApplyAdvanced": ("Apply InstantID Advanced", ["MODEL", "CONDITIONING", "CONDITIONING"]),
+}
+
+
+def test_object_info_lists_every_node_with_its_types_and_a_tooltip_on_every_input(comfy_server):
+    info = comfy_server.get_json("/object_info")
+
+    for node_id, (display_name, outputs) in NODES.items():
+        node = info[node_id]
+        assert (node["display_name"], node["output"], node["category"]) == (display_name, outputs, "InstantID")
+        inputs = {**node["input"]["required"], **node["input"].get("optional", {})}
+        untipped = [name for name, spec in inputs.items() if not (len(spec) > 1 and spec[1].get("tooltip"))]
+        assert untipped == [], f"{node_id}: inputs without a tooltip: {untipped}"
+    assert "ip-adapter.bin" in info["InstantIDLoadAdapter"]["input"]["required"]["adapter_file"][1]["options"]
+    assert "antelopev2" in info["InstantIDLoadFaceAnalysis"]["input"]["required"]["face_pack"][1]["options"]
+
+
+def test_a_photo_without_a_face_comes_back_as_a_comfyui_error_naming_the_image(comfy_server):
+    from helpers.comfy_server import PromptError
+
+    prompt = {
+        "1": {"class_type": "InstantIDLoadFaceAnalysis", "inputs": {"face_pack": "antelopev2", "provider": "CPU",
+                                                                    "detection_size": 640}},
+        "2": {"class_type": "EmptyImage", "inputs": {"width": 256, "height": 256, "batch_size": 1, "color": 0x808080}},
+        "3": {"class_type": "InstantIDAnalyzeFaces", "inputs": {"face_analysis": ["1", 0], "image": ["2", 0],
+                                                                "face_choice": "largest", "face_index": 0,
+                                                                "no_face": "error"}},
+        "4": {"class_type": "PreviewImage", "inputs": {"images": ["3", 1]}},
+    }
+
+    with pytest.raises(PromptError) as raised:
+        comfy_server.run(prompt)
+
+    (error,) = [m[1] for m in raised.value.body["status"]["messages"] if m[0] == "execution_error"]
+    assert error["node_type"] == "InstantIDAnalyzeFaces" and error["exception_type"].endswith("InstantIDError")
+    assert "Reference image 0" in error["exception_message"] and "no face found" in error["exception_message"]
