@@ -113,13 +113,16 @@ class FacePack:
         return cls(app=app, pack_dir=pack_dir, providers=used, det_size=det_size)
 
     def detect(self, bgr: np.ndarray, size: int) -> list:
-        """insightface faces of one BGR picture at detection size `size`."""
-        detector = self.app.models["detection"]
-        detector.input_size = (size, size)
-        try:
-            return self.app.get(bgr)
-        finally:
-            detector.input_size = (self.det_size, self.det_size)
+        """insightface faces (box, keypoints, score, embedding) of one BGR picture at detection size `size`."""
+        from insightface.app.common import Face
+
+        boxes, keypoints = self.app.models["detection"].detect(bgr, input_size=(size, size))
+        faces = []
+        for box, kps in zip(boxes, keypoints):
+            face = Face(bbox=box[:4], kps=kps, det_score=box[4])
+            self.app.models["recognition"].get(bgr, face)
+            faces.append(face)
+        return faces
 
     def find_faces(self, rgb: np.ndarray) -> tuple[DetectedFace, ...]:
         """The faces of one HxWx3 uint8 RGB picture, in reading order; retries smaller sizes, then a padded border."""
