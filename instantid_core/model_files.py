@@ -131,7 +131,7 @@ def _container(path: Path) -> str:
         return _check_safetensors_header(path, head, size)
     if head.startswith(_ZIP_MAGIC):
         return _check_zip(path, size)
-    if head[:1] == b"\x80" and 2 <= head[1] <= 5:
+    if len(head) >= 2 and head[:1] == b"\x80" and 2 <= head[1] <= 5:
         return "pickle"
     if _looks_like_onnx(head):
         raise _NoTensors(_onnx_identity(path))
@@ -222,8 +222,9 @@ def _torch_load(path: Path, mmap: bool) -> object:
                 "download the official file",
             )
         ) from None
-    except (EOFError, RuntimeError, ValueError, struct.error) as e:
-        raise _NoTensors(_truncated("torch pickle", path.stat().st_size, str(e).splitlines()[0][:120])) from None
+    except (EOFError, IndexError, RuntimeError, ValueError, struct.error) as e:
+        evidence = (str(e).splitlines() or [type(e).__name__])[0][:120]  # a cut file may raise a bare EOFError
+        raise _NoTensors(_truncated("torch pickle", path.stat().st_size, evidence)) from None
 
 
 def _flatten(obj: object, prefix: str = "") -> dict[str, torch.Tensor]:

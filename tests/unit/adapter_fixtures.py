@@ -4,6 +4,7 @@ The InstantID layout is written out here key by key from SPEC §4, independently
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +86,12 @@ def flatten(nested: dict) -> dict[str, torch.Tensor]:
 def save_bin(obj: dict, path: Path) -> Path:
     """torch.save obj to path and return the path."""
     torch.save(obj, path)
+    return path
+
+
+def save_legacy_bin(obj: dict, path: Path) -> Path:
+    """torch.save obj in the legacy (pre-1.6, non-zip) pickle format to path and return the path."""
+    torch.save(obj, path, _use_new_zipfile_serialization=False)
     return path
 
 
@@ -189,6 +196,80 @@ def lora() -> dict[str, torch.Tensor]:
 
 
 def resampler_shapes(dims: TinyDims = TinyDims()) -> dict[str, tuple[int, ...]]:
-    """The key -> shape table of resampler_state_dict(dims), built on the meta device (no memory, even for REAL_DIMS)."""
+    """The key -> shape table of resampler_state_dict(dims), built on the meta device (no memory, even REAL_DIMS)."""
     with torch.device("meta"):
         return {key: tuple(t.shape) for key, t in resampler_state_dict(dims).items()}
+
+
+def ip_adapter_full_face(clip_dim: int = 1024, width: int = 768) -> dict:
+    """An IP-Adapter Full Face (SD1.5): an MLP projection proj.0 -> GELU -> proj.2 -> LayerNorm proj.3."""
+    return {
+        "image_proj": {
+            "proj.0.weight": torch.zeros(clip_dim, clip_dim),
+            "proj.0.bias": torch.zeros(clip_dim),
+            "proj.2.weight": torch.zeros(width, clip_dim),
+            "proj.2.bias": torch.zeros(width),
+            "proj.3.weight": torch.ones(width),
+            "proj.3.bias": torch.zeros(width),
+        },
+        "ip_adapter": ip_adapter_kv_state_dict(width, {1: 8}),
+    }
+
+
+def ip_adapter_faceid_plus(width: int = 2048) -> dict:
+    """An IP-Adapter FaceID Plus: the FaceID MLP plus a perceiver resampler over CLIP features."""
+    return {
+        "image_proj": {
+            "proj.0.weight": torch.zeros(1024, 512),
+            "proj.2.weight": torch.zeros(4 * width, 1024),
+            "norm.weight": torch.ones(width),
+            "perceiver_resampler.proj_in.weight": torch.zeros(width, 1280),
+            "perceiver_resampler.latents": torch.zeros(1, 4, width),
+        },
+        "ip_adapter": ip_adapter_kv_state_dict(width, {1: 8}),
+    }
+
+
+def sd2_checkpoint() -> dict[str, torch.Tensor]:
+    """Keys of an SD2.x checkpoint (context 1024, OpenCLIP-H text encoder)."""
+    return {
+        "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": torch.zeros(320, 1024),
+        "cond_stage_model.model.ln_final.weight": torch.zeros(1024),
+    }
+
+
+def diffusers_unet(context: int = 2048) -> dict[str, torch.Tensor]:
+    """Keys of a bare diffusers-layout UNet with cross-attention width context."""
+    return {
+        "conv_in.weight": torch.zeros(320, 4, 3, 3),
+        "down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k.weight": torch.zeros(640, context),
+    }
+
+
+def clip_vision(width: int = 1280) -> dict[str, torch.Tensor]:
+    """Keys of a CLIP vision encoder (transformers layout)."""
+    return {
+        "vision_model.encoder.layers.0.self_attn.q_proj.weight": torch.zeros(width, width),
+        "vision_model.post_layernorm.weight": torch.ones(width),
+    }
+
+
+def vae() -> dict[str, torch.Tensor]:
+    """Keys of an ldm-layout VAE."""
+    return {"encoder.conv_in.weight": torch.zeros(128, 3, 3, 3), "decoder.conv_out.weight": torch.zeros(3, 128, 3, 3)}
+
+
+class CodePayload:
+    """Unpickling this object runs code (it creates the folder `marker`): what a malicious .bin would do."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.makedirs, (str(self.marker),))
+
+
+def save_code_pickle(path: Path, marker: Path, legacy: bool = False) -> Path:
+    """torch.save an adapter-shaped dict whose 'latents' is a CodePayload (zip format, or the pre-1.6 legacy one)."""
+    torch.save({"image_proj": {"latents": CodePayload(marker)}}, path, _use_new_zipfile_serialization=not legacy)
+    return path

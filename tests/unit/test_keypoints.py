@@ -1,0 +1,201 @@
+"""The five-keypoint image IdentityNet is conditioned on, and the geometry that places keypoints in a frame."""
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from instantid_core.errors import InstantIDError
+from instantid_core.keypoints import (KEYPOINT_COLORS, SMALL_FACE_WARNING_PX, as_keypoints, draw_keypoints,
+                                      face_too_small, keypoint_extent, place_as_source, place_centered)
+
+pytestmark = pytest.mark.unit
+
+# left eye, right eye, nose, left and right mouth corner; every pair of circles (radius 10) at least 40 px apart
+KPS = np.array([[40.0, 50.0], [120.0, 50.0], [80.0, 90.0], [50.0, 130.0], [110.0, 130.0]])
+WIDTH, HEIGHT = 160, 180
+
+
+def reference_draw_kps(width: int, height: int, kps: np.ndarray) -> np.ndarray:
+    """InstantID's own `draw_kps` (pipeline_stable_diffusion_xl_instantid.py), one face, as published."""
+    color_list = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (255, 0, 255)]
+    stickwidth = 4
+    limb_seq = np.array([[0, 2], [1, 2], [3, 2], [4, 2]])
+    out_img = np.zeros([height, width, 3])
+    for index in limb_seq:
+        color = color_list[index[0]]
+        x, y = kps[index][:, 0], kps[index][:, 1]
+        length = ((x[0] - x[1]) ** 2 + (y[0] - y[1]) ** 2) ** 0.5
+        angle = math.degrees(math.atan2(y[0] - y[1], x[0] - x[1]))
+        polygon = cv2.ellipse2Poly((int(np.mean(x)), int(np.mean(y))), (int(length / 2), stickwidth), int(angle), 0,
+                                   360, 1)
+        out_img = cv2.fillConvexPoly(out_img.copy(), polygon, color)
+    out_img = (out_img * 0.6).astype(np.uint8)
+    for kp, color in zip(kps, color_list):
+        out_img = cv2.circle(out_img.copy(), (int(kp[0]), int(kp[1])), 10, color, -1)
+    return out_img.astype(np.uint8)
+
+
+def pixel(image: np.ndarray, x: float, y: float) -> tuple[int, ...]:
+    return tuple(int(c) for c in image[int(y), int(x)])
+
+
+def test_the_keypoint_image_is_height_by_width_rgb_uint8():
+    image = draw_keypoints([KPS], WIDTH, HEIGHT)
+
+    assert image.shape == (HEIGHT, WIDTH, 3) and image.dtype == np.uint8
+
+
+def test_the_keypoint_image_equals_instantids_reference_rendering():
+    kps = KPS + np.array([0.7, 0.3])  # fractional coordinates are truncated the same way
+
+    assert np.array_equal(draw_keypoints([kps], WIDTH, HEIGHT), reference_draw_kps(WIDTH, HEIGHT, kps))
+
+
+def test_the_background_is_black_away_from_the_face():
+    image = draw_keypoints([KPS], WIDTH, HEIGHT)
+
+    for x, y in [(0, 0), (WIDTH - 1, HEIGHT - 1), (150, 10), (5, 170), (80, 160)]:
+        assert pixel(image, x, y) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("point", range(5))
+def test_each_keypoint_is_a_filled_circle_of_its_full_colour(point):
+    image = draw_keypoints([KPS], WIDTH, HEIGHT)
+    x, y = KPS[point]
+
+    assert pixel(image, x, y) == KEYPOINT_COLORS[point]
+    assert pixel(image, x, y - 9) == KEYPOINT_COLORS[point]  # inside the radius-10 circle
+    assert pixel(image, x, y + 9) == KEYPOINT_COLORS[point]
+
+
+def test_a_circle_has_radius_10():
+    image = draw_keypoints([KPS], WIDTH, HEIGHT)
+    x, y = KPS[0]  # the left eye's limb runs down-right to the nose: straight up and left are clear
+
+    assert pixel(image, x, y - 10) == KEYPOINT_COLORS[0] and pixel(image, x, y - 12) == (0, 0, 0)
+    assert pixel(image, x - 10, y) == KEYPOINT_COLORS[0] and pixel(image, x - 12, y) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("first", [0, 1, 3, 4])
+def test_each_limb_to_the_nose_has_its_first_points_colour_dimmed_to_60_percent(first):
+    image = draw_keypoints([KPS], WIDTH, HEIGHT)
+    middle = (KPS[first] + KPS[2]) / 2  # 28+ px from either circle
+
+    expected = np.array(KEYPOINT_COLORS[first]) * 0.6
+    assert np.abs(np.array(pixel(image, *middle)) - expected).max() <= 1
+
+
+def test_a_limb_is_about_nine_pixels_wide():
+    image = draw_keypoints([KPS], WIDTH, HEIGHT)
+    middle = (KPS[0] + KPS[2]) / 2
+    across = np.array([1.0, -1.0]) / math.sqrt(2)  # perpendicular to the eye-nose limb
+
+    assert pixel(image, *(middle + 3 * across)) != (0, 0, 0)
+    assert pixel(image, *(middle + 7 * across)) == (0, 0, 0)
+
+
+def test_two_faces_are_both_drawn():
+    second = KPS * 0.5 + np.array([300.0, 20.0])
+    image = draw_keypoints([KPS, second], 400, HEIGHT)
+
+    for kps in (KPS, second):
+        assert [pixel(image, x, y) for x, y in kps] == list(KEYPOINT_COLORS)
+
+
+def test_no_face_gives_an_all_black_image():
+    assert not draw_keypoints([], 8, 6).any()
+
+
+@pytest.mark.parametrize("width, height", [(0, 10), (10, 0), (-1, 5)])
+def test_an_empty_image_size_is_refused(width, height):
+    with pytest.raises(InstantIDError, match=rf"at least 1×1 pixels, got {width}×{height}"):
+        draw_keypoints([KPS], width, height)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((4, 2)), r"five \(x, y\) points, got an array of shape \(4, 2\)"),
+    (np.zeros((5, 3)), r"shape \(5, 3\)"),
+    (np.array([[0, 0], [1, 1], [2, np.nan], [3, 3], [4, 4]]), "non-finite coordinate"),
+    (np.array([[0, 0], [1, 1], [2, np.inf], [3, 3], [4, 4]]), "non-finite coordinate"),
+])
+def test_keypoints_that_are_not_five_finite_points_are_refused(bad, message):
+    with pytest.raises(InstantIDError, match=message):
+        as_keypoints(bad)
+
+
+def test_as_keypoints_accepts_nested_lists_and_returns_float64():
+    arr = as_keypoints(KPS.astype(np.float32).tolist())
+
+    assert arr.dtype == np.float64 and np.array_equal(arr, KPS)
+
+
+def test_the_extent_is_the_larger_side_of_the_keypoints_bounding_box():
+    assert keypoint_extent(KPS * np.array([1.0, 1.5])) == 120.0  # x spans 40..120, y spans 75..195
+    assert keypoint_extent(KPS * np.array([2.0, 1.0])) == 160.0  # x spans 80..240, y spans 50..130
+
+
+@pytest.mark.parametrize("extent, threshold, small", [
+    (SMALL_FACE_WARNING_PX - 0.5, SMALL_FACE_WARNING_PX, True),
+    (SMALL_FACE_WARNING_PX, SMALL_FACE_WARNING_PX, False),
+    (100.0, 120.0, True),
+    (130.0, 120.0, False),
+])
+def test_a_face_is_too_small_below_the_threshold_extent(extent, threshold, small):
+    kps = KPS / keypoint_extent(KPS) * extent
+
+    assert face_too_small(kps, threshold) is small
+
+
+@pytest.mark.parametrize("size", [(512, 512), (100, 300)])
+def test_placing_as_source_into_the_same_size_changes_nothing(size):
+    assert np.allclose(place_as_source(KPS, size, size), KPS, atol=1e-12)
+
+
+@pytest.mark.parametrize("src, dst, points, expected", [
+    # 2:1 -> 1:1: 50 px cut from the left and right, then 100 -> 50 px (scale 0.5)
+    ((200, 100), (50, 50), [[50, 0], [150, 100], [100, 50], [20, 50], [60, 10]],
+     [[0, 0], [50, 50], [25, 25], [-15, 25], [5, 5]]),
+    # 1:2 -> 1:1: 50 px cut from the top and bottom, no scaling
+    ((100, 200), (100, 100), [[0, 50], [100, 150], [50, 100], [10, 20], [30, 60]],
+     [[0, 0], [100, 100], [50, 50], [10, -30], [30, 10]]),
+    # same aspect: a plain scale by 2
+    ((100, 50), (200, 100), [[0, 0], [100, 50], [10, 20], [30, 40], [50, 25]],
+     [[0, 0], [200, 100], [20, 40], [60, 80], [100, 50]]),
+], ids=["wide to square", "tall to square", "same aspect"])
+def test_placing_as_source_follows_a_centre_cropped_resize(src, dst, points, expected):
+    assert np.allclose(place_as_source(points, src, dst), expected, atol=1e-9)
+
+
+@pytest.mark.parametrize("size, fraction", [((512, 512), 0.35), ((1024, 640), 0.5), ((300, 900), 1.0)])
+def test_placing_centered_puts_the_bbox_centre_at_the_frame_centre_with_the_asked_extent(size, fraction):
+    kps = KPS * np.array([1.0, 1.5]) + 7  # bounding box 80 wide, 120 high
+
+    placed = place_centered(kps, size, fraction)
+
+    centre = (placed.max(axis=0) + placed.min(axis=0)) / 2
+    assert np.allclose(centre, [size[0] / 2, size[1] / 2])
+    assert math.isclose(keypoint_extent(placed), fraction * min(size))
+    spans = placed.max(axis=0) - placed.min(axis=0)
+    assert math.isclose(spans[0] / spans[1], 80 / 120)  # scaled uniformly
+
+
+@pytest.mark.parametrize("fraction", [0.0, -0.1, 1.01])
+def test_placing_centered_refuses_a_fraction_outside_0_to_1(fraction):
+    with pytest.raises(InstantIDError, match=r"face_fraction must be in \(0, 1\]"):
+        place_centered(KPS, (512, 512), fraction)
+
+
+def test_placing_centered_refuses_keypoints_that_all_coincide():
+    with pytest.raises(InstantIDError, match="all lie on one spot"):
+        place_centered(np.full((5, 2), 33.0), (512, 512), 0.5)
+
+
+@pytest.mark.parametrize("place", [lambda size: place_as_source(KPS, size, (64, 64)),
+                                   lambda size: place_as_source(KPS, (64, 64), size),
+                                   lambda size: place_centered(KPS, size, 0.5)],
+                         ids=["as source: source size", "as source: target size", "centered: target size"])
+@pytest.mark.parametrize("size", [(0, 64), (64, 0)])
+def test_placing_refuses_an_empty_frame(place, size):
+    with pytest.raises(InstantIDError, match=rf"size must be at least 1×1 pixels, got {size[0]}×{size[1]}"):
+        place(size)
