@@ -4,7 +4,9 @@ Each layer computes `attn(q, K_text, V_text) + scale · gate · mask · attn(q, 
 face tokens projected by the adapter's `to_k_ip`/`to_v_ip` once per apply (`IdentityKV`), `gate` is 1 inside the
 start/end sigma range (a device-side comparison, no host synchronisation) and `mask` limits the region.
 An attention patch already registered at the layer (another pack's, or a second InstantID apply) is called in place
-of the plain text attention, so both apply.
+of the plain text attention, so both apply. A patch registered later replaces ours at the layer; the guard
+(`IdentityAttentionGuard`, an output patch, which hosts append rather than replace) then adds the identity term
+itself, so the order in which packs patch does not matter.
 """
 import math
 from dataclasses import dataclass, field
@@ -17,6 +19,10 @@ from .errors import InstantIDError
 from .unet_layers import CrossAttentionLayer
 
 # attention(q, k, v, heads, extra_options) -> out, shapes [B, tokens, heads*dim]
+APPLIED = "instantid_applied"
+"""extra_options key: ids of the IdentityAttention whose replace patch ran in this layer call."""
+ATTN2_INPUT = "instantid_attn2_input"
+"""extra_options key: the cross-attention's input, kept by the guard in case our replace patch was replaced."""
 AttentionFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int, dict], torch.Tensor]
 
 WEIGHT_TYPES = ("linear", "ease in", "ease out", "ease in-out", "reverse in-out",
@@ -127,6 +133,12 @@ class IdentityAttention:
             out = out * mask.repeat(len(chunks), 1, 1)
         return out
 
+    def gated_term(self, key, q: torch.Tensor, heads: int, extra_options: dict) -> torch.Tensor:
+        """The identity term, exactly zero outside the start/end range (a device-side choice, no host sync)."""
+        term = self.identity_term(key, q, heads, extra_options)
+        gate = self.gate.mask(extra_options["sigmas"])
+        return term if gate is None else torch.where(gate.to(term.device), term, torch.zeros_like(term))
+
 
 class IdentityAttentionPatch:
     """The attn2 replace patch of one layer: the previous patch (or plain attention) plus the identity term."""
@@ -141,12 +153,12 @@ class IdentityAttentionPatch:
     def __call__(self, q, k, v, extra_options):
         """Text attention (or the earlier patch) plus the gated, masked identity attention."""
         heads = extra_options["n_heads"]
-        out = self.previous(q, k, v, extra_options) if self.previous is not None else self.shared.attention(q, k, v, heads, extra_options)
-        identity = self.shared.identity_term(self.key, q, heads, extra_options)
-        gate = self.shared.gate.mask(extra_options["sigmas"])
-        if gate is None:
-            return out + identity
-        return torch.where(gate.to(out.device), out + identity, out)
+        if self.previous is not None:
+            out = self.previous(q, k, v, extra_options)
+        else:
+            out = self.shared.attention(q, k, v, heads, extra_options)
+        extra_options.setdefault(APPLIED, set()).add(id(self.shared))
+        return out + self.shared.gated_term(self.key, q, heads, extra_options)
 
     def models(self) -> list:
         """Models the host must load with the UNet: ours (the K/V) and the previous patch's."""
@@ -158,6 +170,43 @@ class IdentityAttentionPatch:
         if hasattr(self.previous, "to"):
             self.previous = self.previous.to(device_or_dtype)
         return self
+
+    def __deepcopy__(self, memo):
+        """Share, never copy: ModelPatcher.clone() deep-copies model_options."""
+        return self
+
+
+class IdentityAttentionGuard:
+    """Adds the identity term after a layer's cross-attention when our replace patch there was replaced later.
+
+    `remember_input` runs before the cross-attention (an attn2 patch) and keeps a reference to its input; the guard
+    itself runs after it (an attn2 output patch). When our replace patch ran, it only checks a flag.
+    """
+
+    def __init__(self, shared: IdentityAttention, attn2_modules: dict, models: Callable[[], list] = list):
+        self.shared = shared
+        self.attn2_modules = attn2_modules
+        self._models = models
+
+    def remember_input(self, n, context, value, extra_options):
+        """attn2 patch: keep the cross-attention's input for the fallback; change nothing."""
+        extra_options[ATTN2_INPUT] = n
+        return n, context, value
+
+    def __call__(self, out, extra_options):
+        """attn2 output patch: out (after to_out) plus W_out · identity term if our replace patch did not run."""
+        key = (*extra_options["block"], extra_options["block_index"])
+        if id(self.shared) in extra_options.get(APPLIED, ()) or key not in self.shared.adapter_index:
+            return out
+        attn2 = self.attn2_modules[key]
+        term = self.shared.gated_term(key, attn2.to_q(extra_options[ATTN2_INPUT]), extra_options["n_heads"],
+                                      extra_options)
+        projection = attn2.to_out[0]
+        return out + projection(term) - projection(term.new_zeros(1, 1, term.shape[-1]))  # the bias cancels
+
+    def models(self) -> list:
+        """Models the host must load with the UNet: the K/V."""
+        return self._models()
 
     def __deepcopy__(self, memo):
         """Share, never copy: ModelPatcher.clone() deep-copies model_options."""

@@ -1,4 +1,5 @@
 """Apply InstantID (and Advanced): face analysis, IdentityNet and attention patching in one node."""
+import logging
 from dataclasses import dataclass
 
 from comfy_api.latest import io
@@ -8,6 +9,11 @@ from ..instantid_core.keypoints import keypoint_image
 from . import host
 from .io_types import (CATEGORY, FaceAnalysis, InstantID, face_choice_inputs, percent_inputs, token_inputs,
                        weight_type_input)
+
+log = logging.getLogger(__name__)
+
+NO_FACE_CHOICES = ("error", "pass through")
+"""What the all-in-one nodes do when no face is found: stop, or return their inputs unchanged (with a warning)."""
 
 
 @dataclass(frozen=True)
@@ -23,16 +29,27 @@ class InstantIDSettings:
     weight_type: str = "linear"
     face_choice: str = "largest"
     face_index: int = 0
+    no_face: str = "error"
 
 
 def apply_instantid(face_analysis, instantid, control_net, image, model, positive, negative,
                     settings: InstantIDSettings, image_kps=None, mask=None):
-    """(model, positive, negative) with InstantID applied; inputs are checked before anything is built."""
+    """(model, positive, negative) with InstantID applied; inputs are checked before anything is built.
+
+    With settings.no_face 'pass through', photos without a face are skipped, and when no face is left (or the pose
+    photo has none) the inputs come back unchanged, with a warning.
+    """
     host.check_identitynet(control_net)
-    faces = face_analysis.analyze(to_uint8_rgb(image), settings.face_choice, settings.face_index, "error")
+    policy = "skip" if settings.no_face == "pass through" else "error"
+    faces = face_analysis.analyze(to_uint8_rgb(image), settings.face_choice, settings.face_index, policy)
     pose = faces if image_kps is None else face_analysis.analyze(to_uint8_rgb(image_kps[:1]), settings.face_choice,
-                                                                 settings.face_index, "error")
-    reference = pose.results[0]
+                                                                 settings.face_index, policy)
+    usable = [result for result in pose.results if not result.skipped]
+    if not faces.chosen_faces or not usable:
+        log.warning("InstantID: no face in the %s; passing model and conditioning through unchanged "
+                    "(no_face = 'pass through').", "reference photos" if not faces.chosen_faces else "pose photo")
+        return model, positive, negative
+    reference = usable[0]
     keypoints = to_image_batch([keypoint_image(reference, reference.face.image_size, "as in source")])
     tokens = instantid.tokens(faces.embeddings(), settings.combine_embeds, settings.noise)
     patched = host.apply_identity_attention(model, instantid, tokens, settings.adapter_weight, settings.start_percent,
@@ -55,6 +72,13 @@ def _graph_inputs() -> list:
         io.Conditioning.Input("positive", tooltip="Positive conditioning (the prompt)."),
         io.Conditioning.Input("negative", tooltip="Negative conditioning."),
     ]
+
+
+def _no_face_input() -> io.Combo.Input:
+    """What to do when no face is found."""
+    return io.Combo.Input("no_face", options=list(NO_FACE_CHOICES), default="error",
+                          tooltip="No face in the photos: stop with an error (default), or, for unattended runs, "
+                                  "pass model and conditioning through unchanged with a warning.")
 
 
 def _optional_inputs() -> list:
@@ -87,6 +111,7 @@ class ApplyInstantID(io.ComfyNode):
                 io.Float.Input("weight", default=0.8, min=0.0, max=5.0, step=0.01,
                                tooltip="Identity strength: the adapter weight and IdentityNet strength together."),
                 *percent_inputs("InstantID"),
+                _no_face_input(),
                 *_optional_inputs(),
             ],
             outputs=list(_OUTPUTS),
@@ -94,9 +119,9 @@ class ApplyInstantID(io.ComfyNode):
 
     @classmethod
     def execute(cls, instantid, face_analysis, control_net, image, model, positive, negative, weight, start_percent,
-                end_percent, image_kps=None, mask=None) -> io.NodeOutput:
+                end_percent, no_face, image_kps=None, mask=None) -> io.NodeOutput:
         """Apply InstantID."""
-        settings = InstantIDSettings(weight, weight, start_percent, end_percent)
+        settings = InstantIDSettings(weight, weight, start_percent, end_percent, no_face=no_face)
         return io.NodeOutput(*apply_instantid(face_analysis, instantid, control_net, image, model, positive,
                                               negative, settings, image_kps, mask))
 
@@ -122,6 +147,7 @@ class ApplyInstantIDAdvanced(io.ComfyNode):
                 weight_type_input(),
                 *token_inputs(),
                 *face_choice_inputs(),
+                _no_face_input(),
                 *_optional_inputs(),
             ],
             outputs=list(_OUTPUTS),
@@ -130,9 +156,9 @@ class ApplyInstantIDAdvanced(io.ComfyNode):
     @classmethod
     def execute(cls, instantid, face_analysis, control_net, image, model, positive, negative, adapter_weight,
                 identitynet_strength, start_percent, end_percent, weight_type, combine_embeds, noise, face_choice,
-                face_index, image_kps=None, mask=None) -> io.NodeOutput:
+                face_index, no_face, image_kps=None, mask=None) -> io.NodeOutput:
         """Apply InstantID."""
         settings = InstantIDSettings(adapter_weight, identitynet_strength, start_percent, end_percent, noise,
-                                     combine_embeds, weight_type, face_choice, face_index)
+                                     combine_embeds, weight_type, face_choice, face_index, no_face)
         return io.NodeOutput(*apply_instantid(face_analysis, instantid, control_net, image, model, positive,
                                               negative, settings, image_kps, mask))

@@ -13,8 +13,8 @@ import comfy.utils
 import folder_paths
 from comfy.ldm.modules.attention import BasicTransformerBlock, SpatialTransformer
 
-from ..instantid_core.attention import (IdentityAttention, IdentityAttentionPatch, IdentityKV, RegionMask, SigmaGate,
-                                        layer_multipliers)
+from ..instantid_core.attention import (IdentityAttention, IdentityAttentionGuard, IdentityAttentionPatch, IdentityKV,
+                                        RegionMask, SigmaGate, layer_multipliers)
 from ..instantid_core.errors import InstantIDError
 from ..instantid_core.identity import IdentityTokens, InstantIDAdapter
 from ..instantid_core.unet_layers import CrossAttentionLayer, assign_adapter_indices
@@ -78,24 +78,27 @@ def comfy_attention_fn(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads:
                                                transformer_options=extra_options)
 
 
-def cross_attention_layers(model) -> list[CrossAttentionLayer]:
-    """Every cross-attention layer of a ModelPatcher's UNet, in ComfyUI's input → middle → output walk."""
+def attn2_modules(model) -> dict[tuple[str, int, int], torch.nn.Module]:
+    """Every cross-attention module of a ModelPatcher's UNet by block key, in ComfyUI's input → middle → output walk."""
     unet = model.get_model_object("diffusion_model")
     groups = [("input", enumerate(getattr(unet, "input_blocks", []))),
               ("middle", [(0, getattr(unet, "middle_block", None))]),
               ("output", enumerate(getattr(unet, "output_blocks", [])))]
-    layers = []
+    found = {}
     for name, blocks in groups:
         for number, block in blocks:
             for module in block or []:
-                if not isinstance(module, SpatialTransformer):
-                    continue
-                for index, tb in enumerate(module.transformer_blocks):
-                    attn2 = getattr(tb, "attn2", None)
-                    if attn2 is not None:
-                        layers.append(CrossAttentionLayer((name, number, index), attn2.to_k.in_features,
-                                                          attn2.to_k.out_features, attn2.heads))
-    return layers
+                if isinstance(module, SpatialTransformer):
+                    for index, transformer_block in enumerate(module.transformer_blocks):
+                        if getattr(transformer_block, "attn2", None) is not None:
+                            found[(name, number, index)] = transformer_block.attn2
+    return found
+
+
+def cross_attention_layers(model) -> list[CrossAttentionLayer]:
+    """Every cross-attention layer of a ModelPatcher's UNet (key and widths), in ComfyUI's walk order."""
+    return [CrossAttentionLayer(key, attn2.to_k.in_features, attn2.to_k.out_features, attn2.heads)
+            for key, attn2 in attn2_modules(model).items()]
 
 
 def model_compute_dtype(model) -> torch.dtype:
@@ -117,12 +120,17 @@ def managed_kv(kv: IdentityKV) -> comfy.model_patcher.ModelPatcher:
 
 
 def patch_cross_attention(model, shared: IdentityAttention, kv_patcher) -> object:
-    """A clone of `model` with the identity attention on every layer in `shared`, wrapping patches already there."""
+    """A clone of `model` with the identity attention on every layer in `shared`, wrapping patches already there,
+    and a guard that keeps it working if another pack replaces our patches later."""
     patched = model.clone()
     existing = patched.model_options.get("transformer_options", {}).get("patches_replace", {}).get("attn2", {})
     for key in shared.adapter_index:
-        patch = IdentityAttentionPatch(shared, key, previous=existing.get(key, existing.get(key[:2])), models=lambda: [kv_patcher])
+        patch = IdentityAttentionPatch(shared, key, previous=existing.get(key, existing.get(key[:2])),
+                                       models=lambda: [kv_patcher])
         patched.set_model_attn2_replace(patch, *key)
+    guard = IdentityAttentionGuard(shared, attn2_modules(model), models=lambda: [kv_patcher])
+    patched.set_model_attn2_patch(guard.remember_input)
+    patched.set_model_attn2_output_patch(guard)
     return patched
 
 

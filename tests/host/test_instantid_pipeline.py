@@ -1,85 +1,21 @@
 """InstantID inside the real ComfyUI (in-process) on tiny SDXL-topology models: layer coverage, start/end gating,
 masks, ControlNet chaining, model-manager ownership, a KSampler run, and the errors for bad inputs."""
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from helpers.tiny_models import sdxl_conditioning, tiny_adapter_state_dict, tiny_controlnet, tiny_sdxl
+from helpers.host_runs import LATENT, denoise, make_faces, record_identity_calls
+from helpers.tiny_models import sdxl_conditioning, tiny_controlnet, tiny_sdxl
 
 pytestmark = pytest.mark.host
 
-LATENT = (1, 4, 16, 16)  # 128×128 pixels
-
-
-@pytest.fixture(scope="module")
-def pack(comfy_host):
-    """This pack's modules as ComfyUI imported them."""
-    names = ("nodes.host", "instantid_core.identity", "instantid_core.faces", "instantid_core.attention",
-             "instantid_core.errors")
-    return SimpleNamespace(**{n.split(".")[-1]: comfy_host.pack_module(n) for n in names})
-
-
-@pytest.fixture(scope="module")
-def adapter(pack, tmp_path_factory):
-    """A tiny InstantID adapter, written as ip-adapter.bin and loaded by the pack's loader."""
-    path = tmp_path_factory.mktemp("adapter") / "ip-adapter.bin"
-    torch.save(tiny_adapter_state_dict(), path)
-    return pack.identity.InstantIDAdapter.load(path)
-
-
-@pytest.fixture(scope="module")
-def model():
-    """A tiny SDXL-topology model (70 cross-attention layers)."""
-    return tiny_sdxl(seed=0)
-
-
-def make_faces(pack, seeds=(1,)):
-    """INSTANTID_FACE with one face per seed (random 512-d embeddings of ArcFace-like norm)."""
-    results = []
-    for index, seed in enumerate(seeds):
-        embedding = np.random.default_rng(seed).normal(0, 1, 512) * 1.0
-        face = pack.faces.DetectedFace(embedding=embedding, kps=[[40, 50], [80, 50], [60, 70], [45, 95], [75, 95]],
-                                       bbox=[25, 25, 100, 110], det_score=0.9, image_size=(128, 128))
-        results.append(pack.faces.FaceAnalysisResult(faces=(face,), chosen=0, batch_index=index))
-    return pack.faces.InstantIDFaces(results)
 
 
 def patch(pack, adapter, model, weight=1.0, start=0.0, end=1.0, mask=None, seeds=(1,)):
     """The model with InstantID's identity attention, through the host glue the nodes call."""
     tokens = adapter.tokens(make_faces(pack, seeds).embeddings())
     return pack.host.apply_identity_attention(model, adapter, tokens, weight, start, end, "linear", mask)
-
-
-def denoise(model, positive=None, negative=None, sigma=None, seed=0):
-    """One Euler step from `sigma` to 0 (the model's x0 prediction with CFG 5), cond and uncond batched."""
-    import comfy.sample
-    import comfy.samplers
-
-    sampling = model.get_model_object("model_sampling")
-    sigma = float(sampling.sigma_max) if sigma is None else sigma
-    positive = positive if positive is not None else sdxl_conditioning(10)
-    negative = negative if negative is not None else sdxl_conditioning(11)
-    noise = torch.randn(LATENT, generator=torch.Generator().manual_seed(seed))
-    return comfy.sample.sample_custom(model, noise, 5.0, comfy.samplers.sampler_object("euler"),
-                                      torch.tensor([sigma, 0.0]), positive, negative, torch.zeros(LATENT),
-                                      disable_pbar=True, seed=seed)
-
-
-def record_identity_calls(monkeypatch, pack):
-    """Replace IdentityAttention.identity_term with a recording wrapper; returns the list of (key, term, options)."""
-    calls = []
-    original = pack.attention.IdentityAttention.identity_term
-
-    def recording(self, key, q, heads, extra_options):
-        term = original(self, key, q, heads, extra_options)
-        calls.append((key, term, dict(extra_options)))
-        return term
-
-    monkeypatch.setattr(pack.attention.IdentityAttention, "identity_term", recording)
-    return calls
 
 
 def test_every_one_of_the_70_cross_attention_layers_gets_identity_attention_once_per_call(pack, adapter, model,

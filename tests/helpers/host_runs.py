@@ -1,0 +1,47 @@
+"""Running the tiny models the way the host tests need: faces, one denoising step, recording identity calls."""
+import numpy as np
+import torch
+
+from .tiny_models import sdxl_conditioning
+
+LATENT = (1, 4, 16, 16)  # 128×128 pixels
+
+
+def make_faces(pack, seeds=(1,)):
+    """INSTANTID_FACE with one face per seed (random 512-d embeddings of ArcFace-like norm)."""
+    results = []
+    for index, seed in enumerate(seeds):
+        embedding = np.random.default_rng(seed).normal(0, 1, 512) * 1.0
+        face = pack.faces.DetectedFace(embedding=embedding, kps=[[40, 50], [80, 50], [60, 70], [45, 95], [75, 95]],
+                                       bbox=[25, 25, 100, 110], det_score=0.9, image_size=(128, 128))
+        results.append(pack.faces.FaceAnalysisResult(faces=(face,), chosen=0, batch_index=index))
+    return pack.faces.InstantIDFaces(results)
+
+
+def denoise(model, positive=None, negative=None, sigma=None, seed=0):
+    """One Euler step from `sigma` to 0 (the model's x0 prediction with CFG 5), cond and uncond batched."""
+    import comfy.sample
+    import comfy.samplers
+
+    sampling = model.get_model_object("model_sampling")
+    sigma = float(sampling.sigma_max) if sigma is None else sigma
+    positive = positive if positive is not None else sdxl_conditioning(10)
+    negative = negative if negative is not None else sdxl_conditioning(11)
+    noise = torch.randn(LATENT, generator=torch.Generator().manual_seed(seed))
+    return comfy.sample.sample_custom(model, noise, 5.0, comfy.samplers.sampler_object("euler"),
+                                      torch.tensor([sigma, 0.0]), positive, negative, torch.zeros(LATENT),
+                                      disable_pbar=True, seed=seed)
+
+
+def record_identity_calls(monkeypatch, pack):
+    """Replace IdentityAttention.identity_term with a recording wrapper; returns the list of (key, term, options)."""
+    calls = []
+    original = pack.attention.IdentityAttention.identity_term
+
+    def recording(self, key, q, heads, extra_options):
+        term = original(self, key, q, heads, extra_options)
+        calls.append((key, term, dict(extra_options)))
+        return term
+
+    monkeypatch.setattr(pack.attention.IdentityAttention, "identity_term", recording)
+    return calls
