@@ -1,11 +1,12 @@
-"""Face analysis with insightface's model packs (antelopev2): detection, 5 keypoints and the 512-d identity embedding.
+"""Face analysis with insightface's antelopev2 pack: face boxes, the five keypoints and the 512-d identity embedding.
 
-Only the detector and the recogniser are loaded (InstantID needs nothing else), on the onnxruntime execution
-provider the user picks. A photo without a face is retried at smaller detection sizes and with a padded border
-(tight close-ups) before it counts as faceless.
+Only the detector and the recogniser are kept (InstantID needs nothing else), on the onnxruntime execution provider
+the user picks. A photo without a face is retried at smaller detection sizes and then with a border around it (tight
+close-ups) before it counts as faceless.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,162 +25,250 @@ logger = logging.getLogger(__name__)
 DETECTOR_FILE = "scrfd_10g_bnkps.onnx"
 RECOGNIZER_FILE = "glintr100.onnx"
 FACE_PACK_FILES = (DETECTOR_FILE, RECOGNIZER_FILE, "1k3d68.onnx", "2d106det.onnx", "genderage.onnx")
-PACK_SOURCE = "insightface's antelopev2 release (https://github.com/deepinsight/insightface/tree/master/model_zoo)"
+MODEL_ROLES = {"detection": DETECTOR_FILE, "recognition": RECOGNIZER_FILE}
+"""insightface task -> the pack file that must fill it; the only two models kept."""
+PACK_SOURCE = ("insightface's antelopev2 model pack (listed at https://github.com/deepinsight/insightface/tree/master/"
+               "python-package; insightface does not download it itself, InstantID's README links a copy)")
 
 PROVIDERS = ("auto", "CUDA", "ROCm", "CoreML", "DirectML", "CPU")
-_ORT_NAMES = {"CUDA": "CUDAExecutionProvider", "ROCm": "ROCMExecutionProvider", "CoreML": "CoreMLExecutionProvider",
-              "DirectML": "DmlExecutionProvider", "CPU": "CPUExecutionProvider"}
-_INSTALL_HINTS = {"CUDA": "pip uninstall onnxruntime, then pip install onnxruntime-gpu (never both)",
-                  "ROCm": "install onnxruntime-rocm", "CoreML": "use onnxruntime on macOS",
-                  "DirectML": "install onnxruntime-directml", "CPU": ""}
+ORT_PROVIDERS = {"CUDA": "CUDAExecutionProvider", "ROCm": "ROCMExecutionProvider",
+                 "CoreML": "CoreMLExecutionProvider", "DirectML": "DmlExecutionProvider", "CPU": "CPUExecutionProvider"}
+"""Our provider choices -> onnxruntime's names; 'auto' tries them in this order."""
+_INSTALL_HINTS = {
+    "CUDA": "pip uninstall onnxruntime, then pip install onnxruntime-gpu (never both onnxruntime and onnxruntime-gpu: "
+            "they share one module and the CPU-only one wins), with the CUDA and cuDNN versions it names",
+    "ROCm": "install AMD's ROCm build of onnxruntime (onnxruntime-rocm) in place of onnxruntime, never both",
+    "CoreML": "CoreML comes with the standard onnxruntime package on macOS only",
+    "DirectML": "pip uninstall onnxruntime, then pip install onnxruntime-directml (Windows; never both)",
+}
 
 NO_FACE_POLICIES = ("error", "skip")
-RETRY_SIZES = (512, 384, 256)
-"""Smaller detection sizes tried, in order, when no face is found at the chosen size."""
+RETRY_SIZES = (640, 512, 384, 256)
+"""Detection sizes tried in turn, those smaller than the chosen one, when it finds no face."""
 PAD_FRACTION = 0.25
-"""Border added around a photo (per side, as a fraction of its size) for a last try on tight close-ups."""
+"""Black border added to each side (as a fraction of the picture's size) for the last try on tight close-ups."""
+
+CHOSEN_COLOUR = (0, 220, 0)
+OTHER_COLOUR = (255, 200, 0)
+NO_FACE_COLOUR = (230, 40, 40)
 
 
 def resolve_providers(requested: str, available: Sequence[str]) -> tuple[list[str], str | None]:
-    """onnxruntime providers for a choice ('auto' = the best available), CPU last; and a warning if it fell back."""
+    """onnxruntime providers for a choice ('auto': the best available), CPU last; and a warning if it fell back."""
     if requested not in PROVIDERS:
         raise InstantIDError(f"Unknown execution provider {requested!r}: use one of {', '.join(PROVIDERS)}.")
-    cpu = _ORT_NAMES["CPU"]
+    cpu = ORT_PROVIDERS["CPU"]
     if requested == "auto":
-        best = next((_ORT_NAMES[p] for p in PROVIDERS[1:] if _ORT_NAMES[p] in available), cpu)
-        return ([best, cpu] if best != cpu else [cpu]), None
-    wanted = _ORT_NAMES[requested]
-    if wanted in available:
-        return ([wanted, cpu] if wanted != cpu else [cpu]), None
-    warning = (f"Face analysis: the {requested} provider is not available in this onnxruntime (available: "
-               f"{', '.join(available) or 'none'}); running on the CPU instead. To use {requested}: "
-               f"{_INSTALL_HINTS[requested]}.")
-    return [cpu], warning
+        requested = next((name for name in PROVIDERS[1:] if ORT_PROVIDERS[name] in available), "CPU")
+    elif requested != "CPU" and ORT_PROVIDERS[requested] not in available:
+        warning = (f"Face analysis: the {requested} provider ({ORT_PROVIDERS[requested]}) is not available in this "
+                   f"onnxruntime (available: {', '.join(available) or 'none'}), so it runs on the CPU. To use "
+                   f"{requested}: {_INSTALL_HINTS[requested]}.")
+        return [cpu], warning
+    return list(dict.fromkeys([ORT_PROVIDERS[requested], cpu])), None
 
 
 def check_face_pack(pack_dir: Path) -> None:
-    """Refuse a face pack folder that is missing, nested one level too deep, incomplete or holds broken files."""
+    """Refuse a face pack folder that is missing, nested one level too deep, incomplete or holds broken model files."""
     pack_dir = Path(pack_dir)
     expected = ", ".join(FACE_PACK_FILES)
     if not pack_dir.is_dir():
-        raise InstantIDError(f"Face model pack not found: looked in {pack_dir}. It must hold the five files "
-                             f"{expected}, from {PACK_SOURCE}: put them into models/insightface/models/"
-                             f"{pack_dir.name}/.")
-    nested = pack_dir / pack_dir.name
-    if not (pack_dir / DETECTOR_FILE).exists() and (nested / DETECTOR_FILE).exists():
-        raise InstantIDError(f"The face pack is nested one folder too deep: the files are in {nested}. Move them "
-                             f"up into {pack_dir} (the zip file's own folder was extracted inside the pack folder).")
-    missing = [name for name in FACE_PACK_FILES[:2] if not (pack_dir / name).is_file()]
+        raise InstantIDError(f"Face model pack not found: there is no folder {pack_dir}. It must hold the five files "
+                             f"{expected} of {PACK_SOURCE}. Download it, unzip it and put the five files into "
+                             f"models/insightface/models/{pack_dir.name}/.")
+    nested = _nested_pack(pack_dir)
+    if nested is not None:
+        raise InstantIDError(f"The face pack is nested one folder too deep: its files are in {nested}, not in "
+                             f"{pack_dir} (the zip's own folder was unpacked inside the pack folder). Move the "
+                             f".onnx files up into {pack_dir} and delete the empty {nested.name} folder.")
+    missing = [name for name in MODEL_ROLES.values() if not (pack_dir / name).is_file()]
     if missing:
-        raise InstantIDError(f"The face pack in {pack_dir} lacks {', '.join(missing)} (it needs {expected}): "
-                             f"download the complete pack from {PACK_SOURCE}.")
-    for name in FACE_PACK_FILES[:2]:
+        raise InstantIDError(f"The face pack in {pack_dir} lacks {', '.join(missing)}, which InstantID needs (a "
+                             f"complete pack holds {expected}): download the complete {PACK_SOURCE}.")
+    for name in MODEL_ROLES.values():
         found = model_files.identify(pack_dir / name)
         if found.kind != model_files.ONNX:
             raise InstantIDError(f"{pack_dir / name} is not a usable ONNX model: it is {found.description}.")
-    for stray in sorted(set(p.name for p in pack_dir.glob("*.onnx")) - set(FACE_PACK_FILES)):
-        logger.warning("Face pack %s holds %s, which is not part of it; it is ignored.", pack_dir, stray)
+    for stray in sorted({path.name for path in pack_dir.glob("*.onnx")} - set(FACE_PACK_FILES)):
+        logger.warning("%s in the face pack folder %s is not part of antelopev2: it is ignored (insightface still "
+                       "opens every .onnx file there, so moving it out makes loading faster).", stray, pack_dir)
+
+
+def _nested_pack(pack_dir: Path) -> Path | None:
+    """The subfolder holding the pack's detector when the folder itself does not, else None."""
+    if (pack_dir / DETECTOR_FILE).exists():
+        return None
+    return next((sub for sub in sorted(pack_dir.iterdir()) if (sub / DETECTOR_FILE).is_file()), None)
+
+
+def as_rgb_uint8(picture: np.ndarray) -> np.ndarray:
+    """One picture (H×W, or H×W×1, 3 or 4 channels; float 0..1, uint8 or uint16) as contiguous H×W×3 uint8 RGB."""
+    array = np.asarray(picture)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4) or 0 in array.shape:
+        raise InstantIDError(f"Expected a picture of shape (height, width, 1|3|4), got shape {array.shape}.")
+    rgb = np.repeat(array, 3, axis=2) if array.shape[2] == 1 else array[..., :3]  # alpha is dropped
+    if np.issubdtype(rgb.dtype, np.floating):
+        values = np.clip(rgb, 0.0, 1.0)  # a new array, scaled in place: a 6000×4000 photo makes no more copies
+        values *= 255.0
+        return np.rint(values, out=values).astype(np.uint8)
+    if rgb.dtype == np.uint16:
+        return np.rint(rgb / 257.0).astype(np.uint8)
+    if rgb.dtype != np.uint8:
+        raise InstantIDError(f"Expected picture values as float 0..1, uint8 or uint16, got {rgb.dtype}.")
+    return np.ascontiguousarray(rgb)
 
 
 @dataclass(frozen=True, eq=False)
 class FacePack:
-    """The FACEANALYSIS value: insightface's detector and recogniser of one pack, ready to analyse photos."""
+    """The FACEANALYSIS value: the detector and recogniser of one face pack, ready to analyse photos."""
 
-    app: object  # insightface.app.FaceAnalysis
+    app: object  # insightface.app.FaceAnalysis holding only the two models of MODEL_ROLES
     pack_dir: Path
-    providers: tuple[str, ...]
+    providers: tuple[str, ...]  # what onnxruntime actually runs the detector on, best first
     det_size: int
 
     @classmethod
     def load(cls, pack_dir: str | Path, provider: str = "auto", det_size: int = 640) -> FacePack:
-        """Check the pack folder and load its detector and recogniser on the chosen provider."""
+        """Check the pack folder and load its detector and recogniser on the chosen execution provider."""
         import onnxruntime
-        from insightface.app import FaceAnalysis
 
         pack_dir = Path(pack_dir)
+        if det_size < 128 or det_size % 32:
+            raise InstantIDError(f"The detection size must be a multiple of 32 from 128 up, got {det_size}.")
         check_face_pack(pack_dir)
         providers, warning = resolve_providers(provider, onnxruntime.get_available_providers())
         if warning:
             logger.warning(warning)
-        app = FaceAnalysis(name=str(pack_dir.resolve()), providers=providers,
-                           allowed_modules=["detection", "recognition"])
-        if set(app.models) != {"detection", "recognition"}:
-            raise InstantIDError(f"insightface found {sorted(app.models) or 'no models'} in {pack_dir}, not a "
-                                 f"detector ({DETECTOR_FILE}) and a recogniser ({RECOGNIZER_FILE}): the files are "
-                                 f"damaged or from another pack.")
-        app.prepare(ctx_id=0 if providers[0] != _ORT_NAMES["CPU"] else -1, det_size=(det_size, det_size))
+        app = _open_pack(pack_dir, providers)
+        app.prepare(ctx_id=-1 if providers[0] == ORT_PROVIDERS["CPU"] else 0, det_size=(det_size, det_size))
         used = tuple(app.models["detection"].session.get_providers())
-        logger.info("Face analysis loaded from %s on %s (detection size %d)", pack_dir, used[0], det_size)
+        if used[0] != providers[0]:
+            logger.warning("Face analysis asked onnxruntime for %s, but it runs on %s: onnxruntime could not start "
+                           "%s (see its log above; usually a missing or mismatched CUDA/cuDNN library).",
+                           providers[0], used[0], providers[0])
+        logger.info("Face analysis loaded from %s on %s (detection size %d).", pack_dir, used[0], det_size)
         return cls(app=app, pack_dir=pack_dir, providers=used, det_size=det_size)
 
-    def detect(self, bgr: np.ndarray, size: int) -> list:
-        """insightface faces (box, keypoints, score, embedding) of one BGR picture at detection size `size`."""
+    @property
+    def detection_sizes(self) -> tuple[int, ...]:
+        """The detection sizes tried in turn: the chosen one, then the smaller ones of RETRY_SIZES."""
+        return (self.det_size, *(size for size in RETRY_SIZES if size < self.det_size))
+
+    def detect(self, bgr: np.ndarray, size: int) -> list[DetectedFace]:
+        """The faces one detection pass at size×size finds in an H×W×3 uint8 BGR picture, with their embeddings."""
         from insightface.app.common import Face
 
         boxes, keypoints = self.app.models["detection"].detect(bgr, input_size=(size, size))
+        height, width = bgr.shape[:2]
         faces = []
         for box, kps in zip(boxes, keypoints):
-            face = Face(bbox=box[:4], kps=kps, det_score=box[4])
-            self.app.models["recognition"].get(bgr, face)
-            faces.append(face)
+            embedding = self.app.models["recognition"].get(bgr, Face(bbox=box[:4], kps=kps, det_score=box[4]))
+            faces.append(DetectedFace(embedding=embedding, kps=kps, bbox=box[:4], det_score=box[4],
+                                      image_size=(width, height)))
         return faces
 
     def find_faces(self, rgb: np.ndarray) -> tuple[DetectedFace, ...]:
-        """The faces of one HxWx3 uint8 RGB picture, in reading order; retries smaller sizes, then a padded border."""
+        """The faces of one H×W×3 uint8 RGB picture in reading order; retried smaller, then with a border."""
         bgr = np.ascontiguousarray(rgb[..., ::-1])
-        height, width = rgb.shape[:2]
-        for size in (self.det_size, *(s for s in RETRY_SIZES if s < self.det_size)):
-            found = self.detect(bgr, size)
-            if found:
-                return sort_reading_order([_detected(f, (width, height)) for f in found])
-        pad_y, pad_x = round(height * PAD_FRACTION), round(width * PAD_FRACTION)
-        fill = [float(c) for c in bgr.reshape(-1, 3).mean(axis=0)]
-        padded = cv2.copyMakeBorder(bgr, pad_y, pad_y, pad_x, pad_x, cv2.BORDER_CONSTANT, value=fill)
-        found = self.detect(padded, self.det_size)
-        return sort_reading_order([_detected(f, (width, height), (pad_x, pad_y)) for f in found])
+        for size in self.detection_sizes:
+            faces = self.detect(bgr, size)
+            if faces:
+                return sort_reading_order(faces)
+        pad_x, pad_y = round(bgr.shape[1] * PAD_FRACTION), round(bgr.shape[0] * PAD_FRACTION)
+        bordered = cv2.copyMakeBorder(bgr, pad_y, pad_y, pad_x, pad_x, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        shift = np.array([pad_x, pad_y], dtype=np.float32)
+        image_size = (bgr.shape[1], bgr.shape[0])
+        return sort_reading_order([dataclasses.replace(face, kps=face.kps - shift, bbox=face.bbox - np.tile(shift, 2),
+                                                       image_size=image_size)
+                                   for face in self.detect(bordered, self.det_size)])
 
-    def analyze(self, pictures: Sequence[np.ndarray], choice: str = "largest", index: int = 0,
-                no_face: str = "error") -> InstantIDFaces:
-        """Analyse a batch of HxWx3 uint8 RGB pictures: the faces of each and the one chosen."""
-        if no_face not in NO_FACE_POLICIES:
-            raise InstantIDError(f"Unknown no-face policy {no_face!r}: use one of {', '.join(NO_FACE_POLICIES)}.")
-        results = []
-        for batch_index, rgb in enumerate(pictures):
-            where = f"Reference image {batch_index} (of {len(pictures)}, {rgb.shape[1]}×{rgb.shape[0]})"
-            faces = self.find_faces(rgb)
-            if not faces:
-                if no_face == "error":
-                    raise InstantIDError(f"{where}: no face found, also at smaller detection sizes. Use a photo "
-                                         "where the face is clearly visible, roughly frontal and not cut off, or set "
-                                         "no_face to 'skip' to leave such photos out.")
-                logger.warning("%s: no face found; skipped as requested.", where)
-                results.append(FaceAnalysisResult(faces=(), chosen=None, batch_index=batch_index))
-                continue
-            try:
-                chosen = choose_face(faces, choice, index)
-            except InstantIDError as e:
-                raise InstantIDError(f"{where}: {e}") from None
-            results.append(FaceAnalysisResult(faces=faces, chosen=chosen, batch_index=batch_index))
-        return InstantIDFaces(results)
+    def analyze(self, images: np.ndarray | Sequence[np.ndarray], choice: str = "largest", index: int = 0,
+                on_no_face: str = "error") -> InstantIDFaces:
+        """Find the faces of every picture of a batch (B, H, W, C) and choose one face per picture."""
+        if on_no_face not in NO_FACE_POLICIES:
+            raise InstantIDError(f"Unknown no-face policy {on_no_face!r}: use one of {', '.join(NO_FACE_POLICIES)}.")
+        if isinstance(images, np.ndarray) and images.ndim != 4:
+            raise InstantIDError(f"Expected a batch of pictures (batch, height, width, channels), got shape "
+                                 f"{images.shape}.")
+        if len(images) == 0:
+            raise InstantIDError("The batch of reference pictures is empty: connect at least one photo.")
+        return InstantIDFaces([self._analyze_one(as_rgb_uint8(image), batch_index, len(images), choice, index,
+                                                 on_no_face) for batch_index, image in enumerate(images)])
+
+    def _analyze_one(self, rgb: np.ndarray, batch_index: int, count: int, choice: str, index: int,
+                     on_no_face: str) -> FaceAnalysisResult:
+        """The faces of picture batch_index of count and the chosen one, or a skipped result."""
+        where = f"Reference image {batch_index} (of {count}, counted from 0; {rgb.shape[1]}×{rgb.shape[0]} px)"
+        faces = self.find_faces(rgb)
+        if not faces:
+            if on_no_face == "error":
+                tried = ", ".join(str(size) for size in self.detection_sizes)
+                raise InstantIDError(
+                    f"{where}: no face found (tried detection sizes {tried} and a padded border). Use a photo where "
+                    "the face is clearly visible, roughly frontal and not cut off. If the face is small in a large "
+                    "photo, crop closer to it or load the face analysis with a larger detection size; if it fills "
+                    "the whole photo, crop less close. Or choose 'skip' for photos without a face.")
+            logger.warning("%s: no face found; the image is skipped as requested.", where)
+            return FaceAnalysisResult(faces=(), chosen=None, batch_index=batch_index)
+        try:
+            chosen = choose_face(faces, choice, index)
+        except InstantIDError as e:
+            raise InstantIDError(f"{where}: {e}") from None
+        return FaceAnalysisResult(faces=faces, chosen=chosen, batch_index=batch_index)
 
 
-def _detected(face, image_size: tuple[int, int], offset: tuple[int, int] = (0, 0)) -> DetectedFace:
-    """An insightface face as a DetectedFace, coordinates shifted back by `offset` (a padded border)."""
-    shift = np.array(offset, dtype=np.float32)
-    return DetectedFace(embedding=face.embedding, kps=face.kps - shift, bbox=face.bbox - np.tile(shift, 2),
-                        det_score=face.det_score, image_size=image_size)
+def _open_pack(pack_dir: Path, providers: list[str]):
+    """insightface's FaceAnalysis on the folder, keeping detection and recognition, each from the pack's own file."""
+    from insightface.app import FaceAnalysis
+
+    try:
+        app = FaceAnalysis(name=str(pack_dir.resolve()), providers=providers, allowed_modules=list(MODEL_ROLES))
+    except Exception as e:  # onnxruntime and insightface raise their own exception types for files they cannot use
+        broken = [f"{path.name} is {found.description}" for path in sorted(pack_dir.glob("*.onnx"))
+                  if (found := model_files.identify(path)).kind != model_files.ONNX]
+        if broken:
+            raise InstantIDError(f"insightface opens every .onnx file in {pack_dir}, and {'; '.join(broken)}. "
+                                 "Download it again or move it out of the folder.") from e
+        raise InstantIDError(f"insightface could not load the face pack in {pack_dir} ({type(e).__name__}: {e}). "
+                             f"{DETECTOR_FILE} must be insightface's SCRFD detector and {RECOGNIZER_FILE} its "
+                             "ArcFace recogniser, as in antelopev2.") from e
+    for task, expected in MODEL_ROLES.items():
+        model = app.models.get(task)
+        taken = Path(model.model_file).name if model is not None else None
+        if taken is None:
+            raise InstantIDError(f"insightface does not take {pack_dir / expected} for face {task}: the file is not "
+                                 f"the {expected} of antelopev2. Download the complete {PACK_SOURCE}.")
+        if taken != expected:
+            raise InstantIDError(f"insightface takes {taken} for face {task} in {pack_dir} instead of the pack's own "
+                                 f"{expected} (it uses the first such file in name order): move {taken} out of the "
+                                 "folder.")
+    return app
 
 
-def draw_preview(rgb: np.ndarray, result: FaceAnalysisResult) -> np.ndarray:
+def draw_preview(image_rgb_uint8: np.ndarray, result: FaceAnalysisResult) -> np.ndarray:
     """A copy of the picture with every face's box, keypoints and reading-order index; the chosen face in green."""
-    canvas = rgb.copy()
-    thickness = max(1, round(max(rgb.shape[:2]) / 300))
+    canvas = np.array(image_rgb_uint8[..., :3], dtype=np.uint8, copy=True, order="C")
+    thickness = max(1, round(max(canvas.shape[:2]) / 400))
+    if result.skipped:
+        _label(canvas, "no face", (0, 0), NO_FACE_COLOUR, thickness)
     for number, face in enumerate(result.faces):
-        x1, y1, x2, y2 = (int(round(float(v))) for v in face.bbox)
-        colour = (0, 220, 0) if number == result.chosen else (200, 200, 200)
-        cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, thickness)
-        for (x, y), point_colour in zip(face.kps, KEYPOINT_COLORS):
-            cv2.circle(canvas, (int(round(float(x))), int(round(float(y)))), 2 * thickness, point_colour, -1)
-        cv2.putText(canvas, str(number), (x1, max(y1 - 4 * thickness, 12)), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.5 * thickness, colour, thickness)
+        colour = CHOSEN_COLOUR if number == result.chosen else OTHER_COLOUR
+        x1, y1, x2, y2 = (int(v) for v in np.round(face.bbox))
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, thickness, cv2.LINE_AA)
+        for (x, y), point_colour in zip(np.round(face.kps).astype(int), KEYPOINT_COLORS):
+            cv2.circle(canvas, (int(x), int(y)), 2 * thickness + 1, point_colour, -1, cv2.LINE_AA)
+        _label(canvas, str(number), (x1, y1), colour, thickness)
     return canvas
+
+
+def _label(canvas: np.ndarray, text: str, corner: tuple[int, int], colour: tuple[int, int, int],
+           thickness: int) -> None:
+    """Write text just above corner (x, y), or just below it where the picture's top edge leaves no room, in place."""
+    scale = 0.6 * thickness
+    (width, height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    gap = 2 * thickness
+    x = min(max(corner[0], 0), max(canvas.shape[1] - width, 0))
+    y = corner[1] - gap - baseline if corner[1] - gap - baseline - height >= 0 else max(corner[1], 0) + gap + height
+    cv2.putText(canvas, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thickness, cv2.LINE_AA)

@@ -1,15 +1,21 @@
-"""Face analysis on the stand-in antelopev2 pack with the real insightface: choice, retries, odd inputs, errors."""
+"""Face analysis on the stand-in antelopev2 pack with the real insightface: choice, retries, inputs, errors, preview."""
 import logging
 import shutil
 
+import cv2
 import numpy as np
 import pytest
 
 from instantid_core.errors import InstantIDError
-from instantid_core.face_analysis import FACE_PACK_FILES, FacePack, check_face_pack, draw_preview, resolve_providers
+from instantid_core.face_analysis import (CHOSEN_COLOUR, FACE_PACK_FILES, OTHER_COLOUR, FacePack, as_rgb_uint8,
+                                          check_face_pack, draw_preview, resolve_providers)
+from instantid_core.faces import FaceAnalysisResult
+from instantid_core.keypoints import KEYPOINT_COLORS
 from scripts.standins.images import standin_photo
 
 pytestmark = pytest.mark.unit
+
+CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
 
 
 @pytest.fixture(scope="module")
@@ -20,157 +26,309 @@ def pack_dir(standins):
 
 @pytest.fixture(scope="module")
 def faces_pack(pack_dir):
-    """The stand-in pack loaded on the CPU."""
+    """The stand-in pack loaded once on the CPU."""
     return FacePack.load(pack_dir, "CPU", 640)
 
 
-def photo(width, height, faces, seed=0):
-    """A stand-in photo with faces (cx, cy, size, identity)."""
-    return standin_photo(width, height, faces, seed)
+@pytest.fixture
+def pack_copy(tmp_path, pack_dir):
+    """A writable copy of the stand-in pack, tmp_path/antelopev2."""
+    return shutil.copytree(pack_dir, tmp_path / "antelopev2")
 
 
-def test_loads_only_the_detector_and_the_recogniser(faces_pack):
+def stand_in_input(standins, name):
+    """A stand-in input photo as (1, H, W, 3) float32 0..1, the layout of a ComfyUI IMAGE."""
+    bgr = cv2.imread(str(standins / "input" / name))
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)[None].astype(np.float32) / 255.0
+
+
+def centre(face):
+    """Centre (x, y) of a face's box."""
+    x1, y1, x2, y2 = (float(v) for v in face.bbox)
+    return (x1 + x2) / 2, (y1 + y2) / 2
+
+
+def near(point, expected, tolerance=15):
+    """True when point lies within tolerance pixels of expected on both axes."""
+    return abs(point[0] - expected[0]) <= tolerance and abs(point[1] - expected[1]) <= tolerance
+
+
+def test_only_the_detector_and_the_recogniser_are_loaded(faces_pack):
     assert set(faces_pack.app.models) == {"detection", "recognition"}
-    assert faces_pack.providers[0] == "CPUExecutionProvider"
+    assert faces_pack.providers[0] == CPU and faces_pack.det_size == 640
 
 
-def test_finds_the_face_where_it_is_drawn_with_a_512d_embedding(faces_pack):
-    (result,) = faces_pack.analyze([photo(768, 1024, [(384, 430, 300, 1)])]).results
+def test_the_face_of_the_stand_in_photo_is_found_where_it_is_drawn_with_its_raw_embedding(faces_pack, standins):
+    (result,) = faces_pack.analyze(stand_in_input(standins, "instantid_face.png")).results
 
     face = result.face
-    assert face.embedding.shape == (512,) and face.kps.shape == (5, 2) and face.image_size == (768, 1024)
-    x1, y1, x2, y2 = face.bbox
-    assert abs((x1 + x2) / 2 - 384) < 15 and abs((y1 + y2) / 2 - 430) < 15
+    assert near(centre(face), (384, 430)) and abs(float(face.bbox[2] - face.bbox[0]) - 300) < 30
+    assert face.image_size == (768, 1024) and face.kps.shape == (5, 2) and face.embedding.shape == (512,)
+    assert np.linalg.norm(face.embedding) > 5  # raw, as the Resampler expects; a normalised one has norm 1
 
 
-def test_faces_come_in_reading_order_and_the_choice_picks_by_size_or_index(faces_pack):
-    two = photo(1024, 768, [(730, 360, 240, 4), (290, 340, 200, 3)])
+def test_two_faces_come_left_first_and_index_picks_in_reading_order(faces_pack, standins):
+    two = stand_in_input(standins, "instantid_two_people.png")
 
-    largest = faces_pack.analyze([two], "largest").results[0]
-    first = faces_pack.analyze([two], "index", 0).results[0]
+    first = faces_pack.analyze(two, "index", 0).results[0]
+    second = faces_pack.analyze(two, "index", 1).results[0]
 
-    assert [round(float(f.bbox[0] + f.bbox[2]) / 2) // 100 for f in largest.faces] == [2, 7]  # left, then right
-    assert largest.chosen == 1 and first.chosen == 0
-    with pytest.raises(InstantIDError, match=r"Reference image 0 .*Face index 5 was requested but 2 face\(s\)"):
-        faces_pack.analyze([two], "index", 5)
+    assert near(centre(first.faces[0]), (290, 340)) and near(centre(first.faces[1]), (730, 360))
+    assert first.chosen == 0 and second.chosen == 1
+    assert near(centre(second.face), (730, 360))
 
 
-def test_a_photo_without_a_face_is_an_error_naming_its_batch_index(faces_pack):
-    batch = [photo(512, 512, [(256, 240, 180, 1)]), np.full((512, 512, 3), 128, np.uint8), photo(512, 512, [])]
+def test_largest_picks_the_bigger_face(faces_pack, standins):
+    result = faces_pack.analyze(stand_in_input(standins, "instantid_two_people.png"), "largest").results[0]
 
-    with pytest.raises(InstantIDError, match=r"Reference image 1 \(of 3, 512×512\): no face found"):
+    assert near(centre(result.face), (730, 360))  # 240 px, against 200 px on the left
+
+
+def test_an_index_out_of_range_names_the_image_and_how_many_faces_were_found(faces_pack, standins):
+    two = stand_in_input(standins, "instantid_two_people.png")
+
+    with pytest.raises(InstantIDError, match=r"Reference image 0 \(of 1.*Face index 5 was requested but 2 face\(s\)"):
+        faces_pack.analyze(two, "index", 5)
+
+
+def test_a_photo_without_a_face_is_an_error_naming_its_index_size_and_what_to_try(faces_pack):
+    grey = np.full((1, 384, 512, 3), 0.5, np.float32)
+
+    with pytest.raises(InstantIDError) as raised:
+        faces_pack.analyze(grey)
+
+    message = str(raised.value)
+    assert "Reference image 0 (of 1, counted from 0; 512×384 px): no face found" in message
+    assert "clearly visible" in message and "crop closer" in message and "detection size" in message
+
+
+def test_in_a_batch_of_three_the_error_names_image_1_the_one_without_a_face(faces_pack):
+    batch = np.stack([standin_photo(512, 512, [(256, 240, 180, 1)]), np.full((512, 512, 3), 128, np.uint8),
+                      standin_photo(512, 512, [(256, 240, 180, 2)], seed=1)])
+
+    with pytest.raises(InstantIDError, match=r"^Reference image 1 \(of 3, counted from 0; 512×512 px\): no face"):
         faces_pack.analyze(batch)
 
 
-def test_skip_leaves_faceless_photos_out_with_a_warning(faces_pack, caplog):
-    batch = [np.full((400, 300, 3), 90, np.uint8), photo(512, 512, [(256, 240, 180, 1)])]
+def test_skip_marks_the_faceless_image_skipped_and_logs_a_warning(faces_pack, caplog):
+    batch = [np.full((400, 300, 3), 90, np.uint8), standin_photo(512, 512, [(256, 240, 180, 1)])]
 
-    with caplog.at_level(logging.WARNING):
-        faces = faces_pack.analyze(batch, no_face="skip")
+    with caplog.at_level(logging.WARNING, logger="instantid_core.face_analysis"):
+        faces = faces_pack.analyze(batch, on_no_face="skip")
 
-    assert faces.skipped_indices == (0,) and len(faces.chosen_faces) == 1
-    assert "Reference image 0" in caplog.text and "skipped" in caplog.text
-
-
-@pytest.mark.parametrize("shape", ["rgba", "grey", "odd size", "6000x4000"])
-def test_unusual_pictures_are_analysed(faces_pack, shape):
-    from instantid_core.images import to_uint8_rgb
-    import torch
-
-    if shape == "6000x4000":
-        pictures = [photo(6000, 4000, [(3000, 1800, 1500, 2)])]
-    else:
-        base = photo(777, 555, [(390, 260, 200, 2)]) if shape == "odd size" else photo(512, 512, [(256, 240, 180, 2)])
-        image = torch.from_numpy(base.copy()).float()[None] / 255
-        if shape == "rgba":
-            image = torch.cat([image, torch.ones_like(image[..., :1])], dim=-1)
-        if shape == "grey":  # a grey picture has no magenta stand-in face: it must be analysed, and find nothing
-            image = image.mean(dim=-1, keepdim=True)
-        pictures = to_uint8_rgb(image)
-
-    faces = faces_pack.analyze(pictures, no_face="skip")
-
-    assert len(faces.chosen_faces) == (0 if shape == "grey" else 1)
+    assert faces.skipped_indices == (0,) and len(faces.chosen_faces) == 1 and faces.results[1].chosen == 0
+    assert "Reference image 0 (of 2" in caplog.text and "skipped" in caplog.text
 
 
-def test_a_close_up_is_found_by_the_retries(faces_pack):
-    close_up = photo(400, 400, [(200, 200, 380, 5)])
+def test_an_rgba_float_batch_as_comfyui_gives_it_is_analysed(faces_pack):
+    rgb = standin_photo(512, 512, [(256, 240, 180, 2)]).astype(np.float32) / 255.0
+    rgba = np.concatenate([rgb, np.full((512, 512, 1), 0.3, np.float32)], axis=-1)[None]
 
-    assert faces_pack.detect(np.ascontiguousarray(close_up[..., ::-1]), 640) == []  # one try at 640 misses it
-    face = faces_pack.analyze([close_up]).results[0].face
-    assert abs(float(face.bbox[2] - face.bbox[0]) - 380) < 40
+    (result,) = faces_pack.analyze(rgba).results
+
+    assert near(centre(result.face), (256, 240))
 
 
-def test_a_missing_pack_names_the_folder_and_the_five_files(tmp_path):
+def test_a_grey_one_channel_picture_reaches_the_detector_as_three_equal_channels(faces_pack, monkeypatch):
+    seen = []
+    real_detect = FacePack.detect
+    monkeypatch.setattr(FacePack, "detect", lambda self, bgr, size: seen.append(bgr) or real_detect(self, bgr, size))
+    grey = np.full((1, 300, 200, 1), 0.4, np.float32)
+
+    faces = faces_pack.analyze(grey, on_no_face="skip")
+
+    assert faces.skipped_indices == (0,)  # stand-in faces are magenta: a grey picture has none
+    assert seen[0].shape == (300, 200, 3) and seen[0].dtype == np.uint8 and (seen[0] == 102).all()
+
+
+@pytest.mark.parametrize("picture, expected", [
+    (np.array([[0, 65535]], np.uint16), [[0, 0, 0], [255, 255, 255]]),
+    (np.array([[[-0.5], [1.5]]], np.float32), [[0, 0, 0], [255, 255, 255]]),
+    (np.array([[[10, 20, 30, 0]]], np.uint8), [[10, 20, 30]]),
+])
+def test_pictures_of_any_depth_and_channel_count_become_rgb_uint8(picture, expected):
+    rgb = as_rgb_uint8(picture)
+
+    assert rgb.dtype == np.uint8 and rgb.shape[-1] == 3 and rgb.reshape(-1, 3).tolist() == expected
+
+
+def test_an_odd_sized_777x555_picture_gives_the_face_in_its_own_pixels(faces_pack):
+    (result,) = faces_pack.analyze([standin_photo(777, 555, [(390, 260, 200, 2)])]).results
+
+    assert near(centre(result.face), (390, 260)) and result.face.image_size == (777, 555)
+
+
+def test_a_6000x4000_photo_has_its_face_found(faces_pack):
+    small = standin_photo(1500, 1000, [(750, 450, 375, 2)])  # drawn small and enlarged: drawing 6000x4000 is slow
+    photo = cv2.resize(small, (6000, 4000), interpolation=cv2.INTER_LINEAR)
+
+    (result,) = faces_pack.analyze(photo[None]).results
+
+    assert near(centre(result.face), (3000, 1800)) and abs(float(result.face.bbox[2] - result.face.bbox[0]) - 1500) < 60
+
+
+def test_a_close_up_missed_at_640_is_found_by_the_smaller_retries(faces_pack):
+    # The stand-in detector sees faces of 12..326 px in its input: 360 of 400 px is 576 px at 640, 230 px at 256.
+    close_up = standin_photo(400, 400, [(200, 200, 360, 5)])
+
+    assert faces_pack.detect(np.ascontiguousarray(close_up[..., ::-1]), 640) == []
+    (result,) = faces_pack.analyze([close_up]).results
+    assert near(centre(result.face), (200, 200)) and abs(float(result.face.bbox[2] - result.face.bbox[0]) - 360) < 30
+
+
+def test_the_bordered_retry_gives_the_face_in_the_pixels_of_the_original(faces_pack, monkeypatch):
+    picture = standin_photo(400, 320, [(150, 170, 150, 3)])
+    real_detect = FacePack.detect
+    # A detector that (like real ones on tight crops) needs the border: it finds nothing in the picture itself.
+    monkeypatch.setattr(FacePack, "detect", lambda self, bgr, size: (
+        [] if bgr.shape[:2] == picture.shape[:2] else real_detect(self, bgr, size)))
+
+    (result,) = faces_pack.analyze([picture]).results
+
+    assert near(centre(result.face), (150, 170)) and result.face.image_size == (400, 320)
+    assert near(result.face.kps[2], (150 + 0.0002 * 150, 170 + 0.1405 * 150))  # nose, as placed in a stand-in face
+
+
+def test_a_missing_pack_names_the_folder_the_five_files_and_where_they_go(tmp_path):
     with pytest.raises(InstantIDError) as raised:
         check_face_pack(tmp_path / "antelopev2")
 
-    assert str(tmp_path / "antelopev2") in str(raised.value)
-    assert all(name in str(raised.value) for name in FACE_PACK_FILES)
+    message = str(raised.value)
+    assert str(tmp_path / "antelopev2") in message and all(name in message for name in FACE_PACK_FILES)
+    assert "antelopev2" in message and "models/insightface/models/antelopev2/" in message
 
 
 def test_a_pack_nested_one_folder_too_deep_says_to_move_the_files_up(tmp_path, pack_dir):
     shutil.copytree(pack_dir, tmp_path / "antelopev2" / "antelopev2")
 
-    with pytest.raises(InstantIDError, match="nested one folder too deep"):
+    with pytest.raises(InstantIDError, match=r"nested one folder too deep.*Move the \.onnx files up"):
         check_face_pack(tmp_path / "antelopev2")
 
 
-def test_a_partial_pack_names_the_missing_file(tmp_path, pack_dir):
-    shutil.copytree(pack_dir, tmp_path / "antelopev2")
-    (tmp_path / "antelopev2" / "glintr100.onnx").unlink()
+def test_a_pack_without_the_recogniser_names_glintr100(pack_copy):
+    (pack_copy / "glintr100.onnx").unlink()
 
-    with pytest.raises(InstantIDError, match="lacks glintr100.onnx"):
-        check_face_pack(tmp_path / "antelopev2")
-
-
-def test_an_empty_model_file_is_named(tmp_path, pack_dir):
-    shutil.copytree(pack_dir, tmp_path / "antelopev2")
-    (tmp_path / "antelopev2" / "glintr100.onnx").write_bytes(b"")
-
-    with pytest.raises(InstantIDError, match=r"glintr100.onnx is not a usable ONNX model: it is an empty file"):
-        check_face_pack(tmp_path / "antelopev2")
+    with pytest.raises(InstantIDError, match=r"lacks glintr100\.onnx, which InstantID needs"):
+        check_face_pack(pack_copy)
 
 
-def test_a_stray_onnx_file_is_reported_and_ignored(tmp_path, pack_dir, caplog):
-    shutil.copytree(pack_dir, tmp_path / "antelopev2")
-    shutil.copy(pack_dir / "genderage.onnx", tmp_path / "antelopev2" / "inswapper_128.onnx")
+@pytest.mark.parametrize("content, says", [
+    (lambda real: b"", "an empty file"),
+    (lambda real: b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"0" * 64 + b"\nsize 260665334\n",
+     "a Git LFS pointer"),
+    (lambda real: real[: len(real) // 2], "truncated"),
+])
+def test_a_broken_recogniser_file_says_what_it_is(pack_copy, content, says):
+    target = pack_copy / "glintr100.onnx"
+    target.write_bytes(content(target.read_bytes()))
 
-    with caplog.at_level(logging.WARNING):
-        check_face_pack(tmp_path / "antelopev2")
+    with pytest.raises(InstantIDError, match=r"glintr100\.onnx is not a usable ONNX model: it is") as raised:
+        check_face_pack(pack_copy)
+
+    assert says in str(raised.value)
+
+
+def test_a_stray_inswapper_file_is_reported_as_ignored_and_the_pack_still_loads(pack_copy, caplog):
+    shutil.copy(pack_copy / "genderage.onnx", pack_copy / "inswapper_128.onnx")
+
+    with caplog.at_level(logging.WARNING, logger="instantid_core.face_analysis"):
+        loaded = FacePack.load(pack_copy, "CPU")
 
     assert "inswapper_128.onnx" in caplog.text and "ignored" in caplog.text
+    assert set(loaded.app.models) == {"detection", "recognition"}
 
 
-@pytest.mark.parametrize("requested, available, providers, warns", [
-    ("auto", ["CUDAExecutionProvider", "CPUExecutionProvider"], ["CUDAExecutionProvider", "CPUExecutionProvider"], False),
-    ("auto", ["CPUExecutionProvider"], ["CPUExecutionProvider"], False),
-    ("CUDA", ["AzureExecutionProvider", "CPUExecutionProvider"], ["CPUExecutionProvider"], True),
-    ("CPU", ["CUDAExecutionProvider", "CPUExecutionProvider"], ["CPUExecutionProvider"], False),
+def test_a_broken_unused_pack_file_is_named_instead_of_an_onnxruntime_error(pack_copy):
+    (pack_copy / "1k3d68.onnx").write_bytes(b"")
+
+    with pytest.raises(InstantIDError, match=r"opens every \.onnx file .*1k3d68\.onnx is an empty file"):
+        FacePack.load(pack_copy, "CPU")
+
+
+def test_a_stray_detector_that_insightface_would_take_first_is_refused(pack_copy):
+    shutil.copy(pack_copy / "scrfd_10g_bnkps.onnx", pack_copy / "det_10g.onnx")
+
+    with pytest.raises(InstantIDError, match=r"takes det_10g\.onnx for face detection .*move det_10g\.onnx out"):
+        FacePack.load(pack_copy, "CPU")
+
+
+@pytest.mark.parametrize("requested, available, providers", [
+    ("auto", [CUDA, CPU], [CUDA, CPU]),
+    ("auto", ["ROCMExecutionProvider", "CoreMLExecutionProvider", CPU], ["ROCMExecutionProvider", CPU]),
+    ("auto", ["DmlExecutionProvider", CPU], ["DmlExecutionProvider", CPU]),
+    ("auto", ["AzureExecutionProvider", CPU], [CPU]),
+    ("CPU", [CUDA, CPU], [CPU]),
+    ("CoreML", ["CoreMLExecutionProvider", CPU], ["CoreMLExecutionProvider", CPU]),
 ])
-def test_providers_resolve_and_an_unavailable_one_falls_back_to_cpu_with_advice(requested, available, providers,
-                                                                                  warns):
-    chosen, warning = resolve_providers(requested, available)
-
-    assert chosen == providers
-    assert (warning is not None) == warns
-    if warns:
-        assert "CUDA provider is not available" in warning and "onnxruntime-gpu (never both)" in warning
+def test_providers_resolve_to_the_best_or_the_chosen_one_with_the_cpu_last(requested, available, providers):
+    assert resolve_providers(requested, available) == (providers, None)
 
 
-def test_an_unavailable_provider_loads_on_the_cpu_instead_of_crashing(pack_dir, caplog):
-    with caplog.at_level(logging.WARNING):
-        loaded = FacePack.load(pack_dir, "CoreML", 640)
+@pytest.mark.parametrize("requested, install", [("CUDA", "onnxruntime-gpu"), ("DirectML", "onnxruntime-directml")])
+def test_an_unavailable_provider_falls_back_to_the_cpu_with_what_to_install(requested, install):
+    providers, warning = resolve_providers(requested, ["AzureExecutionProvider", CPU])
 
-    assert loaded.providers[0] == "CPUExecutionProvider" and "CoreML provider is not available" in caplog.text
+    assert providers == [CPU]
+    assert f"the {requested} provider" in warning and "available: AzureExecutionProvider, CPUExecutionProvider" in warning
+    assert install in warning and "never both" in warning
 
 
-def test_the_preview_marks_the_faces(faces_pack):
-    picture = photo(512, 512, [(256, 240, 180, 1)])
-    result = faces_pack.analyze([picture]).results[0]
+def test_an_unknown_provider_name_is_refused():
+    with pytest.raises(InstantIDError, match="Unknown execution provider 'TPU'"):
+        resolve_providers("TPU", [CPU])
+
+
+def test_loading_with_an_unavailable_provider_runs_on_the_cpu_with_a_warning(pack_dir, caplog):
+    with caplog.at_level(logging.WARNING, logger="instantid_core.face_analysis"):
+        loaded = FacePack.load(pack_dir, "CoreML")
+
+    assert loaded.providers[0] == CPU and "CoreML provider (CoreMLExecutionProvider) is not available" in caplog.text
+
+
+def test_a_provider_onnxruntime_lists_but_cannot_start_is_reported(pack_dir, caplog, monkeypatch):
+    import onnxruntime
+
+    if CUDA in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime really runs CUDA")
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: [CUDA, CPU])
+
+    with caplog.at_level(logging.WARNING, logger="instantid_core.face_analysis"):
+        loaded = FacePack.load(pack_dir, "auto")
+
+    assert loaded.providers[0] == CPU
+    assert f"asked onnxruntime for {CUDA}, but it runs on {CPU}" in caplog.text
+
+
+@pytest.mark.parametrize("images, on_no_face, says", [
+    (np.zeros((64, 64, 3), np.uint8), "error", "Expected a batch of pictures"),
+    (np.zeros((0, 64, 64, 3), np.uint8), "error", "empty"),
+    (np.zeros((1, 64, 64, 3), np.uint8), "ignore", "Unknown no-face policy 'ignore'"),
+    (np.zeros((1, 64, 64, 2), np.uint8), "error", r"shape \(64, 64, 2\)"),
+])
+def test_malformed_batches_and_policies_are_refused_with_what_was_given(faces_pack, images, on_no_face, says):
+    with pytest.raises(InstantIDError, match=says):
+        faces_pack.analyze(images, on_no_face=on_no_face)
+
+
+def test_the_preview_draws_the_chosen_box_green_the_other_yellow_and_the_keypoints(faces_pack, standins):
+    picture = as_rgb_uint8(stand_in_input(standins, "instantid_two_people.png")[0])
+    result = faces_pack.analyze([picture], "largest").results[0]
 
     preview = draw_preview(picture, result)
 
-    assert preview.shape == picture.shape and not np.array_equal(preview, picture)
-    x1, y1 = (int(v) for v in result.face.bbox[:2])
-    assert tuple(preview[y1 + 1, x1 + 1]) != tuple(picture[y1 + 1, x1 + 1]) or tuple(preview[y1, x1]) == (0, 220, 0)
+    assert preview.shape == picture.shape and preview.dtype == np.uint8
+    for number, colour in ((result.chosen, CHOSEN_COLOUR), (1 - result.chosen, OTHER_COLOUR)):
+        x1, y1, x2, _ = (int(v) for v in np.round(result.faces[number].bbox))
+        assert tuple(preview[y1, (x1 + x2) // 2]) == colour  # the middle of the box's top edge
+    nose = np.round(result.face.kps[2]).astype(int)
+    assert tuple(preview[nose[1], nose[0]]) == KEYPOINT_COLORS[2]
+    assert np.array_equal(preview[700:], picture[700:])  # nothing drawn far from the faces
+
+
+def test_the_preview_of_a_skipped_image_says_no_face():
+    picture = np.full((200, 300, 3), 128, np.uint8)
+
+    preview = draw_preview(picture, FaceAnalysisResult(faces=(), chosen=None, batch_index=0))
+
+    assert preview.shape == picture.shape and not np.array_equal(preview[:40, :120], picture[:40, :120])
+    assert np.array_equal(preview[100:], picture[100:])
