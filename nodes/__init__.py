@@ -6,6 +6,7 @@ from comfy_api.latest import ComfyExtension, io
 from . import host
 from .apply import ApplyInstantID, ApplyInstantIDAdvanced
 from .attention import InstantIDPatchAttention
+from .compat import COMPAT_NODES
 from .faces import InstantIDFaceAnalysis
 from .identitynet import ApplyIdentityNet
 from .keypoints import InstantIDKeypoints
@@ -20,6 +21,7 @@ NODE_CLASSES: list[type[io.ComfyNode]] = [
     InstantIDPatchAttention,
     ApplyInstantID,
     ApplyInstantIDAdvanced,
+    *COMPAT_NODES,
 ]
 
 

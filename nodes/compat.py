@@ -1,0 +1,249 @@
+"""Drop-in aliases for the node classes of cubiq's ComfyUI_InstantID, so workflows saved with it load and run here.
+
+Each alias keeps that pack's class name, input names, widget order, defaults, option lists and outputs, and runs this
+pack's implementation: every cross-attention layer patched (the middle block too), errors instead of silent
+fall-backs, dtypes that follow the model. `FACE_EMBEDS` carries our identity tokens between the two split nodes.
+"""
+from comfy_api.latest import io
+
+from ..instantid_core.errors import InstantIDError
+from ..instantid_core.face_analysis import FacePack
+from ..instantid_core.identity import InstantIDAdapter
+from ..instantid_core.images import to_image_batch, to_uint8_rgb
+from ..instantid_core.keypoints import keypoint_image
+from . import host
+from .apply import InstantIDSettings, apply_instantid
+from .io_types import FaceAnalysis, InstantID
+
+CATEGORY = "InstantID/ComfyUI_InstantID compatible"
+FaceEmbeds = io.Custom("FACE_EMBEDS")
+PROVIDER_NAMES = {"CPU": "CPU", "CUDA": "CUDA", "ROCM": "ROCm", "CoreML": "CoreML"}
+"""ComfyUI_InstantID's provider options -> ours."""
+COMPAT_NOISE = 0.35
+"""ComfyUI_InstantID's Apply InstantID perturbs the negative identity by this much (not exposed as a widget)."""
+FACE_PACK = "antelopev2"
+
+
+def _float(name: str, default: float, low: float, high: float, step: float, tooltip: str) -> io.Float.Input:
+    """A FLOAT widget with ComfyUI_InstantID's range."""
+    return io.Float.Input(name, default=default, min=low, max=high, step=step, tooltip=tooltip)
+
+
+def _percent_inputs() -> list:
+    """start_at / end_at as ComfyUI_InstantID names them."""
+    return [_float("start_at", 0.0, 0.0, 1.0, 0.001, "When InstantID starts, as a fraction of sampling."),
+            _float("end_at", 1.0, 0.0, 1.0, 0.001, "When InstantID ends, as a fraction of sampling.")]
+
+
+def _apply_inputs() -> list:
+    """The graph inputs of ComfyUI_InstantID's Apply InstantID nodes, in its order."""
+    return [
+        InstantID.Input("instantid", tooltip="The InstantID adapter."),
+        FaceAnalysis.Input("insightface", tooltip="The face models."),
+        io.ControlNet.Input("control_net", tooltip="IdentityNet (controlnet/instantid/diffusion_pytorch_model."
+                                                   "safetensors)."),
+        io.Image.Input("image", tooltip="Reference photo(s) of the person."),
+        io.Model.Input("model", tooltip="An SDXL model."),
+        io.Conditioning.Input("positive", tooltip="Positive conditioning."),
+        io.Conditioning.Input("negative", tooltip="Negative conditioning."),
+    ]
+
+
+def _apply_optional() -> list:
+    """The optional inputs of ComfyUI_InstantID's Apply InstantID nodes."""
+    return [io.Image.Input("image_kps", optional=True, tooltip="A photo whose face pose to copy."),
+            io.Mask.Input("mask", optional=True, tooltip="Region where the identity applies.")]
+
+
+_APPLY_OUTPUTS = [io.Model.Output(display_name="MODEL"), io.Conditioning.Output(display_name="positive"),
+                  io.Conditioning.Output(display_name="negative")]
+
+
+def _face_tokens(insightface: FacePack, instantid: InstantIDAdapter, image, noise: float, combine: str = "average"):
+    """Identity tokens of the largest face of each reference photo (an error names a photo without one)."""
+    faces = insightface.analyze(to_uint8_rgb(image), "largest", 0, "error")
+    return instantid.tokens(faces.embeddings(), combine, noise)
+
+
+class InstantIDModelLoader(io.ComfyNode):
+    """ComfyUI_InstantID's 'Load InstantID Model'."""
+
+    @classmethod
+    def define_schema(cls):
+        """Node schema."""
+        return io.Schema(
+            node_id="InstantIDModelLoader", display_name="Load InstantID Model (compatible)", category=CATEGORY,
+            inputs=[io.Combo.Input("instantid_file", options=host.adapter_files(),
+                                   tooltip="InstantID's ip-adapter.bin in models/instantid/.")],
+            outputs=[InstantID.Output(display_name="INSTANTID")],
+        )
+
+    @classmethod
+    def execute(cls, instantid_file) -> io.NodeOutput:
+        """Load and validate the adapter."""
+        return io.NodeOutput(InstantIDAdapter.load(host.adapter_path(instantid_file)))
+
+
+class InstantIDFaceAnalysisCompat(io.ComfyNode):
+    """ComfyUI_InstantID's 'InstantID Face Analysis' (a loader: antelopev2 at detection size 640)."""
+
+    @classmethod
+    def define_schema(cls):
+        """Node schema."""
+        return io.Schema(
+            node_id="InstantIDFaceAnalysis", display_name="InstantID Face Analysis Loader (compatible)",
+            category=CATEGORY,
+            inputs=[io.Combo.Input("provider", options=list(PROVIDER_NAMES),
+                                   tooltip="Where onnxruntime runs the face models; unavailable ones fall back to "
+                                           "the CPU with a warning.")],
+            outputs=[FaceAnalysis.Output(display_name="FACEANALYSIS")],
+        )
+
+    @classmethod
+    def execute(cls, provider) -> io.NodeOutput:
+        """Load antelopev2's detector and recogniser."""
+        return io.NodeOutput(FacePack.load(host.face_pack_path(FACE_PACK), PROVIDER_NAMES[provider], 640))
+
+
+class FaceKeypointsPreprocessor(io.ComfyNode):
+    """ComfyUI_InstantID's 'Face Keypoints Preprocessor': each photo's largest face as a keypoint image."""
+
+    @classmethod
+    def define_schema(cls):
+        """Node schema."""
+        return io.Schema(
+            node_id="FaceKeypointsPreprocessor", display_name="Face Keypoints Preprocessor (compatible)",
+            category=CATEGORY,
+            inputs=[FaceAnalysis.Input("faceanalysis", tooltip="The face models."),
+                    io.Image.Input("image", tooltip="Photo(s) whose face keypoints to draw, at their own size.")],
+            outputs=[io.Image.Output(display_name="IMAGE")],
+        )
+
+    @classmethod
+    def execute(cls, faceanalysis, image) -> io.NodeOutput:
+        """Draw the keypoints of every photo (a photo without a face is an error naming it)."""
+        faces = faceanalysis.analyze(to_uint8_rgb(image), "largest", 0, "error")
+        pictures = [keypoint_image(r, r.face.image_size, "as in source") for r in faces.results]
+        return io.NodeOutput(to_image_batch(pictures))
+
+
+class ApplyInstantIDCompat(io.ComfyNode):
+    """ComfyUI_InstantID's 'Apply InstantID'."""
+
+    @classmethod
+    def define_schema(cls):
+        """Node schema."""
+        return io.Schema(
+            node_id="ApplyInstantID", display_name="Apply InstantID (compatible)", category=CATEGORY,
+            inputs=[*_apply_inputs(),
+                    _float("weight", 0.8, 0.0, 5.0, 0.01, "Identity strength (adapter weight and IdentityNet)."),
+                    *_percent_inputs(), *_apply_optional()],
+            outputs=list(_APPLY_OUTPUTS),
+        )
+
+    @classmethod
+    def execute(cls, instantid, insightface, control_net, image, model, positive, negative, weight, start_at, end_at,
+                image_kps=None, mask=None) -> io.NodeOutput:
+        """Apply InstantID with this pack's implementation."""
+        settings = InstantIDSettings(weight, weight, start_at, end_at, noise=COMPAT_NOISE)
+        return io.NodeOutput(*apply_instantid(insightface, instantid, control_net, image, model, positive, negative,
+                                              settings, image_kps, mask))
+
+
+class ApplyInstantIDAdvancedCompat(io.ComfyNode):
+    """ComfyUI_InstantID's 'Apply InstantID Advanced'."""
+
+    @classmethod
+    def define_schema(cls):
+        """Node schema."""
+        return io.Schema(
+            node_id="ApplyInstantIDAdvanced", display_name="Apply InstantID Advanced (compatible)", category=CATEGORY,
+            inputs=[*_apply_inputs(),
+                    _float("ip_weight", 0.8, 0.0, 3.0, 0.01, "Strength of the identity attention."),
+                    _float("cn_strength", 0.8, 0.0, 10.0, 0.01, "Strength of IdentityNet."),
+                    *_percent_inputs(),
+                    _float("noise", 0.0, 0.0, 1.0, 0.1, "Noise in the negative identity."),
+                    io.Combo.Input("combine_embeds", options=["average", "norm average", "concat"],
+                                   default="average", tooltip="How several reference photos are combined."),
+                    *_apply_optional()],
+            outputs=list(_APPLY_OUTPUTS),
+        )
+
+    @classmethod
+    def execute(cls, instantid, insightface, control_net, image, model, positive, negative, ip_weight, cn_strength,
+                start_at, end_at, noise, combine_embeds, image_kps=None, mask=None) -> io.NodeOutput:
+        """Apply InstantID with this pack's implementation."""
+        settings = InstantIDSettings(ip_weight, cn_strength, start_at, end_at, noise, combine_embeds)
+        return io.NodeOutput(*apply_instantid(insightface, instantid, control_net, image, model, positive, negative,
+                                              settings, image_kps, mask))
+
+
+class InstantIDAttentionPatch(io.ComfyNode):
+    """ComfyUI_InstantID's 'InstantID Patch Attention' (with FACE_EMBEDS for its Apply ControlNet)."""
+
+    @classmethod
+    def define_schema(cls):
+        """Node schema."""
+        return io.Schema(
+            node_id="InstantIDAttentionPatch", display_name="InstantID Patch Attention (compatible)",
+            category=CATEGORY,
+            inputs=[InstantID.Input("instantid", tooltip="The InstantID adapter."),
+                    FaceAnalysis.Input("insightface", tooltip="The face models."),
+                    io.Image.Input("image", tooltip="Reference photo(s) of the person."),
+                    io.Model.Input("model", tooltip="An SDXL model."),
+                    _float("weight", 1.0, -1.0, 3.0, 0.01, "Strength of the identity attention."),
+                    *_percent_inputs(),
+                    _float("noise", 0.0, 0.0, 1.0, 0.1, "Noise in the negative identity."),
+                    io.Combo.Input("weight_type", options=["linear", "ease in", "ease out", "ease in-out",
+                                                           "reverse in-out", "weak input", "weak output",
+                                                           "weak middle", "strong middle"],
+                                   optional=True, tooltip="Per-block profile of the weight."),
+                    io.Mask.Input("mask", optional=True, tooltip="Region where the identity applies.")],
+            outputs=[io.Model.Output(display_name="MODEL"), FaceEmbeds.Output(display_name="FACE_EMBEDS")],
+        )
+
+    @classmethod
+    def execute(cls, instantid, insightface, image, model, weight, start_at, end_at, noise, weight_type="linear",
+                mask=None) -> io.NodeOutput:
+        """Patch the attention; weight 0 leaves the model as it is and only makes the face embeddings."""
+        tokens = _face_tokens(insightface, instantid, image, noise)
+        if weight == 0:
+            return io.NodeOutput(model, tokens)
+        patched = host.apply_identity_attention(model, instantid, tokens, weight, start_at, end_at, weight_type, mask)
+        return io.NodeOutput(patched, tokens)
+
+
+class ApplyInstantIDControlNet(io.ComfyNode):
+    """ComfyUI_InstantID's 'InstantID Apply ControlNet' (IdentityNet with FACE_EMBEDS)."""
+
+    @classmethod
+    def define_schema(cls):
+        """Node schema."""
+        return io.Schema(
+            node_id="ApplyInstantIDControlNet", display_name="InstantID Apply ControlNet (compatible)",
+            category=CATEGORY,
+            inputs=[FaceEmbeds.Input("face_embeds", tooltip="From 'InstantID Patch Attention'."),
+                    io.ControlNet.Input("control_net", tooltip="IdentityNet."),
+                    io.Image.Input("image_kps", tooltip="The keypoint image."),
+                    io.Conditioning.Input("positive", tooltip="Positive conditioning."),
+                    io.Conditioning.Input("negative", tooltip="Negative conditioning."),
+                    _float("strength", 1.0, 0.0, 10.0, 0.01, "Strength of IdentityNet."),
+                    *_percent_inputs(),
+                    io.Mask.Input("mask", optional=True, tooltip="Region where IdentityNet acts.")],
+            outputs=[io.Conditioning.Output(display_name="positive"), io.Conditioning.Output(display_name="negative")],
+        )
+
+    @classmethod
+    def execute(cls, face_embeds, control_net, image_kps, positive, negative, strength, start_at, end_at,
+                mask=None) -> io.NodeOutput:
+        """Attach IdentityNet; strength 0 leaves the conditioning as it is."""
+        if strength == 0:
+            return io.NodeOutput(positive, negative)
+        if face_embeds is None:
+            raise InstantIDError("No FACE_EMBEDS: connect 'InstantID Patch Attention' to face_embeds.")
+        return io.NodeOutput(*host.apply_identitynet(positive, negative, control_net, face_embeds, image_kps,
+                                                      strength, start_at, end_at, mask))
+
+
+COMPAT_NODES = [InstantIDModelLoader, InstantIDFaceAnalysisCompat, FaceKeypointsPreprocessor, ApplyInstantIDCompat,
+                ApplyInstantIDAdvancedCompat, InstantIDAttentionPatch, ApplyInstantIDControlNet]
