@@ -1,8 +1,9 @@
 """Write the stand-in models and input pictures, once, into a cache folder laid out like ComfyUI's `models/` (SPEC §7a).
 
     $INSTANTID_CACHE/standins/models/checkpoints/sdxl_standin.safetensors        SDXL checkpoint (~6.9 GB, fp16)
-    $INSTANTID_CACHE/standins/models/checkpoints/sd_xl_base_1.0.safetensors       links to it under the names the example
-    $INSTANTID_CACHE/standins/models/checkpoints/sdxl/AlbedoBaseXL.safetensors     and compat workflows load
+    $INSTANTID_CACHE/standins/models/checkpoints/sd_xl_base_1.0.safetensors, sdxl/AlbedoBaseXL.safetensors and
+    $INSTANTID_CACHE/standins/models/controlnet/diffusers_xl_canny_mid.safetensors: links under the names the example
+                                                                                 and compat workflows load
     $INSTANTID_CACHE/standins/models/controlnet/instantid/diffusion_pytorch_model.safetensors   IdentityNet (~2.5 GB)
     $INSTANTID_CACHE/standins/models/instantid/ip-adapter.bin                    InstantID adapter (~1.7 GB, fp32)
     $INSTANTID_CACHE/standins/models/insightface/models/antelopev2/*.onnx         face pack (small ONNX graphs)
@@ -39,8 +40,12 @@ GENERATOR_VERSION = "1"
 
 CACHE = Path(os.environ.get("INSTANTID_CACHE", Path.home() / ".cache" / "instantid-comfy"))
 CHECKPOINT = Path("checkpoints/sdxl_standin.safetensors")
-CHECKPOINT_ALIASES = (Path("checkpoints/sd_xl_base_1.0.safetensors"), Path("checkpoints/sdxl/AlbedoBaseXL.safetensors"))
 IDENTITYNET = Path("controlnet/instantid/diffusion_pytorch_model.safetensors")
+ALIASES = {  # name a workflow loads -> the stand-in file it gets
+    Path("checkpoints/sd_xl_base_1.0.safetensors"): CHECKPOINT,
+    Path("checkpoints/sdxl/AlbedoBaseXL.safetensors"): CHECKPOINT,
+    Path("controlnet/diffusers_xl_canny_mid.safetensors"): IDENTITYNET,  # any SDXL ControlNet file will do
+}
 ADAPTER = Path("instantid/ip-adapter.bin")
 FACE_PACK = Path("insightface/models/antelopev2")
 
@@ -65,24 +70,31 @@ def _write_face_pack(target: Path) -> None:
     os.replace(partial, target)
 
 
+def link_aliases(models: Path) -> None:
+    """Link the file names the example and compat workflows load to the stand-ins (cheap: done on every run)."""
+    for alias, target in ALIASES.items():
+        link = models / alias
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.unlink(missing_ok=True)
+        link.symlink_to(os.path.relpath(models / target, link.parent))
+
+
 def make_standins(root: Path, force: bool = False) -> dict:
     """Write every stand-in under root (models/ and input/) unless a current COMPLETE marker says they are there."""
     marker = root / "COMPLETE"
     if not force and marker.is_file() and json.loads(marker.read_text()).get("version") == GENERATOR_VERSION:
         logger.info("stand-in models are already complete in %s (delete it or pass --force to rebuild)", root)
+        link_aliases(root / "models")
         return json.loads(marker.read_text())
     marker.unlink(missing_ok=True)
     models = root / "models"
     started = time.perf_counter()
     _write(models / CHECKPOINT, write_sdxl_checkpoint)
-    for alias in (models / name for name in CHECKPOINT_ALIASES):
-        alias.parent.mkdir(parents=True, exist_ok=True)
-        alias.unlink(missing_ok=True)
-        alias.symlink_to(os.path.relpath(models / CHECKPOINT, alias.parent))
     _write(models / IDENTITYNET, write_identitynet)
     _write(models / ADAPTER, write_ip_adapter)
     _write_face_pack(models / FACE_PACK)
     write_input_images(root / "input")
+    link_aliases(models)
     summary = {
         "version": GENERATOR_VERSION,
         "note": "stand-in models with random weights, not real models",

@@ -101,3 +101,31 @@ def test_two_applies_in_a_row_with_different_faces_leak_no_state(host, adapter):
     run(host.apply_identity_attention(base, adapter, face_a, 0.8, 0.0, 1.0))
 
     assert torch.equal(run(host.apply_identity_attention(base, adapter, face_b, 0.8, 0.0, 1.0)), first_b)
+
+
+def test_twenty_applies_and_runs_in_a_row_do_not_grow_memory(host, adapter, tokens):
+    import gc
+    import resource
+
+    import comfy.model_management as mm
+
+    from helpers.host_runs import denoise
+
+    base = tiny_sdxl()
+
+    def apply_and_run():
+        denoise(host.apply_identity_attention(base, adapter, tokens, 0.8, 0.0, 1.0))
+        gc.collect()
+
+    def rss_mb():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+    for _ in range(5):  # warm-up: allocator pools and caches settle
+        apply_and_run()
+    before, loaded_before = rss_mb(), len(mm.current_loaded_models)
+    for _ in range(15):
+        apply_and_run()
+
+    assert rss_mb() - before < 40, f"RSS grew by {rss_mb() - before:.0f} MB over 15 runs"
+    assert len(mm.current_loaded_models) <= loaded_before + 1

@@ -47,3 +47,11 @@ def test_a_photo_without_a_face_comes_back_as_a_comfyui_error_naming_the_image(c
     (error,) = [m[1] for m in raised.value.body["status"]["messages"] if m[0] == "execution_error"]
     assert error["node_type"] == "InstantIDAnalyzeFaces" and error["exception_type"].endswith("InstantIDError")
     assert "Reference image 0" in error["exception_message"] and "no face found" in error["exception_message"]
+
+
+def test_the_example_workflows_are_offered_in_comfyuis_template_browser(comfy_server):
+    from helpers.paths import PACK_LINK_NAME, REPO
+
+    templates = comfy_server.get_json("/workflow_templates")
+
+    assert sorted(templates[PACK_LINK_NAME]) == sorted(p.stem for p in (REPO / "workflows").glob("*.json"))
