@@ -1,0 +1,130 @@
+"""One benchmark phase, run by benchmarks/run.py in a fresh process so that each phase's memory peak is its own.
+
+    .venv/bin/python benchmarks/measure.py PHASE SETTINGS_JSON OUT_JSON
+
+Phases: steps (interleaved step times, and synchronisations on CUDA), memory (one configuration), scaling, faces
+(face analysis latency and load times).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+import harness as h
+
+log = logging.getLogger("bench")
+
+FACE_SIZES = (640, 512, 384, 256)
+"""The chosen detection size, then the fallback sizes face analysis retries at (RETRY_SIZES)."""
+
+
+def steps_phase(s: dict) -> dict:
+    """Step times of A, B, D, C interleaved round by round after a warm-up sample each, then the time spent inside
+    the patch in C; on CUDA, the synchronisations per step."""
+    host = h.start_host(s["device"], s["dtype"])
+    stack = h.load_stack(host, h.NEEDS["instantid"], s["keep_dtype"])
+    stack.drop_adapter()
+    size, batch, steps = s["size"], s["batch"], s["steps"]
+    setups = {config: h.configure(stack, config, size, size) for config in h.STEP_CONFIGS}
+    for setup in setups.values():
+        h.sample(setup, size, size, batch, 2)
+    rounds = {config: [] for config in setups}
+    for number in range(s["runs"]):
+        for config, setup in setups.items():
+            rounds[config].append(h.step_seconds(setup, size, size, batch, steps))
+        log.info("round %d/%d, s/step: %s", number + 1, s["runs"],
+                 ", ".join(f"{c} {h.mean(r[-1]['wall']):.2f}" for c, r in rounds.items()))
+    with h.PatchTimer(stack) as timer:
+        inside = [h.step_seconds(setups["instantid"], size, size, batch, steps, timer)["patch"]
+                  for _ in range(s["runs"])]
+    result = {"step_seconds": rounds, "patch_seconds": inside, "patch_bytes": h.patch_bytes(setups["instantid"][0]),
+              "compute_dtype": str(stack.module("nodes.host").model_compute_dtype(stack.model)),
+              "weight_dtype": str(stack.model.model.get_dtype())}
+    if s["device"] == "cuda":
+        result["syncs"] = {config: h.syncs_per_step(setup, size, size, batch, steps)
+                           for config, setup in setups.items()}
+    return result
+
+
+def memory_phase(s: dict) -> dict:
+    """Memory of one configuration alone in this process: its peak while loading, what it holds once loaded (after a
+    first 1-step sample, which puts the models on the device), and its peak during one sample."""
+    host = h.start_host(s["device"], s["dtype"])
+    probe = h.MemoryProbe(s["device"])
+    stack = h.load_stack(host, h.NEEDS[s["config"]], s["keep_dtype"])
+    setup = h.configure(stack, s["config"], s["size"], s["size"])
+    load_peak = probe.peak()
+    h.sample(setup, s["size"], s["size"], s["batch"], 1)
+    after_load = probe.reset()
+    h.sample(setup, s["size"], s["size"], s["batch"], s["steps"])
+    return {"after_load": after_load, "load_peak": load_peak, "sampling_peak": probe.peak(),
+            "load_seconds": stack.load_seconds}
+
+
+def scaling_phase(s: dict) -> dict:
+    """Step time and memory of A, B, C at every size (batch 1) and every batch (at the main size), and the time
+    inside the patch in C's samples."""
+    host = h.start_host(s["device"], s["dtype"])
+    probe = h.MemoryProbe(s["device"])
+    stack = h.load_stack(host, h.NEEDS["instantid"], s["keep_dtype"])
+    stack.drop_adapter()
+    points = [(size, 1) for size in s["sizes"]] + [(s["size"], batch) for batch in s["batches"] if batch != 1]
+    for config in h.CONFIGS:  # first calls (and on CUDA, weights moving to the GPU) out of the first point
+        h.sample(h.configure(stack, config, points[0][0], points[0][0]), points[0][0], points[0][0], 1, 1)
+    rows = []
+    for size, batch in points:
+        for config in h.CONFIGS:
+            setup = h.configure(stack, config, size, size)
+            before = probe.reset()
+            with h.PatchTimer(stack) as timer:
+                seconds = h.step_seconds(setup, size, size, batch, s["scaling_steps"], timer)
+            rows.append({"size": size, "batch": batch, "config": config, "step_seconds": seconds, "before": before,
+                         "peak": probe.peak()})
+            log.info("%d² batch %d %s: %.2f s/step", size, batch, config, h.mean(seconds["wall"]))
+    return {"rows": rows}
+
+
+def faces_phase(s: dict) -> dict:
+    """Load times of the face pack, the adapter and IdentityNet; detection + recognition latency per size and
+    provider (the CUDA provider where this onnxruntime has it)."""
+    import onnxruntime
+
+    host = h.start_host(s["device"], s["dtype"])
+    loads = {role: [h.timed(lambda: h.load_model(host, role))[1] for _ in range(s["load_runs"])]
+             for role in ("face_pack", "adapter", "control_net")}
+    available = onnxruntime.get_available_providers()
+    providers = ["CPU"] + (["CUDA"] if "CUDAExecutionProvider" in available else [])
+    rgb = h.photo_rgb()
+    bgr = rgb[..., ::-1].copy()
+    latency = {}
+    for provider in providers:
+        pack = h.load_model(host, "face_pack", provider)
+        for size in FACE_SIZES:
+            faces = pack.detect(bgr, size)
+            latency[f"{provider} {size}"] = {"faces": len(faces), "seconds": [
+                h.timed(lambda: pack.detect(bgr, size))[1] for _ in range(s["face_runs"])]}
+        latency[f"{provider} analyze"] = {"faces": len(pack.find_faces(rgb)), "seconds": [
+            h.timed(lambda: pack.analyze([rgb]))[1] for _ in range(s["face_runs"])]}
+        log.info("face analysis on %s: %s", provider, pack.providers[0])
+    return {"loads": loads, "latency": latency, "providers_available": available,
+            "photo_size": [rgb.shape[1], rgb.shape[0]], "face_sizes": list(FACE_SIZES)}
+
+
+PHASES = {"steps": steps_phase, "memory": memory_phase, "scaling": scaling_phase, "faces": faces_phase}
+
+
+def main() -> None:
+    """Run the phase named on the command line with the given settings; write its figures as JSON."""
+    phase, settings, out = sys.argv[1], json.loads(sys.argv[2]), Path(sys.argv[3])
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    log.setLevel(logging.INFO)
+    warnings.filterwarnings("ignore", category=FutureWarning, module="insightface")  # its own deprecation notices
+    out.write_text(json.dumps(PHASES[phase](settings)))
+
+
+if __name__ == "__main__":
+    main()
