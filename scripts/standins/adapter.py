@@ -16,26 +16,16 @@ import torch
 
 from scripts.standins.random_weights import ONES, ZEROS, Fill, Init, fan_in_normal, make_tensor
 from scripts.standins.safetensors_stream import TensorSpec
+from scripts.standins.sdxl import SDXL_DIFFUSERS_BLOCKS
 
 logger = logging.getLogger(__name__)
 
 STORAGE_DTYPE = torch.float32
 # diffusers' config of the SDXL base UNet (stabilityai/stable-diffusion-xl-base-1.0).
-SDXL_DIFFUSERS_UNET_CONFIG = {
+SDXL_DIFFUSERS_UNET_CONFIG = SDXL_DIFFUSERS_BLOCKS | {
     "sample_size": 128,
-    "in_channels": 4,
     "out_channels": 4,
-    "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
     "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
-    "block_out_channels": [320, 640, 1280],
-    "layers_per_block": 2,
-    "transformer_layers_per_block": [1, 2, 10],
-    "attention_head_dim": [5, 10, 20],
-    "cross_attention_dim": 2048,
-    "use_linear_projection": True,
-    "addition_embed_type": "text_time",
-    "addition_time_embed_dim": 256,
-    "projection_class_embeddings_input_dim": 2816,
 }
 # SPEC §4: the cross-attention layers in diffusers order, as (block, layers, hidden width).
 SPEC_CROSS_ATTENTION_BLOCKS = (

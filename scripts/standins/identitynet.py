@@ -14,6 +14,7 @@ import torch
 
 from scripts.standins.random_weights import RESIDUAL_GAIN, Init, fan_in_normal, layer_init, make_tensor
 from scripts.standins.safetensors_stream import TensorSpec, write_safetensors
+from scripts.standins.sdxl import SDXL_DIFFUSERS_BLOCKS
 
 logger = logging.getLogger(__name__)
 
@@ -22,19 +23,8 @@ METADATA = {"instantid_standin": "stand-in InstantID IdentityNet (SDXL ControlNe
 STORAGE_DTYPE = torch.float16
 CONFIG_NAME = "config.json"
 # InstantID's published ControlNetModel config (the values that differ from diffusers' defaults, and the key ones).
-INSTANTID_CONTROLNET_CONFIG = {
-    "in_channels": 4,
+INSTANTID_CONTROLNET_CONFIG = SDXL_DIFFUSERS_BLOCKS | {
     "conditioning_channels": 3,
-    "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
-    "block_out_channels": [320, 640, 1280],
-    "layers_per_block": 2,
-    "transformer_layers_per_block": [1, 2, 10],
-    "attention_head_dim": [5, 10, 20],
-    "cross_attention_dim": 2048,
-    "use_linear_projection": True,
-    "addition_embed_type": "text_time",
-    "addition_time_embed_dim": 256,
-    "projection_class_embeddings_input_dim": 2816,
     "conditioning_embedding_out_channels": [16, 32, 96, 256],
 }
 # The layers a trained-from-scratch ControlNet starts at zero: their outputs are what the UNet receives.

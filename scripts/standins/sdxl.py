@@ -30,6 +30,20 @@ SDXL_UNET_CONFIG = {
     "use_linear_in_transformer": True, "context_dim": 2048, "use_temporal_resblock": False,
     "use_temporal_attention": False,
 }
+# SDXL's block layout in diffusers' config terms, shared by the base UNet and by InstantID's IdentityNet.
+SDXL_DIFFUSERS_BLOCKS = {
+    "in_channels": 4,
+    "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+    "block_out_channels": [320, 640, 1280],
+    "layers_per_block": 2,
+    "transformer_layers_per_block": [1, 2, 10],
+    "attention_head_dim": [5, 10, 20],
+    "cross_attention_dim": 2048,
+    "use_linear_projection": True,
+    "addition_embed_type": "text_time",
+    "addition_time_embed_dim": 256,
+    "projection_class_embeddings_input_dim": 2816,
+}
 # SDXL's VAE: ComfyUI's default SD AutoencoderKL (comfy/sd.py), 4 latent channels.
 SDXL_VAE_DDCONFIG = {"double_z": True, "z_channels": 4, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 128,
                      "ch_mult": [1, 2, 4, 4], "num_res_blocks": 2, "attn_resolutions": [], "dropout": 0.0}
