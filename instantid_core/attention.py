@@ -64,24 +64,32 @@ class IdentityKV(torch.nn.Module):
         return self.k[str(index)], self.v[str(index)]
 
 
-@dataclass(frozen=True)
+@dataclass
 class SigmaGate:
     """Start/end of the identity attention as sigmas (start is the larger); None bounds mean "always"."""
 
     sigma_start: Optional[float] = None
     sigma_end: Optional[float] = None
+    _last: tuple = field(default=(None, None), repr=False, compare=False)
 
     def mask(self, sigmas: torch.Tensor) -> Optional[torch.Tensor]:
-        """A [1,1,1] bool tensor on the sigmas' device, or None when the range covers every step."""
+        """A [1,1,1] bool tensor on the sigmas' device, or None when the range covers every step.
+
+        Made once per model call: the host hands every layer of a call the same sigmas tensor.
+        """
         if self.sigma_start is None and self.sigma_end is None:
             return None
+        last_sigmas, last_mask = self._last
+        if last_sigmas is sigmas:
+            return last_mask
         sig = sigmas[:1]
         inside = torch.ones_like(sig, dtype=torch.bool)
         if self.sigma_start is not None:
             inside &= sig <= self.sigma_start
         if self.sigma_end is not None:
             inside &= sig >= self.sigma_end
-        return inside.view(1, 1, 1)
+        self._last = (sigmas, inside.view(1, 1, 1))
+        return self._last[1]
 
 
 @dataclass
@@ -137,7 +145,7 @@ class IdentityAttention:
         """The identity term, exactly zero outside the start/end range (a device-side choice, no host sync)."""
         term = self.identity_term(key, q, heads, extra_options)
         gate = self.gate.mask(extra_options["sigmas"])
-        return term if gate is None else torch.where(gate.to(term.device), term, torch.zeros_like(term))
+        return term if gate is None else torch.where(gate.to(term.device), term, 0.0)
 
 
 class IdentityAttentionPatch:

@@ -151,6 +151,17 @@ def test_the_gate_is_computed_on_the_sigmas_device_without_reading_it_back():
     assert mask.device.type == "meta" and mask.dtype == torch.bool
 
 
+def test_the_gate_is_made_once_per_model_call_and_anew_for_the_next_step():
+    gate = SigmaGate(10.0, 1.0)
+    this_step, next_step = torch.tensor([5.0]), torch.tensor([0.5])
+
+    first = gate.mask(this_step)
+
+    assert gate.mask(this_step) is first  # every layer of one call shares it
+    assert bool(gate.mask(next_step)) is False  # a new sigmas tensor is a new step: its own answer
+    assert bool(gate.mask(this_step)) is True
+
+
 # --- the region mask --------------------------------------------------------------------------------------------------
 
 def half_mask(height: int, width: int, batch: int = 1) -> torch.Tensor:
