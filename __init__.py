@@ -1,12 +1,9 @@
 """InstantID for ComfyUI: identity-preserving SDXL generation from one face photo (Wang et al., 2024).
 
 ComfyUI loads this package from `custom_nodes/`. The nodes use ComfyUI's V3 schema and are exported through
-`comfy_entrypoint`; the keypoint editor's frontend code is served from `web/js`. Importing this package does not
-import ComfyUI itself (the nodes are imported when ComfyUI asks for them), so tools such as pytest can import it.
+`comfy_entrypoint`. Importing this package does not import ComfyUI itself (the nodes are imported when ComfyUI asks for
+them), so tools such as pytest can import it.
 """
-
-WEB_DIRECTORY = "./web/js"
-
 
 async def comfy_entrypoint():
     """ComfyUI's entry point for V3 node packs: the pack's ComfyExtension."""
@@ -15,4 +12,4 @@ async def comfy_entrypoint():
     return await nodes_entrypoint()
 
 
-__all__ = ["comfy_entrypoint", "WEB_DIRECTORY"]
+__all__ = ["comfy_entrypoint"]

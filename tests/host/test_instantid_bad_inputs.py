@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-from helpers.tiny_models import (sdxl_conditioning, tiny_adapter_state_dict, tiny_controlnet, tiny_sd15,
+from helpers.tiny_models import (sdxl_conditioning, tiny_adapter_state_dict, tiny_sd15,
                                  tiny_sd15_controlnet, tiny_sdxl)
 
 pytestmark = pytest.mark.host

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from helpers.host_runs import LATENT, denoise, make_faces, record_identity_calls
-from helpers.tiny_models import sdxl_conditioning, tiny_controlnet, tiny_sdxl
+from helpers.tiny_models import sdxl_conditioning, tiny_controlnet
 
 pytestmark = pytest.mark.host
 
