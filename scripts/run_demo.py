@@ -3,8 +3,8 @@
 The server is the provisioned ComfyUI (scripts/provision.sh) with this pack. Models come from that ComfyUI's own
 `models/` folder when every file the workflow needs is there (the real models), otherwise from the stand-ins
 (scripts/make_standins.py: random weights, so the picture is noise-like; it shows the pipeline runs, not quality).
-With the stand-ins on a CPU the resolution and step count are lowered (say so on the console); pass --size/--steps
-to choose them.
+With the stand-ins the resolution and step count are lowered (it says so on the console); pass --size/--steps to
+choose them.
 """
 from __future__ import annotations
 

@@ -4,12 +4,10 @@ import json
 
 import pytest
 
-from helpers.paths import REPO
+from helpers.paths import REPO, WORKFLOWS
 
 pytestmark = pytest.mark.browser
 
-COMPAT = REPO.parent / "shared" / "compat"
-WORKFLOWS = sorted((REPO / "workflows").glob("*.json")) + sorted(COMPAT.glob("*.json"))
 ARTIFACTS = REPO / "test-artifacts"
 
 

@@ -9,14 +9,12 @@ import json
 import pytest
 from PIL import Image
 
-from helpers.paths import REPO
+from helpers.paths import COMPAT, WORKFLOWS
 from helpers.workflow_api import ui_to_api
 
 pytestmark = pytest.mark.e2e
 
 SIZE, STEPS = 256, 2
-COMPAT = REPO.parent / "shared" / "compat"  # two workflows published with cubiq's ComfyUI_InstantID (UI format)
-WORKFLOWS = sorted((REPO / "workflows").glob("*.json")) + sorted(COMPAT.glob("*.json"))
 
 
 def lowered_prompt(workflow: dict, object_info: dict) -> dict:

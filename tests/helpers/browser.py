@@ -116,8 +116,13 @@ class Browser:
         path.write_bytes(base64.b64decode(data))
         return path
 
-    def errors(self) -> list[str]:
-        """Console errors and uncaught exceptions seen so far, except the frontend's own KNOWN_FRONTEND_ERRORS."""
+    def errors(self, settle_ms: int = 500) -> list[str]:
+        """Console errors and uncaught exceptions up to now, except the frontend's own KNOWN_FRONTEND_ERRORS.
+
+        Events are read only while a command waits for its reply, so this first waits settle_ms in the page: what the
+        page logged until then has arrived, in order, before that wait's reply.
+        """
+        self.evaluate(f"new Promise(resolve => setTimeout(resolve, {int(settle_ms)}))")
         found = [c["text"] for c in self.console if c["type"] == "error"]
         found += [json.dumps(e.get("exception", {}).get("description", e.get("text")))[:500] for e in self.exceptions]
         return [text for text in found if not any(known.search(text) for known in KNOWN_FRONTEND_ERRORS)]

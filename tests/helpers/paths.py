@@ -6,6 +6,10 @@ REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("INSTANTID_CACHE", Path.home() / ".cache" / "instantid-comfy"))
 STANDINS = CACHE / "standins"
 PACK_LINK_NAME = "comfyui-instantid-suite"
+COMPAT = REPO.parent / "shared" / "compat"
+"""Two workflows published with cubiq's ComfyUI_InstantID (UI format), from the shared folder beside this repo."""
+WORKFLOWS = sorted((REPO / "workflows").glob("*.json")) + sorted(COMPAT.glob("*.json"))
+"""Every workflow the e2e and browser tiers run: this pack's examples, then the compat ones."""
 
 
 def comfy_dir() -> Path:

@@ -15,13 +15,13 @@ TOKEN_DIM = 2048
 DEPTHS = [0, 0, 2, 2, 10, 10]
 
 
-def tiny_unet_config(depths=DEPTHS) -> dict:
+def tiny_unet_config() -> dict:
     """The unet_config ComfyUI's model detection would produce for SDXL, at 32 base channels."""
     return {
         "use_checkpoint": False, "image_size": 32, "in_channels": 4, "out_channels": 4, "model_channels": MODEL_CHANNELS,
-        "num_res_blocks": [2, 2, 2], "channel_mult": [1, 2, 4], "transformer_depth": list(depths),
-        "transformer_depth_middle": depths[-1],
-        "transformer_depth_output": [depths[0]] * 3 + [depths[2]] * 3 + [depths[4]] * 3,
+        "num_res_blocks": [2, 2, 2], "channel_mult": [1, 2, 4], "transformer_depth": list(DEPTHS),
+        "transformer_depth_middle": DEPTHS[-1],
+        "transformer_depth_output": [DEPTHS[0]] * 3 + [DEPTHS[2]] * 3 + [DEPTHS[4]] * 3,
         "use_spatial_transformer": True, "use_linear_in_transformer": True, "context_dim": TOKEN_DIM,
         "num_classes": "sequential", "adm_in_channels": 2816, "legacy": False, "use_temporal_attention": False,
         "use_temporal_resblock": False, "num_head_channels": 16, "num_heads": -1,
@@ -59,9 +59,9 @@ def _init_weights(module: torch.nn.Module, seed: int) -> None:
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
 
 
-def tiny_sdxl(seed: int = 0, depths=DEPTHS):
+def tiny_sdxl(seed: int = 0):
     """A ModelPatcher around a tiny SDXL-topology model_base.SDXL with random weights."""
-    cfg = _comfy("comfy.supported_models").SDXL(tiny_unet_config(depths))
+    cfg = _comfy("comfy.supported_models").SDXL(tiny_unet_config())
     cfg.unet_config.update({"num_heads": -1, "num_head_channels": 16})  # 16-channel heads: 2 heads at 32 channels
     cfg.set_inference_dtype(torch.float32, None)
     base = cfg.get_model({})
@@ -69,9 +69,9 @@ def tiny_sdxl(seed: int = 0, depths=DEPTHS):
     return _patcher(base)
 
 
-def tiny_controlnet(seed: int = 1, depths=DEPTHS):
+def tiny_controlnet(seed: int = 1):
     """A comfy.controlnet.ControlNet with the tiny SDXL topology (IdentityNet's shape at small width)."""
-    config = tiny_unet_config(depths)
+    config = tiny_unet_config()
     for k in ("out_channels", "transformer_depth_output"):
         config.pop(k)
     net = _comfy("comfy.cldm.cldm").ControlNet(hint_channels=3, operations=_comfy("comfy.ops").disable_weight_init,
@@ -80,11 +80,11 @@ def tiny_controlnet(seed: int = 1, depths=DEPTHS):
     return _controlnet(net)
 
 
-def sdxl_conditioning(seed: int, batch: int = 1) -> list:
+def sdxl_conditioning(seed: int) -> list:
     """A CONDITIONING list as CLIPTextEncode would give for SDXL (77 tokens of 2048, pooled 1280, size ids)."""
     gen = torch.Generator().manual_seed(seed)
-    return [[torch.randn(batch, 77, TOKEN_DIM, generator=gen),
-             {"pooled_output": torch.randn(batch, 1280, generator=gen), "width": 1024, "height": 1024,
+    return [[torch.randn(1, 77, TOKEN_DIM, generator=gen),
+             {"pooled_output": torch.randn(1, 1280, generator=gen), "width": 1024, "height": 1024,
               "target_width": 1024, "target_height": 1024, "crop_w": 0, "crop_h": 0}]]
 
 
@@ -94,10 +94,11 @@ TINY_DIFFUSERS_BLOCKS = [(4, 2 * MODEL_CHANNELS), (20, 4 * MODEL_CHANNELS), (30,
 TINY_RESAMPLER = {"dim": 64, "depth": 2, "heads": 2, "num_queries": 4, "embedding_dim": 512}
 
 
-def tiny_adapter_state_dict(seed: int = 2, blocks=TINY_DIFFUSERS_BLOCKS, token_dim: int = TOKEN_DIM) -> dict:
+def tiny_adapter_state_dict(seed: int = 2) -> dict:
     """An ip-adapter.bin-layout dict ({'image_proj', 'ip_adapter'}) for the tiny UNet, random weights."""
     gen = torch.Generator().manual_seed(seed)
     d, heads, queries, emb = (TINY_RESAMPLER[k] for k in ("dim", "heads", "num_queries", "embedding_dim"))
+    token_dim = TOKEN_DIM
     inner, ff = heads * 64, 4 * d
 
     def rand(*shape, scale=None):
@@ -113,7 +114,7 @@ def tiny_adapter_state_dict(seed: int = 2, blocks=TINY_DIFFUSERS_BLOCKS, token_d
                  f"layers.{i}.0.to_out.weight": rand(d, inner), f"layers.{i}.1.0.weight": torch.ones(d),
                  f"layers.{i}.1.0.bias": torch.zeros(d), f"layers.{i}.1.1.weight": rand(ff, d),
                  f"layers.{i}.1.3.weight": rand(d, ff)}
-    widths = [width for count, width in blocks for _ in range(count)]
+    widths = [width for count, width in TINY_DIFFUSERS_BLOCKS for _ in range(count)]
     ip = {}
     for position, width in enumerate(widths):
         ip[f"{2 * position + 1}.to_k_ip.weight"] = rand(width, token_dim)

@@ -1,5 +1,5 @@
 """InstantID inside the real ComfyUI (in-process) on tiny SDXL-topology models: layer coverage, start/end gating,
-masks, ControlNet chaining, model-manager ownership, a KSampler run, and the errors for bad inputs."""
+masks, ControlNet chaining, model-manager ownership, two applies, and a KSampler run with the nodes."""
 import numpy as np
 import pytest
 import torch

@@ -24,11 +24,6 @@ def write_state(obj: dict, path):
     return fx.save_bin(obj, path)
 
 
-def cut_in_half(path):
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    return path
-
-
 def unknown_ip_adapter() -> dict:
     return {"image_proj": {"mystery.weight": torch.zeros(4, 4)},
             "ip_adapter": fx.ip_adapter_kv_state_dict(2048, {1: 8})}
