@@ -15,16 +15,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from helpers.paths import PACK_LINK_NAME, STANDINS, comfy_dir, standin_models  # noqa: E402
+from helpers.paths import PACK_LINK_NAME, REPO, STANDINS, comfy_dir, standin_models  # noqa: E402
 from helpers.tiny_models import sdxl_conditioning  # noqa: E402
 
 log = logging.getLogger("bench")
 
 CONFIGS = ("sdxl", "controlnet", "instantid")
-"""The three configurations of every table: A, B and C."""
+"""The three configurations of the memory and scaling tables: A, B and C."""
 STEP_CONFIGS = ("sdxl", "controlnet", "identitynet", "instantid")
 """The step-time run adds D, our IdentityNet without the attention patch, so that C/D is the patch alone."""
 CONFIG_LABELS = {"sdxl": "A: plain SDXL", "controlnet": "B: SDXL + IdentityNet as a plain ControlNet (text context)",
@@ -35,6 +34,21 @@ NEEDS = {"sdxl": ("model",), "controlnet": ("model", "face_pack", "control_net")
 """The models each configuration loads."""
 PHOTO = STANDINS / "input" / "instantid_face.png"
 CFG, STRENGTH, SEED, SCHEDULE_STEPS = 5.0, 0.8, 0, 20
+DEFAULTS = {
+    "cpu": {"dtype": "bf16", "size": 256, "batch": 1, "steps": 3, "runs": 5, "sizes": [256, 384, 512],
+            "batches": [1, 2], "scaling_steps": 3, "load_runs": 3, "face_runs": 10},
+    "cuda": {"dtype": "fp16", "size": 1024, "batch": 1, "steps": 20, "runs": 5, "sizes": [512, 768, 1024],
+             "batches": [1, 2, 4], "scaling_steps": 6, "load_runs": 3, "face_runs": 20},
+}
+"""Per device; every one can be overridden on the command line."""
+PATCH_END = 0.95
+"""End percent of C's attention patch: below 1, so that the start/end gate runs in every step (the costlier path, and
+the one whose synchronisations matter)."""
+PACK_CODE = (REPO / "nodes", REPO / "instantid_core")
+"""The pack's runtime code: synchronisations raised from these files are the pack's own."""
+_on_cuda = False
+"""Whether this process measures on CUDA (start_host's device), so timing and synchronising follow the setting, not
+whatever torch can see."""
 
 
 def model_paths() -> dict[str, Path]:
@@ -49,6 +63,8 @@ def model_paths() -> dict[str, Path]:
 def start_host(device: str, dtype: str):
     """ComfyUI imported in-process with this pack, computing on `device`, storing UNet and ControlNet weights in
     `dtype` (ComfyUI's --{dtype}-unet)."""
+    global _on_cuda
+    _on_cuda = device == "cuda"
     if device == "cuda":
         # start_in_process puts ComfyUI in CPU mode, which model_management reads once, on its first import:
         # importing it before, with the default arguments, keeps the GPU.
@@ -72,14 +88,9 @@ def timed(fn):
     return result, time.perf_counter() - started
 
 
-def mean(values) -> float:
-    """The arithmetic mean."""
-    return sum(values) / len(values)
-
-
 def synchronize() -> None:
     """Wait for the GPU's queued work (nothing to wait for on the CPU)."""
-    if torch.cuda.is_available():
+    if _on_cuda:
         torch.cuda.synchronize()
 
 
@@ -103,7 +114,7 @@ class Stack:
         return self.host.pack_module(name)
 
     def drop_adapter(self) -> None:
-        """Free the adapter (1.7 GB of host memory): once the patch is made, sampling never reads it."""
+        """Free the adapter (its 1.7 GB of host memory): once the patch is made, sampling never reads it."""
         self.adapter = None
         gc.collect()
 
@@ -150,7 +161,7 @@ def load_stack(host, roles, keep_dtype: bool) -> Stack:
     if stack.adapter is not None:
         stack.tokens = stack.adapter.tokens(stack.face.embeddings(), "average", 0.0)
         stack.patched = stack.module("nodes.host").apply_identity_attention(stack.model, stack.adapter, stack.tokens,
-                                                                           STRENGTH, 0.0, 1.0)
+                                                                           STRENGTH, 0.0, PATCH_END)
     return stack
 
 
@@ -184,7 +195,7 @@ def patch_bytes(model) -> int:
 
 
 def sample(setup: tuple[object, list, list], width: int, height: int, batch: int, steps: int, on_step=None) -> None:
-    """Euler with CFG over the first `steps` sigmas of a 20-step normal schedule; on_step() after each step."""
+    """Euler with CFG over the first `steps` sigmas of a SCHEDULE_STEPS normal schedule; on_step() after each step."""
     import comfy.sample
     import comfy.samplers
 
@@ -198,26 +209,31 @@ def sample(setup: tuple[object, list, list], width: int, height: int, batch: int
 
 
 class PatchTimer:
-    """While entered, the time spent inside our patch's own work (every layer's identity term and the guard's check),
-    call by call: clock reads on the CPU, CUDA events on a GPU (so it adds no synchronisation)."""
+    """While entered, the time spent inside our patch's own work (every layer's identity term, the guard's input hook
+    and its check), call by call: clock reads on the CPU, CUDA events on a GPU (so it adds no synchronisation). A call
+    made from inside another timed one is counted once, in the outer one."""
 
     def __init__(self, stack: Stack):
         attention = stack.module("instantid_core.attention")
+        guard = attention.IdentityAttentionGuard
         self.originals = {(attention.IdentityAttention, "gated_term"): attention.IdentityAttention.gated_term,
-                          (attention.IdentityAttentionGuard, "__call__"): attention.IdentityAttentionGuard.__call__}
+                          (guard, "remember_input"): guard.remember_input, (guard, "__call__"): guard.__call__}
         self.spent = 0.0
         self.pending = []  # CUDA (start, end) event pairs not yet added to spent
+        self.depth = 0
 
     def _timing(self, original):
-        """original, timed at every call."""
+        """original, timed at every outermost call."""
         def timed_call(*args, **kwargs):
-            start = _mark()
+            self.depth += 1
+            start = _mark() if self.depth == 1 else None
             try:
                 return original(*args, **kwargs)
             finally:
+                self.depth -= 1
                 if isinstance(start, float):
                     self.spent += time.perf_counter() - start
-                else:
+                elif start is not None:
                     self.pending.append((start, _mark()))
         return timed_call
 
@@ -241,7 +257,7 @@ class PatchTimer:
 
 def _mark():
     """Now: a clock reading on the CPU, a recorded CUDA event on a GPU."""
-    if not torch.cuda.is_available():
+    if not _on_cuda:
         return time.perf_counter()
     event = torch.cuda.Event(enable_timing=True)
     event.record()
@@ -274,7 +290,7 @@ def syncs_per_step(setup, width: int, height: int, batch: int, steps: int) -> di
         def count():
             syncs = [w for w in caught if "synchroniz" in str(w.message)]
             counts["all"].append(len(syncs))
-            counts["pack"].append(sum(PACK_LINK_NAME in w.filename or w.filename.startswith(str(REPO)) for w in syncs))
+            counts["pack"].append(sum(_is_pack_code(w.filename) for w in syncs))
 
         torch.cuda.set_sync_debug_mode("warn")
         try:
@@ -282,6 +298,14 @@ def syncs_per_step(setup, width: int, height: int, batch: int, steps: int) -> di
         finally:
             torch.cuda.set_sync_debug_mode("default")
     return {kind: [b - a for a, b in zip(seen, seen[1:])] for kind, seen in counts.items()}
+
+
+def _is_pack_code(filename: str) -> bool:
+    """Whether a source file is the pack's runtime code (through ComfyUI's custom_nodes link or this checkout)."""
+    path = Path(filename)
+    linked = PACK_LINK_NAME in path.parts and path.parts[path.parts.index(PACK_LINK_NAME) + 1:][:1] in (
+        ("nodes",), ("instantid_core",))
+    return linked or any(path.is_relative_to(code) for code in PACK_CODE)
 
 
 class MemoryProbe:

@@ -12,13 +12,11 @@ import logging
 import sys
 import warnings
 from pathlib import Path
+from statistics import fmean
 
 import harness as h
 
 log = logging.getLogger("bench")
-
-FACE_SIZES = (640, 512, 384, 256)
-"""The chosen detection size, then the fallback sizes face analysis retries at (RETRY_SIZES)."""
 
 
 def steps_phase(s: dict) -> dict:
@@ -36,7 +34,7 @@ def steps_phase(s: dict) -> dict:
         for config, setup in setups.items():
             rounds[config].append(h.step_seconds(setup, size, size, batch, steps))
         log.info("round %d/%d, s/step: %s", number + 1, s["runs"],
-                 ", ".join(f"{c} {h.mean(r[-1]['wall']):.2f}" for c, r in rounds.items()))
+                 ", ".join(f"{c} {fmean(r[-1]['wall']):.2f}" for c, r in rounds.items()))
     with h.PatchTimer(stack) as timer:
         inside = [h.step_seconds(setups["instantid"], size, size, batch, steps, timer)["patch"]
                   for _ in range(s["runs"])]
@@ -83,7 +81,7 @@ def scaling_phase(s: dict) -> dict:
                 seconds = h.step_seconds(setup, size, size, batch, s["scaling_steps"], timer)
             rows.append({"size": size, "batch": batch, "config": config, "step_seconds": seconds, "before": before,
                          "peak": probe.peak()})
-            log.info("%d² batch %d %s: %.2f s/step", size, batch, config, h.mean(seconds["wall"]))
+            log.info("%d² batch %d %s: %.2f s/step", size, batch, config, fmean(seconds["wall"]))
     return {"rows": rows}
 
 
@@ -102,7 +100,7 @@ def faces_phase(s: dict) -> dict:
     latency = {}
     for provider in providers:
         pack = h.load_model(host, "face_pack", provider)
-        for size in FACE_SIZES:
+        for size in pack.detection_sizes:
             faces = pack.detect(bgr, size)
             latency[f"{provider} {size}"] = {"faces": len(faces), "seconds": [
                 h.timed(lambda: pack.detect(bgr, size))[1] for _ in range(s["face_runs"])]}
@@ -110,7 +108,7 @@ def faces_phase(s: dict) -> dict:
             h.timed(lambda: pack.analyze([rgb]))[1] for _ in range(s["face_runs"])]}
         log.info("face analysis on %s: %s", provider, pack.providers[0])
     return {"loads": loads, "latency": latency, "providers_available": available,
-            "photo_size": [rgb.shape[1], rgb.shape[0]], "face_sizes": list(FACE_SIZES)}
+            "photo_size": [rgb.shape[1], rgb.shape[0]], "face_sizes": list(pack.detection_sizes)}
 
 
 PHASES = {"steps": steps_phase, "memory": memory_phase, "scaling": scaling_phase, "faces": faces_phase}

@@ -31,17 +31,10 @@ import report
 log = logging.getLogger("bench")
 
 HERE = Path(__file__).resolve().parent
-DEFAULTS = {
-    "cpu": {"dtype": "bf16", "size": 256, "batch": 1, "steps": 3, "runs": 5, "sizes": [256, 384, 512],
-            "batches": [1, 2], "scaling_steps": 3, "load_runs": 3, "face_runs": 10},
-    "cuda": {"dtype": "fp16", "size": 1024, "batch": 1, "steps": 20, "runs": 5, "sizes": [512, 768, 1024],
-             "batches": [1, 2, 4], "scaling_steps": 6, "load_runs": 3, "face_runs": 20},
-}
-"""Per device; every one can be overridden on the command line."""
 
 
 def parse_args() -> argparse.Namespace:
-    """The command line; unset values take the device's DEFAULTS."""
+    """The command line; unset values take the device's defaults (harness.DEFAULTS)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when torch sees one, else cpu")
     parser.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), help="UNet and IdentityNet weights (cpu: bf16)")
@@ -66,8 +59,11 @@ def settings_from(args: argparse.Namespace) -> dict:
     import torch
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    given = {key: value for key, value in vars(args).items() if value is not None and key in DEFAULTS[device]}
-    settings = DEFAULTS[device] | given | {"device": device}
+    given = {key: value for key, value in vars(args).items() if value is not None and key in h.DEFAULTS[device]}
+    settings = h.DEFAULTS[device] | given | {"device": device}
+    if not all(2 <= settings[key] <= h.SCHEDULE_STEPS for key in ("steps", "scaling_steps")):
+        raise SystemExit(f"--steps and --scaling-steps must lie in 2..{h.SCHEDULE_STEPS}: the first step of a sample "
+                         f"is not timed, and samples take the first steps of a {h.SCHEDULE_STEPS}-step schedule")
     settings["keep_dtype"] = device == "cpu" and not args.upcast
     return settings
 
@@ -133,6 +129,7 @@ def environment(settings: dict) -> dict:
     return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpu": cpu_model(),
             "cores": os.cpu_count(), "memory": memory_total(), "torch_threads": torch.get_num_threads(),
             "gpu": torch.cuda.get_device_name(0) if settings["device"] == "cuda" else None,
+            "cuda_seen": torch.cuda.is_available(),
             "versions": {"Python": platform.python_version(), "torch": torch.__version__, "ComfyUI": comfy_version(),
                          "insightface": package_version("insightface"),
                          "onnxruntime": package_version("onnxruntime", "onnxruntime-gpu"),
