@@ -216,7 +216,7 @@ class PatchTimer:
     def __init__(self, stack: Stack):
         attention = stack.module("instantid_core.attention")
         guard = attention.IdentityAttentionGuard
-        self.originals = {(attention.IdentityAttention, "gated_term"): attention.IdentityAttention.gated_term,
+        self.originals = {(attention.IdentityAttention, "identity_term"): attention.IdentityAttention.identity_term,
                           (guard, "remember_input"): guard.remember_input, (guard, "__call__"): guard.__call__}
         self.spent = 0.0
         self.pending = []  # CUDA (start, end) event pairs not yet added to spent

@@ -127,25 +127,26 @@ class IdentityAttention:
     attention: AttentionFn
 
     def identity_term(self, key, q: torch.Tensor, heads: int, extra_options: dict) -> torch.Tensor:
-        """scale · mask · attn(q, K_id, V_id) for one layer call, with the batch laid out as cond_or_uncond says."""
+        """scale · gate · mask · attn(q, K_id, V_id) for one layer call, with the batch laid out as cond_or_uncond says.
+
+        Scale and gate multiply V_id (16 tokens) rather than the layer-sized output, as attention is linear in V: a
+        closed gate zeroes V_id, so the term is exactly zero, chosen on the device (no host synchronisation).
+        """
         k_all, v_all = self.kv.layer(self.adapter_index[key])
         chunks = extra_options["cond_or_uncond"]
         rows = q.shape[0] // len(chunks)
         k = torch.cat([k_all[c:c + 1].expand(rows, -1, -1) for c in chunks]).to(q.device, q.dtype)
-        v = torch.cat([v_all[c:c + 1].expand(rows, -1, -1) for c in chunks]).to(q.device, q.dtype)
-        out = self.attention(q, k, v, heads, extra_options) * self.scales[key]
+        v = torch.cat([v_all[c:c + 1].expand(rows, -1, -1) for c in chunks]).to(q.device, q.dtype) * self.scales[key]
+        gate = self.gate.mask(extra_options["sigmas"])
+        if gate is not None:
+            v = torch.where(gate.to(v.device), v, 0.0)
+        out = self.attention(q, k, v, heads, extra_options)
         if self.region is not None:
             h, w = extra_options["activations_shape"][-2:]
             latent_hw = tuple(extra_options["original_shape"][-2:])
             mask = self.region.for_layer(h, w, rows, latent_hw, q.device, out.dtype)
             out = out * mask.repeat(len(chunks), 1, 1)
         return out
-
-    def gated_term(self, key, q: torch.Tensor, heads: int, extra_options: dict) -> torch.Tensor:
-        """The identity term, exactly zero outside the start/end range (a device-side choice, no host sync)."""
-        term = self.identity_term(key, q, heads, extra_options)
-        gate = self.gate.mask(extra_options["sigmas"])
-        return term if gate is None else torch.where(gate.to(term.device), term, 0.0)
 
 
 class IdentityAttentionPatch:
@@ -166,7 +167,7 @@ class IdentityAttentionPatch:
         else:
             out = self.shared.attention(q, k, v, heads, extra_options)
         extra_options.setdefault(APPLIED, set()).add(id(self.shared))
-        return out + self.shared.gated_term(self.key, q, heads, extra_options)
+        return out + self.shared.identity_term(self.key, q, heads, extra_options)
 
     def models(self) -> list:
         """Models the host must load with the UNet: ours (the K/V) and the previous patch's."""
@@ -207,7 +208,7 @@ class IdentityAttentionGuard:
         if id(self.shared) in extra_options.get(APPLIED, ()) or key not in self.shared.adapter_index:
             return out
         attn2 = self.attn2_modules[key]
-        term = self.shared.gated_term(key, attn2.to_q(extra_options[ATTN2_INPUT]), extra_options["n_heads"],
+        term = self.shared.identity_term(key, attn2.to_q(extra_options[ATTN2_INPUT]), extra_options["n_heads"],
                                       extra_options)
         projection = attn2.to_out[0]
         return out + projection(term) - projection(term.new_zeros(1, 1, term.shape[-1]))  # the bias cancels
