@@ -9,12 +9,12 @@ from harness import CFG, CONFIG_LABELS, CONFIGS, DEFAULTS, PATCH_END, SCHEDULE_S
 OVERHEAD_TARGET = 0.02
 PATCH_MEMORY_TARGET = 100 * 2**20
 """'Tens of MB', read as under 100 MiB."""
-PATCH_FIX = ("The patch's work per layer call is one attention over the 16 identity tokens (most of it), a copy of "
-             "the layer's K/V laid out for the batch, and a separate scale: 70 small calls per UNet call, whose fixed "
-             "costs weigh most when each call is small. What can go: keep each layer's K/V already laid out per "
-             "(batch layout, device, dtype) instead of concatenating them at every call, and fold the layer's scale "
-             "into V_id when the patch is applied; then re-measure with `make bench` (on a GPU at 1024², where the "
-             "target applies)")
+PATCH_FIX = ("The patch's work per layer call is one attention over the 16 identity tokens (most of it), the layer's "
+             "K/V laid out for the batch with scale and gate applied to V_id (16-token tensors), and the guard's "
+             "bookkeeping: 70 small calls per UNet call, whose fixed costs weigh most when each call is small, so the "
+             "share falls as the image grows (see 5). What can go: keep each layer's K/V already laid out per batch "
+             "layout instead of concatenating them at every call; then re-measure with `make bench` (on a GPU at "
+             "1024², where the target applies)")
 """What target 1 would take when it is missed."""
 RATIOS = (("controlnet", "sdxl", "B/A: IdentityNet as a ControlNet, over plain SDXL"),
           ("instantid", "sdxl", "C/A: full InstantID, over plain SDXL"),
