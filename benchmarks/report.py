@@ -140,7 +140,7 @@ def overhead_verdict(results: dict) -> tuple[str, str]:
     return figure, (f"not settled on this device: the patch's own work is {share:.1%} of a step by the direct timing, "
                     f"but the wall-clock {above} ratio is above the target. Whole steps vary on this machine by more "
                     "than the effect (see the per-round range): more rounds (`--runs`) on a quiet machine, or a GPU, "
-                    f"would settle it. If it holds: {PATCH_FIX}")
+                    f"would settle it. If it holds: {PATCH_FIX[0].lower() + PATCH_FIX[1:]}")
 
 
 def step_section(s: dict, results: dict) -> list[str]:
