@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from scripts.standins.adapter import write_ip_adapter  # noqa: E402
+from scripts.standins.comfy_env import CACHE  # noqa: E402
 from scripts.standins.face_pack import write_face_pack  # noqa: E402
 from scripts.standins.identitynet import write_identitynet  # noqa: E402
 from scripts.standins.images import write_input_images  # noqa: E402
@@ -38,7 +39,6 @@ logger = logging.getLogger("make_standins")
 GENERATOR_VERSION = "1"
 """Bump when a generator changes what it writes, so existing caches are rebuilt."""
 
-CACHE = Path(os.environ.get("INSTANTID_CACHE", Path.home() / ".cache" / "instantid-comfy"))
 CHECKPOINT = Path("checkpoints/sdxl_standin.safetensors")
 IDENTITYNET = Path("controlnet/instantid/diffusion_pytorch_model.safetensors")
 ALIASES = {  # name a workflow loads -> the stand-in file it gets
