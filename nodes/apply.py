@@ -60,11 +60,12 @@ def apply_instantid(face_analysis, instantid, control_net, image, model, positiv
     return patched, positive, negative
 
 
-def _graph_inputs() -> list:
-    """The inputs both all-in-one nodes take from the graph."""
+def graph_inputs(face_input: str = "face_analysis") -> list:
+    """The inputs the all-in-one nodes (and their ComfyUI_InstantID aliases) take from the graph, in that order;
+    face_input names the face models' input."""
     return [
         InstantID.Input("instantid", tooltip="The InstantID adapter, from 'Load InstantID Adapter'."),
-        FaceAnalysis.Input("face_analysis", tooltip="The face models, from 'Load InstantID Face Analysis'."),
+        FaceAnalysis.Input(face_input, tooltip="The face models, from 'Load InstantID Face Analysis'."),
         io.ControlNet.Input("control_net", tooltip="IdentityNet, loaded with 'Load ControlNet Model' from "
                                                    "controlnet/instantid/diffusion_pytorch_model.safetensors."),
         io.Image.Input("image", tooltip="One or more reference photos of the person."),
@@ -81,8 +82,8 @@ def _no_face_input() -> io.Combo.Input:
                                   "pass model and conditioning through unchanged with a warning.")
 
 
-def _optional_inputs() -> list:
-    """The optional inputs of both all-in-one nodes."""
+def optional_inputs() -> list:
+    """The optional inputs of the all-in-one nodes and their aliases."""
     return [
         io.Image.Input("image_kps", optional=True, tooltip="A photo whose face pose to copy (its keypoints drive "
                                                           "IdentityNet); default: the reference photo's pose."),
@@ -91,7 +92,7 @@ def _optional_inputs() -> list:
     ]
 
 
-_OUTPUTS = [io.Model.Output(display_name="MODEL"), io.Conditioning.Output(display_name="positive"),
+OUTPUTS = [io.Model.Output(display_name="MODEL"), io.Conditioning.Output(display_name="positive"),
             io.Conditioning.Output(display_name="negative")]
 
 
@@ -107,14 +108,14 @@ class ApplyInstantID(io.ComfyNode):
             category=CATEGORY,
             description="Face analysis + IdentityNet + identity attention, for the common case.",
             inputs=[
-                *_graph_inputs(),
+                *graph_inputs(),
                 io.Float.Input("weight", default=0.8, min=0.0, max=5.0, step=0.01,
                                tooltip="Identity strength: the adapter weight and IdentityNet strength together."),
                 *percent_inputs("InstantID"),
                 _no_face_input(),
-                *_optional_inputs(),
+                *optional_inputs(),
             ],
-            outputs=list(_OUTPUTS),
+            outputs=list(OUTPUTS),
         )
 
     @classmethod
@@ -138,7 +139,7 @@ class ApplyInstantIDAdvanced(io.ComfyNode):
             category=CATEGORY,
             description="Face analysis + IdentityNet + identity attention, with every setting exposed.",
             inputs=[
-                *_graph_inputs(),
+                *graph_inputs(),
                 io.Float.Input("adapter_weight", default=0.8, min=-1.0, max=5.0, step=0.01,
                                tooltip="Strength of the identity attention in the UNet (likeness)."),
                 io.Float.Input("identitynet_strength", default=0.8, min=0.0, max=10.0, step=0.01,
@@ -148,9 +149,9 @@ class ApplyInstantIDAdvanced(io.ComfyNode):
                 *token_inputs(),
                 *face_choice_inputs(),
                 _no_face_input(),
-                *_optional_inputs(),
+                *optional_inputs(),
             ],
-            outputs=list(_OUTPUTS),
+            outputs=list(OUTPUTS),
         )
 
     @classmethod

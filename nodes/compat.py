@@ -12,7 +12,7 @@ from ..instantid_core.identity import InstantIDAdapter
 from ..instantid_core.images import to_image_batch, to_uint8_rgb
 from ..instantid_core.keypoints import keypoint_image
 from . import host
-from .apply import InstantIDSettings, apply_instantid
+from .apply import OUTPUTS, InstantIDSettings, apply_instantid, graph_inputs, optional_inputs
 from .io_types import FaceAnalysis, InstantID
 
 CATEGORY = "InstantID/ComfyUI_InstantID compatible"
@@ -33,30 +33,6 @@ def _percent_inputs() -> list:
     """start_at / end_at as ComfyUI_InstantID names them."""
     return [_float("start_at", 0.0, 0.0, 1.0, 0.001, "When InstantID starts, as a fraction of sampling."),
             _float("end_at", 1.0, 0.0, 1.0, 0.001, "When InstantID ends, as a fraction of sampling.")]
-
-
-def _apply_inputs() -> list:
-    """The graph inputs of ComfyUI_InstantID's Apply InstantID nodes, in its order."""
-    return [
-        InstantID.Input("instantid", tooltip="The InstantID adapter."),
-        FaceAnalysis.Input("insightface", tooltip="The face models."),
-        io.ControlNet.Input("control_net", tooltip="IdentityNet (controlnet/instantid/diffusion_pytorch_model."
-                                                   "safetensors)."),
-        io.Image.Input("image", tooltip="Reference photo(s) of the person."),
-        io.Model.Input("model", tooltip="An SDXL model."),
-        io.Conditioning.Input("positive", tooltip="Positive conditioning."),
-        io.Conditioning.Input("negative", tooltip="Negative conditioning."),
-    ]
-
-
-def _apply_optional() -> list:
-    """The optional inputs of ComfyUI_InstantID's Apply InstantID nodes."""
-    return [io.Image.Input("image_kps", optional=True, tooltip="A photo whose face pose to copy."),
-            io.Mask.Input("mask", optional=True, tooltip="Region where the identity applies.")]
-
-
-_APPLY_OUTPUTS = [io.Model.Output(display_name="MODEL"), io.Conditioning.Output(display_name="positive"),
-                  io.Conditioning.Output(display_name="negative")]
 
 
 def _face_tokens(insightface: FacePack, instantid: InstantIDAdapter, image, noise: float, combine: str = "average"):
@@ -135,10 +111,10 @@ class ApplyInstantIDCompat(io.ComfyNode):
         """Node schema."""
         return io.Schema(
             node_id="ApplyInstantID", display_name="Apply InstantID (compatible)", category=CATEGORY,
-            inputs=[*_apply_inputs(),
+            inputs=[*graph_inputs("insightface"),
                     _float("weight", 0.8, 0.0, 5.0, 0.01, "Identity strength (adapter weight and IdentityNet)."),
-                    *_percent_inputs(), *_apply_optional()],
-            outputs=list(_APPLY_OUTPUTS),
+                    *_percent_inputs(), *optional_inputs()],
+            outputs=list(OUTPUTS),
         )
 
     @classmethod
@@ -158,15 +134,15 @@ class ApplyInstantIDAdvancedCompat(io.ComfyNode):
         """Node schema."""
         return io.Schema(
             node_id="ApplyInstantIDAdvanced", display_name="Apply InstantID Advanced (compatible)", category=CATEGORY,
-            inputs=[*_apply_inputs(),
+            inputs=[*graph_inputs("insightface"),
                     _float("ip_weight", 0.8, 0.0, 3.0, 0.01, "Strength of the identity attention."),
                     _float("cn_strength", 0.8, 0.0, 10.0, 0.01, "Strength of IdentityNet."),
                     *_percent_inputs(),
                     _float("noise", 0.0, 0.0, 1.0, 0.1, "Noise in the negative identity."),
                     io.Combo.Input("combine_embeds", options=["average", "norm average", "concat"],
                                    default="average", tooltip="How several reference photos are combined."),
-                    *_apply_optional()],
-            outputs=list(_APPLY_OUTPUTS),
+                    *optional_inputs()],
+            outputs=list(OUTPUTS),
         )
 
     @classmethod
