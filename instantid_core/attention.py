@@ -3,10 +3,15 @@
 Each layer computes `attn(q, K_text, V_text) + scale · gate · mask · attn(q, K_id, V_id)` where K_id/V_id are the
 face tokens projected by the adapter's `to_k_ip`/`to_v_ip` once per apply (`IdentityKV`), `gate` is 1 inside the
 start/end sigma range (a device-side comparison, no host synchronisation) and `mask` limits the region.
-An attention patch already registered at the layer (another pack's, or a second InstantID apply) is called in place
-of the plain text attention, so both apply. A patch registered later replaces ours at the layer; the guard
-(`IdentityAttentionGuard`, an output patch, which hosts append rather than replace) then adds the identity term
-itself, so the order in which packs patch does not matter.
+Composition with other packs' attention patches, in every order:
+- a replace patch already registered at the layer (another pack's, or a second InstantID apply) is called in place of
+  the plain text attention, so both apply;
+- packs in the IP-Adapter style (cubiq's ComfyUI_IPAdapter_plus, PuLID and the packs that copied their patch class)
+  do not replace a registered patch: they call `existing.add(callback, **kwargs)` on it. Our patch speaks that
+  protocol (`IdentityAttentionPatch.add`), and each model clone gets its own light patch objects (`fork`), so an
+  `add` on a clone never reaches the model it was cloned from;
+- a patch that replaces ours later is caught by the guard (`IdentityAttentionGuard`, an output patch, which hosts
+  append rather than replace): it then adds the identity term itself.
 """
 import math
 from dataclasses import dataclass, field
@@ -149,25 +154,82 @@ class IdentityAttention:
         return out
 
 
+NO_SIGMA = 999999999.9
+"""The sigma the IP-Adapter-style protocol assumes when a call carries none (ComfyUI's percent_to_sigma(0.0))."""
+
+
+def sigma_window(sigmas: Optional[torch.Tensor], sigma_start: float, sigma_end: float):
+    """Whether the current sigma lies in [sigma_end, sigma_start]: a Python bool where that costs nothing (no sigmas,
+    a window covering every step, sigmas on the CPU), else `device_sigma_window`, so no host synchronisation."""
+    if sigma_start >= NO_SIGMA and sigma_end <= 0.0:
+        return True
+    if sigmas is None:
+        return sigma_end <= NO_SIGMA <= sigma_start
+    if sigmas.device.type == "cpu":
+        return sigma_end <= float(sigmas[0]) <= sigma_start
+    return device_sigma_window(sigmas, sigma_start, sigma_end)
+
+
+def device_sigma_window(sigmas: torch.Tensor, sigma_start: float, sigma_end: float) -> torch.Tensor:
+    """Whether sigmas[0] lies in [sigma_end, sigma_start], as a [1,1,1] bool tensor on the sigmas' device."""
+    sigma = sigmas[:1]
+    return ((sigma <= sigma_start) & (sigma >= sigma_end)).view(1, 1, 1)
+
+
+@dataclass(frozen=True)
+class AddedCallback:
+    """A contribution another pack added to our patch: `callback(out, q, k, v, extra_options, **kwargs)`."""
+
+    callback: Callable
+    kwargs: dict
+
+    def __call__(self, out: torch.Tensor, q, k, v, extra_options: dict):
+        """The callback's contribution inside its sigma window, zero outside it."""
+        inside = sigma_window(extra_options.get("sigmas"), self.kwargs["sigma_start"], self.kwargs["sigma_end"])
+        if inside is False:
+            return 0
+        contribution = self.callback(out, q, k, v, extra_options, **self.kwargs)
+        if inside is True or not isinstance(contribution, torch.Tensor):
+            return contribution
+        return torch.where(inside.to(contribution.device), contribution, 0.0)
+
+
 class IdentityAttentionPatch:
-    """The attn2 replace patch of one layer: the previous patch (or plain attention) plus the identity term."""
+    """The attn2 replace patch of one layer: the previous patch (or plain attention), the contributions other packs
+    added to it, and the identity term.
+
+    Light: the identity K/V live in `shared`; a model clone gets its own patch through `fork`.
+    """
 
     def __init__(self, shared: IdentityAttention, key: tuple[str, int, int], previous: Optional[Callable] = None,
-                 models: Callable[[], list] = list):
+                 models: Callable[[], list] = list, added: tuple[AddedCallback, ...] = ()):
         self.shared = shared
         self.key = key
         self.previous = previous
         self._models = models
+        self.added = list(added)
+
+    def add(self, callback: Callable, **kwargs) -> None:
+        """The IP-Adapter-style protocol: add `callback(out, q, k, v, extra_options, **kwargs)` to this layer's
+        output while `kwargs['sigma_start'] >= sigma >= kwargs['sigma_end']`."""
+        self.added.append(AddedCallback(callback, kwargs))
+
+    def fork(self) -> "IdentityAttentionPatch":
+        """A copy for a cloned model: the same identity attention and previous patch, its own list of contributions."""
+        return IdentityAttentionPatch(self.shared, self.key, self.previous, self._models, tuple(self.added))
 
     def __call__(self, q, k, v, extra_options):
-        """Text attention (or the earlier patch) plus the gated, masked identity attention."""
+        """Text attention (or the earlier patch), the added contributions, and the gated, masked identity attention,
+        in q's dtype."""
         heads = extra_options["n_heads"]
         if self.previous is not None:
             out = self.previous(q, k, v, extra_options)
         else:
             out = self.shared.attention(q, k, v, heads, extra_options)
+        for contribution in self.added:
+            out = out + contribution(out, q, k, v, extra_options)
         extra_options.setdefault(APPLIED, set()).add(id(self.shared))
-        return out + self.shared.identity_term(self.key, q, heads, extra_options)
+        return (out + self.shared.identity_term(self.key, q, heads, extra_options)).to(q.dtype)
 
     def models(self) -> list:
         """Models the host must load with the UNet: ours (the K/V) and the previous patch's."""
@@ -181,8 +243,8 @@ class IdentityAttentionPatch:
         return self
 
     def __deepcopy__(self, memo):
-        """Share, never copy: ModelPatcher.clone() deep-copies model_options."""
-        return self
+        """ComfyUI 0.3.x's ModelPatcher.clone() deep-copies model_options: fork, sharing the K/V."""
+        return self.fork()
 
 
 class IdentityAttentionGuard:

@@ -10,6 +10,7 @@ import comfy.ldm.modules.attention as comfy_attention
 import comfy.model_management as mm
 import comfy.model_patcher
 import comfy.utils
+from comfy.patcher_extension import CallbacksMP
 import folder_paths
 from comfy.ldm.modules.attention import BasicTransformerBlock, SpatialTransformer
 
@@ -119,11 +120,31 @@ def managed_kv(kv: IdentityKV) -> comfy.model_patcher.ModelPatcher:
     return comfy.model_patcher.ModelPatcher(kv, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device())
 
 
+FORK_ON_CLONE = "instantid_fork_attention_patches"
+"""ModelPatcher ON_CLONE callback key: clones get their own IdentityAttentionPatch objects."""
+
+
+def _attn2_replace_patches(model) -> dict:
+    """The model's attn2 replace patches by block key (the live dict, empty if there are none)."""
+    return model.model_options.get("transformer_options", {}).get("patches_replace", {}).get("attn2", {})
+
+
+def fork_identity_patches(parent, clone) -> None:
+    """ON_CLONE callback: where the host shares our patch objects between a model and its clone (ComfyUI 0.33+
+    copies only dicts and lists), give the clone its own, so another pack's `add` on the clone stays there."""
+    parent_patches, clone_patches = _attn2_replace_patches(parent), _attn2_replace_patches(clone)
+    for key, patch in clone_patches.items():
+        if isinstance(patch, IdentityAttentionPatch) and patch is parent_patches.get(key):
+            clone_patches[key] = patch.fork()
+
+
 def patch_cross_attention(model, shared: IdentityAttention, kv_patcher) -> object:
     """A clone of `model` with the identity attention on every layer in `shared`, wrapping patches already there,
     and a guard that keeps it working if another pack replaces our patches later."""
     patched = model.clone()
-    existing = patched.model_options.get("transformer_options", {}).get("patches_replace", {}).get("attn2", {})
+    if FORK_ON_CLONE not in patched.callbacks.get(CallbacksMP.ON_CLONE, {}):
+        patched.add_callback_with_key(CallbacksMP.ON_CLONE, FORK_ON_CLONE, fork_identity_patches)
+    existing = _attn2_replace_patches(patched)
     for key in shared.adapter_index:
         patch = IdentityAttentionPatch(shared, key, previous=existing.get(key, existing.get(key[:2])),
                                        models=lambda: [kv_patcher])

@@ -1,4 +1,6 @@
 """Running the tiny models the way the host tests need: faces, one denoising step, recording identity calls."""
+from typing import NamedTuple
+
 import numpy as np
 import torch
 
@@ -33,14 +35,23 @@ def denoise(model, positive=None, negative=None, sigma=None, seed=0):
                                       disable_pbar=True, seed=seed)
 
 
-def record_identity_calls(monkeypatch, pack):
-    """Replace IdentityAttention.identity_term with a recording wrapper; returns the list of (key, term, options)."""
+class IdentityCall(NamedTuple):
+    """One identity-term computation: the layer, the term, the layer call's options and which identity it was."""
+
+    key: tuple
+    term: torch.Tensor
+    options: dict
+    identity: object
+
+
+def record_identity_calls(monkeypatch, pack) -> list[IdentityCall]:
+    """Replace IdentityAttention.identity_term with a recording wrapper; returns the list of calls it records."""
     calls = []
     original = pack.attention.IdentityAttention.identity_term
 
     def recording(self, key, q, heads, extra_options):
         term = original(self, key, q, heads, extra_options)
-        calls.append((key, term, dict(extra_options)))
+        calls.append(IdentityCall(key, term, dict(extra_options), self))
         return term
 
     monkeypatch.setattr(pack.attention.IdentityAttention, "identity_term", recording)

@@ -1,10 +1,14 @@
-"""InstantID composes with what users stack on SDXL: another pack's attention patches (in either order), a second
-identity with its own mask, and several IdentityNets."""
+"""InstantID composes with what users stack on SDXL: the IP-Adapter-style packs' `add` protocol and a patch that
+overwrites ours (in either order), a second identity with its own mask, and several IdentityNets."""
+from collections import Counter
+
 import pytest
 import torch
 
-from helpers.tiny_models import sdxl_conditioning, tiny_controlnet, tiny_sdxl
+from helpers import add_protocol
+from helpers.add_protocol import apply_other_pack
 from helpers.host_runs import denoise, make_faces, record_identity_calls
+from helpers.tiny_models import sdxl_conditioning, tiny_controlnet, tiny_sdxl
 
 pytestmark = pytest.mark.host
 
@@ -36,6 +40,90 @@ def with_identity(pack_module, adapter_value, model, seed=1, mask=None):
 def base():
     """A tiny SDXL-topology model."""
     return tiny_sdxl(seed=0)
+
+
+def with_other_pack(pack_module, model, tag, start_percent=0.0, end_percent=1.0):
+    """A clone of model with an IP-Adapter-style apply `tag`, made through the register-or-`add` protocol."""
+    return apply_other_pack(model, pack_module.host.attn2_modules(model), tag, 1.0, start_percent, end_percent)
+
+
+@pytest.fixture
+def other_calls():
+    """The other pack's callback calls, (tag, layer key) each, recorded from here on."""
+    add_protocol.CALLS.clear()
+    yield add_protocol.CALLS
+    add_protocol.CALLS.clear()
+
+
+def test_instantid_then_an_add_protocol_pack_both_apply_once_per_layer_and_the_earlier_model_is_unchanged(
+        pack, adapter, base, monkeypatch, other_calls):
+    ours = with_identity(pack, adapter, base)
+    ours_before = denoise(ours)
+    both = with_other_pack(pack, ours, tag=1)
+    identity_calls = record_identity_calls(monkeypatch, pack)
+
+    out = denoise(both)
+
+    layers = list(pack.host.attn2_modules(base))
+    assert Counter(other_calls) == Counter({(1, key): 1 for key in layers})
+    assert Counter(call.key for call in identity_calls) == Counter({key: 1 for key in layers})
+    assert not torch.allclose(out, ours_before, atol=1e-4)  # the other pack's contribution is there
+    assert not torch.allclose(out, denoise(with_other_pack(pack, base, tag=1)), atol=1e-4)  # and ours
+    other_calls.clear()
+    assert torch.equal(denoise(ours), ours_before) and not other_calls  # the model from before has no callback
+
+
+def test_an_add_protocol_pack_then_instantid_equals_the_reverse_order(pack, adapter, base, monkeypatch, other_calls):
+    other_then_ours = with_identity(pack, adapter, with_other_pack(pack, base, tag=1))
+    ours_then_other = with_other_pack(pack, with_identity(pack, adapter, base), tag=2)
+    identity_calls = record_identity_calls(monkeypatch, pack)
+
+    first = denoise(other_then_ours)
+    first_calls = Counter(other_calls)
+    other_calls.clear()
+    second = denoise(ours_then_other)
+
+    layers = list(pack.host.attn2_modules(base))
+    assert first_calls == Counter({(1, key): 1 for key in layers})
+    assert Counter(other_calls) == Counter({(2, key): 1 for key in layers})
+    assert Counter(call.key for call in identity_calls) == Counter({key: 2 for key in layers})
+    assert not torch.allclose(first, second, atol=1e-4)  # tags 1 and 2 differ, so the comparison below means something
+    same_tag = with_other_pack(pack, with_identity(pack, adapter, base), tag=1)
+    assert (first - denoise(same_tag)).norm() <= 1e-6 * first.norm()
+
+
+def test_two_instantids_with_an_add_protocol_pack_between_them_each_apply_once_per_layer(pack, adapter, base,
+                                                                                       monkeypatch, other_calls):
+    first = with_identity(pack, adapter, base, seed=1)
+    middle = with_other_pack(pack, first, tag=3)
+    last = with_identity(pack, adapter, middle, seed=2)
+    first_before, middle_before = denoise(first), denoise(middle)
+    other_calls.clear()
+    identity_calls = record_identity_calls(monkeypatch, pack)
+
+    out = denoise(last)
+
+    layers = list(pack.host.attn2_modules(base))
+    assert Counter(other_calls) == Counter({(3, key): 1 for key in layers})
+    per_identity = Counter((id(call.identity), call.key) for call in identity_calls)
+    assert set(per_identity.values()) == {1} and len(per_identity) == 2 * len(layers)
+    assert not torch.allclose(out, middle_before, atol=1e-4)  # the second identity is there
+    other_calls.clear()
+    assert torch.equal(denoise(first), first_before) and not other_calls  # nothing leaked back
+    assert torch.equal(denoise(middle), middle_before)
+
+
+@pytest.mark.parametrize("sigma, acts", [("high", False), ("low", True)])
+def test_an_add_protocol_packs_sigma_window_holds_on_our_patch(pack, adapter, base, other_calls, sigma, acts):
+    ours = with_identity(pack, adapter, base)
+    both = with_other_pack(pack, ours, tag=4, start_percent=0.5)  # the other pack acts in the second half only
+    sampling = base.get_model_object("model_sampling")
+    at = float(sampling.sigma_max) if sigma == "high" else float(sampling.percent_to_sigma(0.9))
+
+    out, ours_only = denoise(both, sigma=at), denoise(ours, sigma=at)
+
+    assert bool(other_calls) == acts
+    assert torch.equal(out, ours_only) != acts
 
 
 def test_a_foreign_attention_patch_and_ours_both_apply_in_either_order(pack, adapter, base, monkeypatch):

@@ -25,7 +25,7 @@ def test_every_one_of_the_70_cross_attention_layers_gets_identity_attention_once
 
     denoise(patched)
 
-    keys = [key for key, _, _ in calls]
+    keys = [call.key for call in calls]
     assert len(keys) == 70 and len(set(keys)) == 70  # one model call (cond+uncond batched): each layer once
     assert {key for key in keys if key[0] == "middle"} == {("middle", 0, i) for i in range(10)}
     assert {key[0] for key in keys} == {"input", "middle", "output"}
@@ -58,7 +58,7 @@ def test_identity_attention_is_zero_outside_the_mask_in_every_layer(pack, adapte
     denoise(patched)
 
     assert len(calls) == 70
-    for key, term, options in calls:
+    for key, term, options, _ in calls:
         h, w = options["activations_shape"][-2:]
         grid = term.reshape(term.shape[0], h, w, -1)
         assert torch.count_nonzero(grid[:, :, w // 2 + 1:]) == 0, key  # right of the mask's edge: nothing

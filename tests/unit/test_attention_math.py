@@ -5,8 +5,9 @@ import math
 import pytest
 import torch
 
-from instantid_core.attention import (WEAK, WEIGHT_TYPES, IdentityAttention, IdentityAttentionPatch, IdentityKV,
-                                      RegionMask, SigmaGate, layer_multipliers)
+from instantid_core.attention import (NO_SIGMA, WEAK, WEIGHT_TYPES, IdentityAttention, IdentityAttentionPatch,
+                                      IdentityKV, RegionMask, SigmaGate, device_sigma_window, layer_multipliers,
+                                      sigma_window)
 from instantid_core.errors import InstantIDError
 from instantid_core.unet_layers import CrossAttentionLayer
 
@@ -338,12 +339,112 @@ def test_the_gated_patch_never_reads_a_tensor_back_to_the_host():
     assert out.shape == q.shape and out.device.type == "meta"
 
 
-def test_deep_copying_a_patch_shares_it():
+def test_deep_copying_a_patch_forks_it_sharing_the_identity_kv():
     patch = IdentityAttentionPatch(shared(), KEY)
     model_options = {"transformer_options": {"patches_replace": {"attn2": {KEY: patch}}}}
 
-    assert copy.deepcopy(patch) is patch
-    assert copy.deepcopy(model_options)["transformer_options"]["patches_replace"]["attn2"][KEY] is patch
+    copied = copy.deepcopy(model_options)["transformer_options"]["patches_replace"]["attn2"][KEY]
+
+    assert copied is not patch and copied.shared is patch.shared and copied.key == KEY
+
+
+# --- the IP-Adapter-style `add` protocol ---------------------------------------------------------------------------
+
+class AddedContribution:
+    """A callback as IP-Adapter-style packs add it: records what it was given, returns a known tensor."""
+
+    def __init__(self, value=0.25):
+        self.value, self.calls = value, []
+
+    def __call__(self, out, q, k, v, extra_options, **kwargs):
+        self.calls.append((out.clone(), kwargs))
+        return torch.full_like(q, self.value) * q.sum(-1, keepdim=True).sign()
+
+
+def window(start, end):
+    return {"sigma_start": start, "sigma_end": end}
+
+
+@pytest.mark.parametrize("sigma, inside", [(10.5, False), (10.0, True), (5.0, True), (1.0, True), (0.5, False)])
+def test_an_added_callback_contributes_exactly_inside_its_sigma_window(sigma, inside):
+    q, k, v = inputs()
+    callback = AddedContribution()
+    patch = IdentityAttentionPatch(shared(gate=SigmaGate()), KEY)
+    plain = patch(q, k, v, options(sigma=sigma))
+
+    patch.add(callback, weight=2.0, **window(10.0, 1.0))
+    out = patch(q, k, v, options(sigma=sigma))
+
+    expected = plain + callback(plain, q, k, v, {}) if inside else plain
+    torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
+    assert len(callback.calls) == (2 if inside else 0)  # the patch's call and the expected value's own
+
+
+def test_an_added_callback_gets_the_output_before_the_identity_term_and_its_own_kwargs():
+    q, k, v = inputs()
+    first, second = AddedContribution(0.1), AddedContribution(0.2)
+    patch = IdentityAttentionPatch(shared(gate=SigmaGate()), KEY)
+    patch.add(first, tag="a", **window(NO_SIGMA, 0.0))
+    patch.add(second, tag="b", **window(NO_SIGMA, 0.0))
+
+    patch(q, k, v, options())
+
+    plain = softmax_attention(q, k, v, HEADS)
+    (seen_first, kwargs_first), = first.calls
+    (seen_second, kwargs_second), = second.calls
+    torch.testing.assert_close(seen_first, plain, atol=1e-6, rtol=0)
+    torch.testing.assert_close(seen_second, plain + first(plain, q, k, v, {}), atol=1e-6, rtol=0)
+    assert kwargs_first == {"tag": "a", **window(NO_SIGMA, 0.0)} and kwargs_second["tag"] == "b"
+
+
+def test_the_patch_returns_the_query_dtype_whatever_an_added_callback_returns():
+    q, k, v = inputs(dtype=torch.bfloat16)
+    patch = IdentityAttentionPatch(shared(gate=SigmaGate()), KEY)
+    patch.add(lambda out, q, k, v, extra_options, **kwargs: torch.ones(q.shape, dtype=torch.float32),
+              **window(NO_SIGMA, 0.0))
+
+    assert patch(q, k, v, options()).dtype == torch.bfloat16
+
+
+def test_an_add_on_a_fork_does_not_reach_the_patch_it_was_forked_from():
+    q, k, v = inputs()
+    earlier, later = AddedContribution(0.1), AddedContribution(0.2)
+    patch = IdentityAttentionPatch(shared(), KEY)
+    patch.add(earlier, **window(NO_SIGMA, 0.0))
+    before = patch(q, k, v, options())
+
+    fork = patch.fork()
+    fork.add(later, **window(NO_SIGMA, 0.0))
+
+    assert torch.equal(patch(q, k, v, options()), before)
+    assert not torch.equal(fork(q, k, v, options()), before)
+    assert fork.shared is patch.shared and len(earlier.calls) == 3  # the fork kept the earlier contribution
+
+
+def test_an_added_callbacks_window_is_decided_on_the_device_without_reading_back():
+    meta_kv = {n: (k.to("meta"), v.to("meta")) for n, (k, v) in IDENTITY_KV.items()}
+    q, k, v = inputs(device="meta")
+    patch = IdentityAttentionPatch(shared(kv=meta_kv), KEY)
+    patch.add(lambda out, q, k, v, extra_options, **kwargs: torch.ones_like(q), **window(10.0, 1.0))
+
+    out = patch(q, k, v, options(device="meta"))
+
+    assert out.shape == q.shape and out.device.type == "meta"
+
+
+@pytest.mark.parametrize("start, end", [(10.0, 1.0), (NO_SIGMA, 2.0), (3.0, 0.0), (5.0, 5.0)])
+def test_the_device_sigma_window_agrees_with_the_host_decision(start, end):
+    for sigma in (0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 9.99, 10.0, 14.6, 1e4):
+        sigmas = torch.full((4,), sigma)
+        on_device = device_sigma_window(sigmas, start, end)
+        assert on_device.shape == (1, 1, 1) and bool(on_device) == sigma_window(sigmas, start, end), sigma
+
+
+def test_a_window_covering_every_step_or_a_call_without_sigmas_costs_no_comparison():
+    meta_sigmas = torch.zeros(2, device="meta")
+
+    assert sigma_window(meta_sigmas, NO_SIGMA, 0.0) is True
+    assert sigma_window(None, NO_SIGMA, 1.0) is True and sigma_window(None, 10.0, 1.0) is False
 
 
 def test_the_patch_lists_its_models_and_the_previous_patchs():
