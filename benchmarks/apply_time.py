@@ -55,7 +55,7 @@ def main() -> None:
         return glue.apply_identitynet(positive, negative, control_net, tokens, kps, 0.8, 0.0, 1.0)
 
     _, t_net = repeat_timed(attach, args.runs)
-    layers = len(glue.cross_attention_layers(model))
+    layers = len(glue.attn2_modules(model))
     adapter_gb = paths["adapter"].stat().st_size / 1e9
     rows = [(f"load adapter ({adapter_gb:.2f} GB)", t_adapter), ("load face pack", t_pack),
             ("face analysis (1 photo)", t_faces), ("identity tokens (Resampler)", t_tokens),

@@ -104,6 +104,11 @@ class RegionMask:
     mask: torch.Tensor
     _cache: dict = field(default_factory=dict, repr=False)
 
+    @classmethod
+    def from_mask(cls, mask: Optional[torch.Tensor]) -> Optional["RegionMask"]:
+        """A region from a ComfyUI MASK ([H, W] or [M, H, W]); None for no mask."""
+        return None if mask is None else cls(mask.reshape(-1, *mask.shape[-2:]).float())
+
     def for_layer(self, h: int, w: int, rows: int, latent_hw: tuple[int, int], device, dtype) -> torch.Tensor:
         """The mask at the layer's h×w as [rows, h*w, 1]; row i uses mask i modulo the mask batch."""
         key = (h, w, rows, str(device), dtype)

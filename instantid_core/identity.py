@@ -14,8 +14,10 @@ import numpy as np
 import torch
 
 from .adapter import AdapterWeights, compute_identity_kv, load_adapter
+from .attention import AttentionFn, IdentityAttention, IdentityKV, RegionMask, SigmaGate, layer_multipliers
 from .faces import combine_embeddings
 from .resampler import Resampler
+from .unet_layers import CrossAttentionLayer, assign_adapter_indices
 
 logger = logging.getLogger(__name__)
 
@@ -62,3 +64,16 @@ class InstantIDAdapter:
     def identity_kv(self, tokens: IdentityTokens, dtype: torch.dtype) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
         """Per adapter index: keys and values (2, tokens, width) of the stacked tokens, computed once, in dtype."""
         return compute_identity_kv(self.weights, tokens.stacked(), dtype)
+
+    def identity_attention(self, layers: list[CrossAttentionLayer], tokens: IdentityTokens, weight: float,
+                           weight_type: str, gate: SigmaGate, region: RegionMask | None, dtype: torch.dtype,
+                           attention: AttentionFn) -> IdentityAttention:
+        """What every patched layer of one apply shares, for the model's cross-attention `layers` (in the UNet's
+        input → middle → output walk): the layers paired one to one with this adapter's K/V weights (or an error
+        before anything is computed), per-layer scales of `weight` by `weight_type`, the gate, the region, and the
+        identity K/V computed once in `dtype`."""
+        adapter_index = assign_adapter_indices(layers, self.weights.layer_widths, self.weights.token_dim)
+        multipliers = layer_multipliers(weight_type, layers)
+        return IdentityAttention(kv=IdentityKV(self.identity_kv(tokens, dtype)), adapter_index=adapter_index,
+                                 scales={layer.key: weight * m for layer, m in zip(layers, multipliers)},
+                                 gate=gate, region=region, attention=attention)

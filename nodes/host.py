@@ -15,10 +15,10 @@ import folder_paths
 from comfy.ldm.modules.attention import BasicTransformerBlock, SpatialTransformer
 
 from ..instantid_core.attention import (IdentityAttention, IdentityAttentionGuard, IdentityAttentionPatch, IdentityKV,
-                                        RegionMask, SigmaGate, layer_multipliers)
+                                        RegionMask, SigmaGate)
 from ..instantid_core.errors import InstantIDError
 from ..instantid_core.identity import IdentityTokens, InstantIDAdapter
-from ..instantid_core.unet_layers import CrossAttentionLayer, assign_adapter_indices
+from ..instantid_core.unet_layers import CrossAttentionLayer
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +96,9 @@ def attn2_modules(model) -> dict[tuple[str, int, int], torch.nn.Module]:
     return found
 
 
-def cross_attention_layers(model) -> list[CrossAttentionLayer]:
-    """Every cross-attention layer of a ModelPatcher's UNet (key and widths), in ComfyUI's walk order."""
-    return [CrossAttentionLayer(key, attn2.to_k.in_features, attn2.to_k.out_features, attn2.heads)
-            for key, attn2 in attn2_modules(model).items()]
+def cross_attention_layer(key: tuple[str, int, int], attn2: torch.nn.Module) -> CrossAttentionLayer:
+    """A cross-attention module's key and widths."""
+    return CrossAttentionLayer(key, attn2.to_k.in_features, attn2.to_k.out_features, attn2.heads)
 
 
 def model_compute_dtype(model) -> torch.dtype:
@@ -138,9 +137,9 @@ def fork_identity_patches(parent, clone) -> None:
             clone_patches[key] = patch.fork()
 
 
-def patch_cross_attention(model, shared: IdentityAttention, kv_patcher) -> object:
+def patch_cross_attention(model, shared: IdentityAttention, modules: dict, kv_patcher) -> object:
     """A clone of `model` with the identity attention on every layer in `shared`, wrapping patches already there,
-    and a guard that keeps it working if another pack replaces our patches later."""
+    and a guard (over the cross-attention `modules`) that keeps it working if another pack replaces our patches."""
     patched = model.clone()
     if FORK_ON_CLONE not in patched.callbacks.get(CallbacksMP.ON_CLONE, {}):
         patched.add_callback_with_key(CallbacksMP.ON_CLONE, FORK_ON_CLONE, fork_identity_patches)
@@ -149,7 +148,7 @@ def patch_cross_attention(model, shared: IdentityAttention, kv_patcher) -> objec
         patch = IdentityAttentionPatch(shared, key, previous=existing.get(key, existing.get(key[:2])),
                                        models=lambda: [kv_patcher])
         patched.set_model_attn2_replace(patch, *key)
-    guard = IdentityAttentionGuard(shared, attn2_modules(model), models=lambda: [kv_patcher])
+    guard = IdentityAttentionGuard(shared, modules, models=lambda: [kv_patcher])
     patched.set_model_attn2_patch(guard.remember_input)
     patched.set_model_attn2_output_patch(guard)
     return patched
@@ -159,25 +158,19 @@ def apply_identity_attention(model, adapter: InstantIDAdapter, tokens: IdentityT
                              start_percent: float, end_percent: float, weight_type: str = "linear", mask=None):
     """A clone of `model` whose every cross-attention layer adds the identity attention; `model` is left untouched.
 
-    Everything is checked before the clone is made: the layers found in the model must pair one to one with the
-    adapter's K/V weights. The identity K/V are computed here, once, and handed to the model manager.
+    The UNet is read once; the core pairs its layers with the adapter's K/V weights (refusing a mismatch before
+    anything is built) and computes the identity K/V once, which are handed to the model manager.
     """
-    layers = cross_attention_layers(model)
-    if not layers:
+    modules = attn2_modules(model)
+    if not modules:
         raise InstantIDError(f"The model ({type(model.model).__name__}) has no UNet cross-attention layers, so "
                              "InstantID cannot patch it: InstantID works with SDXL checkpoints.")
-    weights = adapter.weights
-    adapter_index = assign_adapter_indices(layers, weights.layer_widths, weights.token_dim)
-    multipliers = layer_multipliers(weight_type, layers)
-    region = RegionMask(mask.reshape(-1, *mask.shape[-2:]).float()) if mask is not None else None
-    kv = IdentityKV(adapter.identity_kv(tokens, model_compute_dtype(model)))
-    shared = IdentityAttention(
-        kv=kv, adapter_index=adapter_index,
-        scales={layer.key: weight * m for layer, m in zip(layers, multipliers)},
-        gate=sigma_gate(model, start_percent, end_percent), region=region, attention=comfy_attention_fn)
+    layers = [cross_attention_layer(key, attn2) for key, attn2 in modules.items()]
+    shared = adapter.identity_attention(layers, tokens, weight, weight_type, sigma_gate(model, start_percent, end_percent),
+                                        RegionMask.from_mask(mask), model_compute_dtype(model), comfy_attention_fn)
     log.info("InstantID: identity attention on %d cross-attention layers (%s, %.2f MB of K/V)", len(layers),
-             weight_type, sum(p.numel() * p.element_size() for p in kv.parameters()) / 2**20)
-    return patch_cross_attention(model, shared, managed_kv(kv))
+             weight_type, sum(p.numel() * p.element_size() for p in shared.kv.parameters()) / 2**20)
+    return patch_cross_attention(model, shared, modules, managed_kv(shared.kv))
 
 
 class IdentityNetControl(comfy.controlnet.ControlNet):
@@ -261,7 +254,7 @@ def apply_identitynet(positive, negative, control_net, tokens: IdentityTokens, i
                       start_percent: float, end_percent: float, mask=None, vae=None):
     """(positive, negative) with IdentityNet attached to every entry, chained after any ControlNet already there."""
     check_identitynet(control_net)
-    region = RegionMask(mask.reshape(-1, *mask.shape[-2:]).float()) if mask is not None else None
+    region = RegionMask.from_mask(mask)
     hint = image.movedim(-1, 1)
     stacked = tokens.stacked()
     copies = {}
