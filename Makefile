@@ -1,5 +1,4 @@
-# The two commands of the README: `make demo` and `make test`. Everything they need is provisioned from this repo (the
-# e2e and browser tiers also read the two compat workflows in ../shared/compat).
+# The two commands of the README: `make demo` and `make test`. Everything they need is provisioned from this repo.
 PY := $(or $(INSTANTID_VENV),.venv)/bin/python
 PYTEST_ARGS ?=
 

@@ -5,7 +5,7 @@ Measured on the full-size stand-in models (scripts/make_standins.py), in-process
     .venv/bin/python benchmarks/run.py [--device cpu|cuda] [--size 256] [--sizes 256 384 512] [--batches 1 2] ...
 
 Each phase runs in a fresh process (benchmarks/measure.py), so memory peaks do not mix. Defaults depend on the
-device: on the CPU a small resolution that finishes in minutes, on CUDA the GPU sizes (SPEC §8: 1024², 20 steps,
+device: on the CPU a small resolution that finishes in minutes, on CUDA the GPU sizes (docs/design.md, "Performance": 1024², 20 steps,
 fp16).
 """
 from __future__ import annotations

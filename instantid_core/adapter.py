@@ -1,7 +1,7 @@
 """Loading and validating InstantID's adapter file (`ip-adapter.bin`), and the per-layer identity K/V it yields.
 
 The file holds the Resampler (`image_proj`) and, for every cross-attention layer n of the UNet, the two projections
-`ip_adapter.{n}.to_k_ip.weight` / `ip_adapter.{n}.to_v_ip.weight` of shape (hidden, token_dim) (SPEC §4).
+`ip_adapter.{n}.to_k_ip.weight` / `ip_adapter.{n}.to_v_ip.weight` of shape (hidden, token_dim) (docs/design.md, "Adapter file format").
 """
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def load_adapter(path: str | Path) -> AdapterWeights:
 
 
 def _validated(path: Path, tensors: dict[str, torch.Tensor]) -> AdapterWeights:
-    """The AdapterWeights if every key and shape is as SPEC §4 requires; else InstantIDError listing the problems."""
+    """The AdapterWeights if every key and shape is as the InstantID layout requires (docs/design.md); else InstantIDError listing the problems."""
     image_proj = {k.removeprefix(_IMAGE_PROJ): t for k, t in tensors.items() if k.startswith(_IMAGE_PROJ)}
     ip_adapter = {k.removeprefix(_IP_ADAPTER): t for k, t in tensors.items() if k.startswith(_IP_ADAPTER)}
     problems = [f"{key} is unexpected" for key in tensors if not key.startswith((_IMAGE_PROJ, _IP_ADAPTER))]

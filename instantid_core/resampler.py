@@ -1,6 +1,6 @@
 """The perceiver Resampler that turns a face embedding into InstantID's identity tokens.
 
-The tensor names are those of InstantID's `ip-adapter.bin` `image_proj` dict (SPEC §4): `latents`, `proj_in`,
+The tensor names are those of InstantID's `ip-adapter.bin` `image_proj` dict (docs/design.md, "Adapter file format"): `latents`, `proj_in`,
 `proj_out`, `norm_out` and, per layer i, an attention block `layers.i.0.*` and a feed-forward block `layers.i.1.*`.
 Every dimension is read from the tensors; nothing assumes the 1280/2048/16/512 of the published file.
 """

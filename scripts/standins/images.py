@@ -119,7 +119,7 @@ INPUT_IMAGES: dict[str, tuple[int, int, list[tuple[float, float, float, int]]]] 
     "instantid_face.png": (768, 1024, [(384, 430, 300, 1)]),
     "instantid_pose.png": (1024, 768, [(700, 330, 260, 2)]),
     "instantid_two_people.png": (1024, 768, [(290, 340, 200, 3), (730, 360, 240, 4)]),
-    # Stand-ins for the photos that cubiq's published example workflows load (shared/compat/).
+    # Stand-ins for the photos that cubiq's published example workflows load (tests/data/compat/).
     "joseph-gonzalez-iFgRcqHznqg-unsplash.jpg": (832, 1248, [(416, 500, 360, 1)]),
     "miranda.jpg": (896, 1152, [(470, 480, 380, 5)]),
 }

@@ -6,8 +6,8 @@ REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("INSTANTID_CACHE", Path.home() / ".cache" / "instantid-comfy"))
 STANDINS = CACHE / "standins"
 PACK_LINK_NAME = "comfyui-instantid-suite"
-COMPAT = REPO.parent / "shared" / "compat"
-"""Two workflows published with cubiq's ComfyUI_InstantID (UI format), from the shared folder beside this repo."""
+COMPAT = REPO / "tests" / "data" / "compat"
+"""Two workflows published with cubiq's ComfyUI_InstantID (UI format, Apache-2.0), vendored as test data."""
 WORKFLOWS = sorted((REPO / "workflows").glob("*.json")) + sorted(COMPAT.glob("*.json"))
 """Every workflow the e2e and browser tiers run: this pack's examples, then the compat ones."""
 

@@ -69,15 +69,20 @@ def tiny_sdxl(seed: int = 0):
     return _patcher(base)
 
 
-def tiny_controlnet(seed: int = 1):
-    """A comfy.controlnet.ControlNet with the tiny SDXL topology (IdentityNet's shape at small width)."""
-    config = tiny_unet_config()
+def tiny_controlnet(seed: int = 1, depths: list[int] = DEPTHS, depth_middle: int = DEPTHS[-1]):
+    """A comfy.controlnet.ControlNet with the tiny SDXL topology (IdentityNet's shape at small width); other
+    transformer depths make a "mid" or "small" SDXL ControlNet instead."""
+    config = tiny_unet_config() | {"transformer_depth": list(depths), "transformer_depth_middle": depth_middle}
     for k in ("out_channels", "transformer_depth_output"):
         config.pop(k)
     net = _comfy("comfy.cldm.cldm").ControlNet(hint_channels=3, operations=_comfy("comfy.ops").disable_weight_init,
                                                 device=None, **config)
     _init_weights(net, seed)
     return _controlnet(net)
+
+
+MID_CONTROLNET_DEPTHS = ([0, 0, 0, 0, 1, 1], 1)
+"""The transformer depths of a "mid" SDXL ControlNet (e.g. controlnet-canny-sdxl-1.0-mid), as ComfyUI detects them."""
 
 
 def sdxl_conditioning(seed: int) -> list:
@@ -88,7 +93,7 @@ def sdxl_conditioning(seed: int) -> list:
               "target_width": 1024, "target_height": 1024, "crop_w": 0, "crop_h": 0}]]
 
 
-# The tiny UNet's cross-attention layers in diffusers order (SPEC §4's blocks at 1/10 width): (layers, width).
+# The tiny UNet's cross-attention layers in diffusers order (SDXL's blocks at 1/10 width, docs/design.md): (layers, width).
 TINY_DIFFUSERS_BLOCKS = [(4, 2 * MODEL_CHANNELS), (20, 4 * MODEL_CHANNELS), (30, 4 * MODEL_CHANNELS),
                          (6, 2 * MODEL_CHANNELS), (10, 4 * MODEL_CHANNELS)]
 TINY_RESAMPLER = {"dim": 64, "depth": 2, "heads": 2, "num_queries": 4, "embedding_dim": 512}

@@ -1,4 +1,4 @@
-"""Parity (SPEC §6): one denoising step of our ComfyUI path equals an independent diffusers reference.
+"""Parity (docs/design.md, "Correctness"): one denoising step of our ComfyUI path equals an independent diffusers reference.
 
 Our side is the real ComfyUI sampling one Euler step with CFG (cond and uncond batched) on a tiny SDXL-topology
 model that carries InstantID's identity attention (`apply_identity_attention`) and IdentityNet (`apply_identitynet`).

@@ -1,6 +1,6 @@
 """Small state dicts in memory, and files made from them, for the adapter and model-file unit tests.
 
-The InstantID layout is written out here key by key from SPEC §4, independently of instantid_core.
+The InstantID layout is written out here key by key from docs/design.md ("Adapter file format"), independently of instantid_core.
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Which UNet cross-attention layer gets which adapter K/V pair: derived from the model, checked against SPEC §4."""
+"""Which UNet cross-attention layer gets which adapter K/V pair: derived from the model, checked against the adapter layout
+of docs/design.md."""
 import re
 
 import pytest
@@ -17,8 +18,8 @@ SD15_WALK = [("input", 1, 1, 320), ("input", 2, 1, 320), ("input", 4, 1, 640), (
              ("input", 7, 1, 1280), ("input", 8, 1, 1280), ("middle", 0, 1, 1280),
              *[("output", n, 1, 1280) for n in (3, 4, 5)], *[("output", n, 1, 640) for n in (6, 7, 8)],
              *[("output", n, 1, 320) for n in (9, 10, 11)]]
-# SPEC §4: the adapter's layers in diffusers order, with their widths
-SPEC_DIFFUSERS_BLOCKS = [("down_blocks.1", 4, 640), ("down_blocks.2", 20, 1280), ("up_blocks.0", 30, 1280),
+# docs/design.md: the adapter's layers in diffusers order, with their widths
+DESIGN_DIFFUSERS_BLOCKS = [("down_blocks.1", 4, 640), ("down_blocks.2", 20, 1280), ("up_blocks.0", 30, 1280),
                          ("up_blocks.1", 6, 640), ("mid_block", 10, 1280)]
 
 
@@ -27,15 +28,15 @@ def layers_of(walk, context: int = 2048) -> list[CrossAttentionLayer]:
             for block, number, depth, width in walk for i in range(depth)]
 
 
-def spec_kv_widths() -> dict[int, int]:
-    """n = 1, 3, ..., 139 -> hidden width, as SPEC §4 lays the adapter out."""
-    widths = [width for _block, count, width in SPEC_DIFFUSERS_BLOCKS for _ in range(count)]
+def design_kv_widths() -> dict[int, int]:
+    """n = 1, 3, ..., 139 -> hidden width, as docs/design.md lays the adapter out."""
+    widths = [width for _block, count, width in DESIGN_DIFFUSERS_BLOCKS for _ in range(count)]
     return {2 * position + 1: width for position, width in enumerate(widths)}
 
 
 def test_every_sdxl_layer_gets_an_adapter_pair_of_its_own_width():
     layers = layers_of(SDXL_WALK)
-    widths = spec_kv_widths()
+    widths = design_kv_widths()
 
     mapping = assign_adapter_indices(layers, widths, token_dim=2048)
 
@@ -50,7 +51,7 @@ def test_every_sdxl_layer_gets_an_adapter_pair_of_its_own_width():
 def test_each_comfyui_block_group_maps_to_its_diffusers_numbers_in_walk_order(group, expected):
     layers = layers_of(SDXL_WALK)
 
-    mapping = assign_adapter_indices(layers, spec_kv_widths(), token_dim=2048)
+    mapping = assign_adapter_indices(layers, design_kv_widths(), token_dim=2048)
 
     assert [mapping[layer.key] for layer in layers if layer.key[0] == group] == list(expected)
 
@@ -61,7 +62,7 @@ def test_each_comfyui_block_group_maps_to_its_diffusers_numbers_in_walk_order(gr
     (("middle", 0, 0), 121), (("middle", 0, 9), 139),
 ])
 def test_block_boundaries_get_the_spec_numbers(key, index):
-    mapping = assign_adapter_indices(layers_of(SDXL_WALK), spec_kv_widths(), token_dim=2048)
+    mapping = assign_adapter_indices(layers_of(SDXL_WALK), design_kv_widths(), token_dim=2048)
 
     assert mapping[key] == index
 
@@ -79,8 +80,8 @@ def test_diffusers_order_puts_down_then_up_then_mid_blocks_keeping_the_walk_orde
 
 
 @pytest.mark.parametrize("walk, widths, counts", [
-    (SD15_WALK, spec_kv_widths(), (16, 70)),
-    (SDXL_WALK, {n: w for n, w in spec_kv_widths().items() if n < 137}, (70, 68)),
+    (SD15_WALK, design_kv_widths(), (16, 70)),
+    (SDXL_WALK, {n: w for n, w in design_kv_widths().items() if n < 137}, (70, 68)),
 ], ids=["SD1.5 model, SDXL adapter", "SDXL model, adapter short of a pair"])
 def test_a_model_and_adapter_with_different_layer_counts_are_refused_with_both_counts(walk, widths, counts):
     with pytest.raises(InstantIDError) as raised:
@@ -94,7 +95,7 @@ def test_a_layer_narrower_than_its_adapter_pair_is_named():
     walk = [(block, number, depth, 640 if block == "middle" else width) for block, number, depth, width in SDXL_WALK]
 
     with pytest.raises(InstantIDError) as raised:
-        assign_adapter_indices(layers_of(walk), spec_kv_widths(), token_dim=2048)
+        assign_adapter_indices(layers_of(walk), design_kv_widths(), token_dim=2048)
 
     assert "('middle', 0, 0) is 640 wide" in str(raised.value)
     assert "Adapter layer 121 is 1280 wide" in str(raised.value)
@@ -102,13 +103,13 @@ def test_a_layer_narrower_than_its_adapter_pair_is_named():
 
 def test_a_model_with_another_context_width_is_refused_naming_the_layer_and_width():
     with pytest.raises(InstantIDError) as raised:
-        assign_adapter_indices(layers_of(SDXL_WALK, context=768), spec_kv_widths(), token_dim=2048)
+        assign_adapter_indices(layers_of(SDXL_WALK, context=768), design_kv_widths(), token_dim=2048)
 
     assert "('input', 4, 0)" in str(raised.value) and "768-wide context" in str(raised.value)
 
 
 def test_adapter_pairs_not_numbered_1_3_5_are_refused():
-    renumbered = {n - 1: width for n, width in spec_kv_widths().items()}  # 0, 2, 4, ...
+    renumbered = {n - 1: width for n, width in design_kv_widths().items()}  # 0, 2, 4, ...
 
     with pytest.raises(InstantIDError, match="numbered .* expected 1, 3, 5"):
         assign_adapter_indices(layers_of(SDXL_WALK), renumbered, token_dim=2048)
