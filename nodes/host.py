@@ -1,4 +1,30 @@
-"""Host glue: the one place outside the node classes that talks to ComfyUI (folders, devices, model manager, patches)."""
+"""Host glue: the one place outside the node classes that talks to ComfyUI (folders, devices, model manager, patches).
+
+The ComfyUI internals this pack relies on (beyond the V3 node API), each checked by tests/host/test_comfy_internals.py
+on every host the suite runs against:
+- folders: `folder_paths.folder_names_and_paths[name]` is a (paths, extensions) pair; `add_model_folder_path`,
+  `get_filename_list`, `get_full_path`, `get_folder_paths`, `models_dir`, `supported_pt_extensions`;
+- the UNet: `diffusion_model.input_blocks` / `middle_block` / `output_blocks`, whose `SpatialTransformer`s hold
+  `transformer_blocks[i].attn2` with `to_q`, `to_k`, `to_out[0]` and `heads`; the block key of a layer is
+  `(block name, block number, transformer index)`, the middle block's number is 0;
+- attention patches: `ModelPatcher.set_model_attn2_replace(patch, *key)` (a replace patch is called as
+  `patch(q, k, v, extra_options)`), `set_model_attn2_patch` and `set_model_attn2_output_patch`, kept in
+  `model_options["transformer_options"]["patches_replace"]["attn2"]` and `["patches"]`; a replace patch's `models()`
+  are loaded with the UNet and its `to()` is called on moves (possibly with the UNet's storage dtype);
+- extra_options of a layer call: `n_heads`, `cond_or_uncond`, `sigmas`, `activations_shape`, `original_shape`,
+  `block`, `block_index`, `attn_precision`; `optimized_attention(q, k, v, heads, attn_precision=...,
+  transformer_options=...)`;
+- cloning: `ModelPatcher.clone()` copies `model_options` (0.3.x deep-copies patch objects, 0.33+ shares them) and
+  calls the `CallbacksMP.ON_CLONE` callbacks registered with `add_callback_with_key`;
+- the model manager: `comfy.model_patcher.CoreModelPatcher` (where present) is the patcher class the host uses,
+  `model_management.get_torch_device` / `unet_offload_device` / `intermediate_device`, `model.model.manual_cast_dtype`
+  and `get_dtype()`, `model_sampling.percent_to_sigma`;
+- ControlNets: `comfy.controlnet.ControlNet` with `control_model` (a cldm ControlNet with `input_blocks`,
+  `middle_block`, `label_emb`), `copy()` (our subclass takes over by a `__class__` swap), `set_cond_hint(hint,
+  strength, (start, end), vae=...)`, `set_previous_controlnet`, `previous_controlnet`, `get_control(x_noisy, t, cond,
+  batched_number, transformer_options)` reading the context from `cond["crossattn_controlnet"]` and returning
+  `{"input"|"middle"|"output": [residual or None]}`; the conditioning keys `control` and `control_apply_to_uncond`.
+"""
 import itertools
 import logging
 import os
@@ -114,9 +140,16 @@ def sigma_gate(model, start_percent: float, end_percent: float) -> SigmaGate:
                      sigma_end=None if end_percent >= 1.0 else float(sampling.percent_to_sigma(end_percent)))
 
 
+def kv_patcher_class() -> type:
+    """The model-patcher class the host builds its own models with now: `CoreModelPatcher`, which newer ComfyUI
+    rebinds at start-up (to its dynamic-VRAM patcher on NVIDIA GPUs), else the plain `ModelPatcher` (0.3.75)."""
+    return getattr(comfy.model_patcher, "CoreModelPatcher", comfy.model_patcher.ModelPatcher)
+
+
 def managed_kv(kv: IdentityKV) -> comfy.model_patcher.ModelPatcher:
-    """Put the precomputed K/V under the model manager, so they load and offload with the UNet."""
-    return comfy.model_patcher.ModelPatcher(kv, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device())
+    """Put the precomputed K/V under the model manager, so they load and offload with the UNet. Built with the host's
+    current patcher class: one plain patcher among dynamic ones makes newer hosts fall back to their old freeing."""
+    return kv_patcher_class()(kv, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device())
 
 
 FORK_ON_CLONE = "instantid_fork_attention_patches"
