@@ -102,12 +102,13 @@ class RegionMask:
     """A [M, H, W] mask (0..1) limiting where the identity applies, resized per layer resolution and cached."""
 
     mask: torch.Tensor
+    owner: str = "the InstantID node"
     _cache: dict = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_mask(cls, mask: Optional[torch.Tensor]) -> Optional["RegionMask"]:
-        """A region from a ComfyUI MASK ([H, W] or [M, H, W]); None for no mask."""
-        return None if mask is None else cls(mask.reshape(-1, *mask.shape[-2:]).float())
+    def from_mask(cls, mask: Optional[torch.Tensor], owner: str = "the InstantID node") -> Optional["RegionMask"]:
+        """A region from a ComfyUI MASK ([H, W] or [M, H, W]) given to `owner` (named in errors); None for no mask."""
+        return None if mask is None else cls(mask.reshape(-1, *mask.shape[-2:]).float(), owner)
 
     def for_layer(self, h: int, w: int, rows: int, latent_hw: tuple[int, int], device, dtype) -> torch.Tensor:
         """The mask at the layer's h×w as [rows, h*w, 1]; row i uses mask i modulo the mask batch."""
@@ -116,7 +117,7 @@ class RegionMask:
             mask_h, mask_w = self.mask.shape[-2:]
             if abs(mask_w / mask_h - latent_hw[1] / latent_hw[0]) > 0.02 * latent_hw[1] / latent_hw[0]:
                 raise InstantIDError(
-                    f"The InstantID mask is {mask_w}×{mask_h} but the image being generated is "
+                    f"The mask given to {self.owner}: the mask is {mask_w}×{mask_h} but the image being generated is "
                     f"{latent_hw[1] * 8}×{latent_hw[0] * 8}: use a mask with the image's aspect ratio "
                     f"(e.g. made at the same size as the empty latent image).")
             m = F.interpolate(self.mask.unsqueeze(1).float(), size=(h, w), mode="bilinear", align_corners=False)

@@ -43,6 +43,8 @@ _INSTALL_HINTS = {
 }
 
 NO_FACE_POLICIES = ("error", "skip")
+REFERENCE_PHOTO = "Reference image"
+"""What messages call a picture of the batch being analysed, unless the caller names its input otherwise."""
 RETRY_SIZES = (640, 512, 384, 256)
 """Detection sizes tried in turn, those smaller than the chosen one, when it finds no face."""
 PAD_FRACTION = 0.25
@@ -185,38 +187,60 @@ class FacePack:
                                    for face in self.detect(bordered, self.det_size)])
 
     def analyze(self, images: np.ndarray | Sequence[np.ndarray], choice: str = "largest", index: int = 0,
-                on_no_face: str = "error") -> InstantIDFaces:
-        """Find the faces of every picture of a batch (B, H, W, C) and choose one face per picture."""
+                on_no_face: str = "error", photo: str = REFERENCE_PHOTO, no_face_hint: str = "") -> InstantIDFaces:
+        """Find the faces of every picture of a batch (B, H, W, C) and choose one face per picture.
+
+        Messages call each picture `photo` and its batch index, so they name the input it came from. The error for a
+        picture without a face ends with `no_face_hint`: the caller's own option for going on without one, if it has
+        one (by default none is named).
+        """
         if on_no_face not in NO_FACE_POLICIES:
             raise InstantIDError(f"Unknown no-face policy {on_no_face!r}: use one of {', '.join(NO_FACE_POLICIES)}.")
         if isinstance(images, np.ndarray) and images.ndim != 4:
             raise InstantIDError(f"Expected a batch of pictures (batch, height, width, channels), got shape "
                                  f"{images.shape}.")
         if len(images) == 0:
-            raise InstantIDError("The batch of reference pictures is empty: connect at least one photo.")
-        return InstantIDFaces([self._analyze_one(as_rgb_uint8(image), batch_index, len(images), choice, index,
-                                                 on_no_face) for batch_index, image in enumerate(images)])
+            raise InstantIDError(f"{photo} batch is empty: connect at least one picture.")
+        return InstantIDFaces([self._analyze_one(as_rgb_uint8(image), photo, batch_index, len(images), choice, index,
+                                                 on_no_face, no_face_hint)
+                               for batch_index, image in enumerate(images)])
 
-    def _analyze_one(self, rgb: np.ndarray, batch_index: int, count: int, choice: str, index: int,
-                     on_no_face: str) -> FaceAnalysisResult:
+    def _analyze_one(self, rgb: np.ndarray, photo: str, batch_index: int, count: int, choice: str, index: int,
+                     on_no_face: str, no_face_hint: str) -> FaceAnalysisResult:
         """The faces of picture batch_index of count and the chosen one, or a skipped result."""
-        where = f"Reference image {batch_index} (of {count}, counted from 0; {rgb.shape[1]}×{rgb.shape[0]} px)"
+        where = f"{photo} {batch_index} (of {count}, counted from 0; {rgb.shape[1]}×{rgb.shape[0]} px)"
         faces = self.find_faces(rgb)
         if not faces:
+            finding, advice = _flat_colour(rgb) or self._no_face()
             if on_no_face == "error":
-                tried = ", ".join(str(size) for size in self.detection_sizes)
-                raise InstantIDError(
-                    f"{where}: no face found (tried detection sizes {tried} and a padded border). Use a photo where "
-                    "the face is clearly visible, roughly frontal and not cut off. If the face is small in a large "
-                    "photo, crop closer to it or load the face analysis with a larger detection size; if it fills "
-                    "the whole photo, crop less close. Or choose 'skip' for photos without a face.")
-            logger.warning("%s: no face found; the image is skipped as requested.", where)
+                raise InstantIDError(f"{where}{finding}. {advice}" + (f" {no_face_hint}" if no_face_hint else ""))
+            logger.warning("%s%s; the image is skipped as requested.", where, finding)
             return FaceAnalysisResult(faces=(), chosen=None, batch_index=batch_index)
         try:
             chosen = choose_face(faces, choice, index)
         except InstantIDError as e:
             raise InstantIDError(f"{where}: {e}") from None
         return FaceAnalysisResult(faces=faces, chosen=chosen, batch_index=batch_index)
+
+    def _no_face(self) -> tuple[str, str]:
+        """What the search for a face found in a picture without one, and what to do about it."""
+        tried = ", ".join(str(size) for size in self.detection_sizes)
+        return (f": no face found (tried detection sizes {tried} and a padded border)",
+                "Use a photo where the face is clearly visible, roughly frontal and not cut off. If the face is small "
+                "in a large photo, crop closer to it or load the face analysis with a larger detection size; if it "
+                "fills the whole photo, crop less close.")
+
+
+def _flat_colour(rgb: np.ndarray) -> tuple[str, str] | None:
+    """For a picture that is one flat colour (what a loader gives for a file it cannot read): what it is and what to
+    do; None for any other picture."""
+    if not (rgb == rgb[:1, :1]).all():
+        return None
+    red, green, blue = (int(v) for v in rgb[0, 0])
+    return (f" is a single flat colour (every pixel is RGB {red}, {green}, {blue}), so it has no face",
+            "A loader gives such a picture for a file it could not read, e.g. ComfyUI's Load Image for some 16-bit "
+            "PNGs (16-bit greyscale): re-save the picture as an 8-bit PNG or a JPEG and load that; otherwise "
+            "connect a photo with a face.")
 
 
 def _open_pack(pack_dir: Path, providers: list[str]):

@@ -7,13 +7,18 @@ from comfy_api.latest import io
 from ..instantid_core.images import to_image_batch, to_uint8_rgb
 from ..instantid_core.keypoints import keypoint_image
 from . import host
-from .io_types import (CATEGORY, FaceAnalysis, InstantID, face_choice_inputs, percent_inputs, token_inputs,
-                       weight_type_input)
+from .io_types import (CATEGORY, FaceAnalysis, InstantID, PercentRangeNode, face_choice_inputs, percent_inputs,
+                       token_inputs, weight_type_input)
 
 log = logging.getLogger(__name__)
 
 NO_FACE_CHOICES = ("error", "pass through")
 """What the all-in-one nodes do when no face is found: stop, or return their inputs unchanged (with a warning)."""
+PASS_THROUGH_HINT = ("Or set no_face to 'pass through' to leave photos without a face out, and to pass model and "
+                     "conditioning through unchanged (with a warning) when no usable face is left.")
+"""The end of a no-face error of the nodes that have the no_face option."""
+POSE_PHOTO = "Pose photo (image_kps)"
+"""What messages call the photo whose pose is copied."""
 
 
 @dataclass(frozen=True)
@@ -29,21 +34,24 @@ class InstantIDSettings:
     weight_type: str = "linear"
     face_choice: str = "largest"
     face_index: int = 0
-    no_face: str = "error"
+    no_face: str | None = None  # 'error' or 'pass through'; None where the node has no such option (an error)
 
 
 def apply_instantid(face_analysis, instantid, control_net, image, model, positive, negative,
-                    settings: InstantIDSettings, image_kps=None, mask=None):
+                    settings: InstantIDSettings, image_kps=None, mask=None, node: str = "the InstantID node"):
     """(model, positive, negative) with InstantID applied; inputs are checked before anything is built.
 
     With settings.no_face 'pass through', photos without a face are skipped, and when no face is left (or the pose
-    photo has none) the inputs come back unchanged, with a warning.
+    photo has none) the inputs come back unchanged, with a warning. A no-face error names the option only where the
+    node has it; `node` names the calling node in errors about its mask.
     """
     host.check_identitynet(control_net)
     policy = "skip" if settings.no_face == "pass through" else "error"
-    faces = face_analysis.analyze(to_uint8_rgb(image), settings.face_choice, settings.face_index, policy)
+    hint = "" if settings.no_face is None else PASS_THROUGH_HINT
+    faces = face_analysis.analyze(to_uint8_rgb(image), settings.face_choice, settings.face_index, policy,
+                                  no_face_hint=hint)
     pose = faces if image_kps is None else face_analysis.analyze(to_uint8_rgb(image_kps[:1]), settings.face_choice,
-                                                                 settings.face_index, policy)
+                                                                 settings.face_index, policy, POSE_PHOTO, hint)
     usable = [result for result in pose.results if not result.skipped]
     if not faces.chosen_faces or not usable:
         log.warning("InstantID: no face in the %s; passing model and conditioning through unchanged "
@@ -53,10 +61,10 @@ def apply_instantid(face_analysis, instantid, control_net, image, model, positiv
     keypoints = to_image_batch([keypoint_image(reference, reference.face.image_size, "as in source")])
     tokens = instantid.tokens(faces.embeddings(), settings.combine_embeds, settings.noise)
     patched = host.apply_identity_attention(model, instantid, tokens, settings.adapter_weight, settings.start_percent,
-                                            settings.end_percent, settings.weight_type, mask)
+                                            settings.end_percent, settings.weight_type, mask, node)
     positive, negative = host.apply_identitynet(positive, negative, control_net, tokens, keypoints,
                                                 settings.identitynet_strength, settings.start_percent,
-                                                settings.end_percent, mask)
+                                                settings.end_percent, mask, node=node)
     return patched, positive, negative
 
 
@@ -96,7 +104,7 @@ OUTPUTS = [io.Model.Output(display_name="MODEL"), io.Conditioning.Output(display
             io.Conditioning.Output(display_name="negative")]
 
 
-class ApplyInstantID(io.ComfyNode):
+class ApplyInstantID(PercentRangeNode):
     """InstantID in one node: one weight for the identity attention and IdentityNet."""
 
     @classmethod
@@ -122,12 +130,13 @@ class ApplyInstantID(io.ComfyNode):
     def execute(cls, instantid, face_analysis, control_net, image, model, positive, negative, weight, start_percent,
                 end_percent, no_face, image_kps=None, mask=None) -> io.NodeOutput:
         """Apply InstantID."""
+        cls.check_percents(start_percent, end_percent)
         settings = InstantIDSettings(weight, weight, start_percent, end_percent, no_face=no_face)
         return io.NodeOutput(*apply_instantid(face_analysis, instantid, control_net, image, model, positive,
-                                              negative, settings, image_kps, mask))
+                                              negative, settings, image_kps, mask, cls.label()))
 
 
-class ApplyInstantIDAdvanced(io.ComfyNode):
+class ApplyInstantIDAdvanced(PercentRangeNode):
     """InstantID in one node, with separate adapter weight and IdentityNet strength and every option."""
 
     @classmethod
@@ -159,7 +168,8 @@ class ApplyInstantIDAdvanced(io.ComfyNode):
                 identitynet_strength, start_percent, end_percent, weight_type, combine_embeds, noise, face_choice,
                 face_index, no_face, image_kps=None, mask=None) -> io.NodeOutput:
         """Apply InstantID."""
+        cls.check_percents(start_percent, end_percent)
         settings = InstantIDSettings(adapter_weight, identitynet_strength, start_percent, end_percent, noise,
                                      combine_embeds, weight_type, face_choice, face_index, no_face)
         return io.NodeOutput(*apply_instantid(face_analysis, instantid, control_net, image, model, positive,
-                                              negative, settings, image_kps, mask))
+                                              negative, settings, image_kps, mask, cls.label()))

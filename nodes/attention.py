@@ -2,10 +2,10 @@
 from comfy_api.latest import io
 
 from . import host
-from .io_types import CATEGORY, Face, InstantID, percent_inputs, token_inputs, weight_type_input
+from .io_types import CATEGORY, Face, InstantID, PercentRangeNode, percent_inputs, token_inputs, weight_type_input
 
 
-class InstantIDPatchAttention(io.ComfyNode):
+class InstantIDPatchAttention(PercentRangeNode):
     """Adds InstantID's decoupled identity attention to every cross-attention layer of the model."""
 
     @classmethod
@@ -36,6 +36,7 @@ class InstantIDPatchAttention(io.ComfyNode):
     def execute(cls, model, instantid, face, weight, start_percent, end_percent, weight_type, combine_embeds, noise,
                 mask=None) -> io.NodeOutput:
         """Make the tokens and patch a clone of the model."""
+        cls.check_percents(start_percent, end_percent)
         tokens = instantid.tokens(face.embeddings(), combine_embeds, noise)
         return io.NodeOutput(host.apply_identity_attention(model, instantid, tokens, weight, start_percent,
-                                                           end_percent, weight_type, mask))
+                                                           end_percent, weight_type, mask, cls.label()))

@@ -13,7 +13,7 @@ from ..instantid_core.images import to_image_batch, to_uint8_rgb
 from ..instantid_core.keypoints import keypoint_image
 from . import host
 from .apply import OUTPUTS, InstantIDSettings, apply_instantid, graph_inputs, optional_inputs
-from .io_types import FaceAnalysis, InstantID
+from .io_types import FaceAnalysis, InstantID, PercentRangeNode, percent_inputs
 
 CATEGORY = "InstantID/ComfyUI_InstantID compatible"
 FaceEmbeds = io.Custom("FACE_EMBEDS")
@@ -22,6 +22,8 @@ PROVIDER_NAMES = {"CPU": "CPU", "CUDA": "CUDA", "ROCM": "ROCm", "CoreML": "CoreM
 COMPAT_NOISE = 0.35
 """ComfyUI_InstantID's Apply InstantID perturbs the negative identity by this much (not exposed as a widget)."""
 FACE_PACK = "antelopev2"
+PERCENT_NAMES = ("start_at", "end_at")
+"""ComfyUI_InstantID's names of the start/end inputs."""
 
 
 def _float(name: str, default: float, low: float, high: float, step: float, tooltip: str) -> io.Float.Input:
@@ -29,10 +31,15 @@ def _float(name: str, default: float, low: float, high: float, step: float, tool
     return io.Float.Input(name, default=default, min=low, max=high, step=step, tooltip=tooltip)
 
 
-def _percent_inputs() -> list:
-    """start_at / end_at as ComfyUI_InstantID names them."""
-    return [_float("start_at", 0.0, 0.0, 1.0, 0.001, "When InstantID starts, as a fraction of sampling."),
-            _float("end_at", 1.0, 0.0, 1.0, 0.001, "When InstantID ends, as a fraction of sampling.")]
+class CompatPercentRangeNode(PercentRangeNode):
+    """PercentRangeNode with the start/end inputs as ComfyUI_InstantID names them (start_at, end_at)."""
+
+    PERCENT_NAMES = PERCENT_NAMES
+
+    @classmethod
+    def validate_inputs(cls, start_at=None, end_at=None) -> bool | str:
+        """ComfyUI's check of the prompt before it runs: True, or what is wrong with start_at and end_at."""
+        return cls.percent_problem(start_at, end_at) or True
 
 
 def _face_tokens(insightface: FacePack, instantid: InstantIDAdapter, image, noise: float, combine: str = "average"):
@@ -98,12 +105,12 @@ class FaceKeypointsPreprocessor(io.ComfyNode):
     @classmethod
     def execute(cls, faceanalysis, image) -> io.NodeOutput:
         """Draw the keypoints of every photo (a photo without a face is an error naming it)."""
-        faces = faceanalysis.analyze(to_uint8_rgb(image), "largest", 0, "error")
+        faces = faceanalysis.analyze(to_uint8_rgb(image), "largest", 0, "error", "Pose photo")
         pictures = [keypoint_image(r, r.face.image_size, "as in source") for r in faces.results]
         return io.NodeOutput(to_image_batch(pictures))
 
 
-class ApplyInstantIDCompat(io.ComfyNode):
+class ApplyInstantIDCompat(CompatPercentRangeNode):
     """ComfyUI_InstantID's 'Apply InstantID'."""
 
     @classmethod
@@ -113,7 +120,7 @@ class ApplyInstantIDCompat(io.ComfyNode):
             node_id="ApplyInstantID", display_name="Apply InstantID (compatible)", category=CATEGORY,
             inputs=[*graph_inputs("insightface"),
                     _float("weight", 0.8, 0.0, 5.0, 0.01, "Identity strength (adapter weight and IdentityNet)."),
-                    *_percent_inputs(), *optional_inputs()],
+                    *percent_inputs("InstantID", PERCENT_NAMES), *optional_inputs()],
             outputs=list(OUTPUTS),
         )
 
@@ -121,12 +128,13 @@ class ApplyInstantIDCompat(io.ComfyNode):
     def execute(cls, instantid, insightface, control_net, image, model, positive, negative, weight, start_at, end_at,
                 image_kps=None, mask=None) -> io.NodeOutput:
         """Apply InstantID with this pack's implementation."""
+        cls.check_percents(start_at, end_at)
         settings = InstantIDSettings(weight, weight, start_at, end_at, noise=COMPAT_NOISE)
         return io.NodeOutput(*apply_instantid(insightface, instantid, control_net, image, model, positive, negative,
-                                              settings, image_kps, mask))
+                                              settings, image_kps, mask, cls.label()))
 
 
-class ApplyInstantIDAdvancedCompat(io.ComfyNode):
+class ApplyInstantIDAdvancedCompat(CompatPercentRangeNode):
     """ComfyUI_InstantID's 'Apply InstantID Advanced'."""
 
     @classmethod
@@ -137,7 +145,7 @@ class ApplyInstantIDAdvancedCompat(io.ComfyNode):
             inputs=[*graph_inputs("insightface"),
                     _float("ip_weight", 0.8, 0.0, 3.0, 0.01, "Strength of the identity attention."),
                     _float("cn_strength", 0.8, 0.0, 10.0, 0.01, "Strength of IdentityNet."),
-                    *_percent_inputs(),
+                    *percent_inputs("InstantID", PERCENT_NAMES),
                     _float("noise", 0.0, 0.0, 1.0, 0.1, "Noise in the negative identity."),
                     io.Combo.Input("combine_embeds", options=["average", "norm average", "concat"],
                                    default="average", tooltip="How several reference photos are combined."),
@@ -149,12 +157,13 @@ class ApplyInstantIDAdvancedCompat(io.ComfyNode):
     def execute(cls, instantid, insightface, control_net, image, model, positive, negative, ip_weight, cn_strength,
                 start_at, end_at, noise, combine_embeds, image_kps=None, mask=None) -> io.NodeOutput:
         """Apply InstantID with this pack's implementation."""
+        cls.check_percents(start_at, end_at)
         settings = InstantIDSettings(ip_weight, cn_strength, start_at, end_at, noise, combine_embeds)
         return io.NodeOutput(*apply_instantid(insightface, instantid, control_net, image, model, positive, negative,
-                                              settings, image_kps, mask))
+                                              settings, image_kps, mask, cls.label()))
 
 
-class InstantIDAttentionPatch(io.ComfyNode):
+class InstantIDAttentionPatch(CompatPercentRangeNode):
     """ComfyUI_InstantID's 'InstantID Patch Attention' (with FACE_EMBEDS for its Apply ControlNet)."""
 
     @classmethod
@@ -168,7 +177,7 @@ class InstantIDAttentionPatch(io.ComfyNode):
                     io.Image.Input("image", tooltip="Reference photo(s) of the person."),
                     io.Model.Input("model", tooltip="An SDXL model."),
                     _float("weight", 1.0, -1.0, 3.0, 0.01, "Strength of the identity attention."),
-                    *_percent_inputs(),
+                    *percent_inputs("the identity attention", PERCENT_NAMES),
                     _float("noise", 0.0, 0.0, 1.0, 0.1, "Noise in the negative identity."),
                     io.Combo.Input("weight_type", options=["linear", "ease in", "ease out", "ease in-out",
                                                            "reverse in-out", "weak input", "weak output",
@@ -182,14 +191,16 @@ class InstantIDAttentionPatch(io.ComfyNode):
     def execute(cls, instantid, insightface, image, model, weight, start_at, end_at, noise, weight_type="linear",
                 mask=None) -> io.NodeOutput:
         """Patch the attention; weight 0 leaves the model as it is and only makes the face embeddings."""
+        cls.check_percents(start_at, end_at)
         tokens = _face_tokens(insightface, instantid, image, noise)
         if weight == 0:
             return io.NodeOutput(model, tokens)
-        patched = host.apply_identity_attention(model, instantid, tokens, weight, start_at, end_at, weight_type, mask)
+        patched = host.apply_identity_attention(model, instantid, tokens, weight, start_at, end_at, weight_type, mask,
+                                                cls.label())
         return io.NodeOutput(patched, tokens)
 
 
-class ApplyInstantIDControlNet(io.ComfyNode):
+class ApplyInstantIDControlNet(CompatPercentRangeNode):
     """ComfyUI_InstantID's 'InstantID Apply ControlNet' (IdentityNet with FACE_EMBEDS)."""
 
     @classmethod
@@ -204,7 +215,7 @@ class ApplyInstantIDControlNet(io.ComfyNode):
                     io.Conditioning.Input("positive", tooltip="Positive conditioning."),
                     io.Conditioning.Input("negative", tooltip="Negative conditioning."),
                     _float("strength", 1.0, 0.0, 10.0, 0.01, "Strength of IdentityNet."),
-                    *_percent_inputs(),
+                    *percent_inputs("IdentityNet", PERCENT_NAMES),
                     io.Mask.Input("mask", optional=True, tooltip="Region where IdentityNet acts.")],
             outputs=[io.Conditioning.Output(display_name="positive"), io.Conditioning.Output(display_name="negative")],
         )
@@ -213,12 +224,13 @@ class ApplyInstantIDControlNet(io.ComfyNode):
     def execute(cls, face_embeds, control_net, image_kps, positive, negative, strength, start_at, end_at,
                 mask=None) -> io.NodeOutput:
         """Attach IdentityNet; strength 0 leaves the conditioning as it is."""
+        cls.check_percents(start_at, end_at)
         if strength == 0:
             return io.NodeOutput(positive, negative)
         if face_embeds is None:
             raise InstantIDError("No FACE_EMBEDS: connect 'InstantID Patch Attention' to face_embeds.")
         return io.NodeOutput(*host.apply_identitynet(positive, negative, control_net, face_embeds, image_kps,
-                                                      strength, start_at, end_at, mask))
+                                                      strength, start_at, end_at, mask, node=cls.label()))
 
 
 COMPAT_NODES = [InstantIDModelLoader, InstantIDFaceAnalysisCompat, FaceKeypointsPreprocessor, ApplyInstantIDCompat,

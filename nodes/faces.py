@@ -5,6 +5,9 @@ from ..instantid_core.face_analysis import NO_FACE_POLICIES, draw_preview
 from ..instantid_core.images import to_image_batch, to_uint8_rgb
 from .io_types import CATEGORY, Face, FaceAnalysis, face_choice_inputs
 
+SKIP_HINT = "Or set no_face to 'skip' to leave photos without a face out (with a warning) and use the others."
+"""The end of this node's no-face error: its own option for going on without a face."""
+
 
 class InstantIDFaceAnalysis(io.ComfyNode):
     """Detects the faces of every reference photo and computes their identity embeddings."""
@@ -32,6 +35,6 @@ class InstantIDFaceAnalysis(io.ComfyNode):
     def execute(cls, face_analysis, image, face_choice, face_index, no_face) -> io.NodeOutput:
         """Analyse the batch; the preview shows every face found, the chosen one highlighted."""
         pictures = to_uint8_rgb(image)
-        faces = face_analysis.analyze(pictures, face_choice, face_index, no_face)
+        faces = face_analysis.analyze(pictures, face_choice, face_index, no_face, no_face_hint=SKIP_HINT)
         preview = to_image_batch([draw_preview(p, r) for p, r in zip(pictures, faces.results)])
         return io.NodeOutput(faces, preview, ui=ui.PreviewImage(preview, cls=cls))

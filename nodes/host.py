@@ -14,6 +14,7 @@ on every host the suite runs against:
 - extra_options of a layer call: `n_heads`, `cond_or_uncond`, `sigmas`, `activations_shape`, `original_shape`,
   `block`, `block_index`, `attn_precision`; `optimized_attention(q, k, v, heads, attn_precision=...,
   transformer_options=...)`;
+- `comfy_execution.utils.get_executing_context()` gives the executing node's id (for messages);
 - cloning: `ModelPatcher.clone()` copies `model_options` (0.3.x deep-copies patch objects, 0.33+ shares them) and
   calls the `CallbacksMP.ON_CLONE` callbacks registered with `add_callback_with_key`;
 - the model manager: `comfy.model_patcher.CoreModelPatcher` (where present) is the patcher class the host uses,
@@ -39,6 +40,7 @@ import comfy.utils
 from comfy.patcher_extension import CallbacksMP
 import folder_paths
 from comfy.ldm.modules.attention import BasicTransformerBlock, SpatialTransformer
+from comfy_execution.utils import get_executing_context
 
 from ..instantid_core.attention import (IdentityAttention, IdentityAttentionGuard, IdentityAttentionPatch, IdentityKV,
                                         RegionMask, SigmaGate)
@@ -187,12 +189,20 @@ def patch_cross_attention(model, shared: IdentityAttention, modules: dict, kv_pa
     return patched
 
 
+def node_label(display_name: str) -> str:
+    """How messages name the node ComfyUI is executing now: 'display name' (node #id)."""
+    context = get_executing_context()
+    return f"'{display_name}'" + (f" (node #{context.node_id})" if context is not None else "")
+
+
 def apply_identity_attention(model, adapter: InstantIDAdapter, tokens: IdentityTokens, weight: float,
-                             start_percent: float, end_percent: float, weight_type: str = "linear", mask=None):
+                             start_percent: float, end_percent: float, weight_type: str = "linear", mask=None,
+                             node: str = "the InstantID node"):
     """A clone of `model` whose every cross-attention layer adds the identity attention; `model` is left untouched.
 
     The UNet is read once; the core pairs its layers with the adapter's K/V weights (refusing a mismatch before
-    anything is built) and computes the identity K/V once, which are handed to the model manager.
+    anything is built) and computes the identity K/V once, which are handed to the model manager. `node` names the
+    calling node in errors about its mask.
     """
     modules = attn2_modules(model)
     if not modules:
@@ -200,7 +210,7 @@ def apply_identity_attention(model, adapter: InstantIDAdapter, tokens: IdentityT
                              "InstantID cannot patch it: InstantID works with SDXL checkpoints.")
     layers = [cross_attention_layer(key, attn2) for key, attn2 in modules.items()]
     shared = adapter.identity_attention(layers, tokens, weight, weight_type, sigma_gate(model, start_percent, end_percent),
-                                        RegionMask.from_mask(mask), model_compute_dtype(model), comfy_attention_fn)
+                                        RegionMask.from_mask(mask, node), model_compute_dtype(model), comfy_attention_fn)
     log.info("InstantID: identity attention on %d cross-attention layers (%s, %.2f MB of K/V)", len(layers),
              weight_type, sum(p.numel() * p.element_size() for p in shared.kv.parameters()) / 2**20)
     return patch_cross_attention(model, shared, modules, managed_kv(shared.kv))
@@ -263,8 +273,22 @@ def _sum_controls(own: dict | None, previous: dict | None) -> dict | None:
     return merged
 
 
+IDENTITYNET_TRANSFORMER_DEPTHS = ((0, 0, 0, 0, 2, 2, 0, 10, 10), 10)
+"""IdentityNet's transformer blocks per input block and in the middle block: a full-size SDXL ControlNet's."""
+
+
+def transformer_depths(control_model) -> tuple[tuple[int, ...], int]:
+    """The number of transformer blocks in each input block and in the middle block of a ComfyUI ControlNet."""
+    def depth(block) -> int:
+        return sum(isinstance(m, BasicTransformerBlock) for m in block.modules())
+
+    return tuple(depth(block) for block in control_model.input_blocks), depth(control_model.middle_block)
+
+
 def check_identitynet(control_net) -> None:
-    """Refuse a CONTROL_NET that is missing or is not an SDXL ControlNet with 2048-wide cross-attention."""
+    """Refuse a CONTROL_NET that is missing, is not an SDXL ControlNet with 2048-wide cross-attention, or has not
+    IdentityNet's block structure (a "mid" or "small" SDXL ControlNet). A full-size SDXL ControlNet of another kind
+    has IdentityNet's shapes exactly and cannot be told apart."""
     expected = (f"load InstantID's IdentityNet ({IDENTITYNET_FILE}, from https://huggingface.co/InstantX/InstantID) "
                 "with ComfyUI's 'Load ControlNet Model' node")
     if control_net is None:
@@ -281,13 +305,23 @@ def check_identitynet(control_net) -> None:
         found = f"cross-attention width {', '.join(map(str, sorted(widths))) or 'none'}, ADM input {adm_width or 'none'}"
         raise InstantIDError(f"The ControlNet connected to 'control_net' is not an SDXL ControlNet with 2048-wide "
                              f"cross-attention ({found}), so it is not IdentityNet: {expected}.")
+    depths = transformer_depths(model)
+    if depths != IDENTITYNET_TRANSFORMER_DEPTHS:
+        (found_input, found_middle), (want_input, want_middle) = depths, IDENTITYNET_TRANSFORMER_DEPTHS
+        raise InstantIDError(
+            f"The ControlNet connected to 'control_net' has {sum(found_input) + found_middle} transformer blocks "
+            f"({', '.join(str(d) for d in found_input if d)} in its input blocks, {found_middle} in the middle) where "
+            f"IdentityNet has {sum(want_input) + want_middle} ({', '.join(str(d) for d in want_input if d)}, "
+            f"{want_middle} in the middle): it is a smaller SDXL ControlNet (a 'mid' or 'small' one), not IdentityNet: "
+            f"{expected}.")
 
 
 def apply_identitynet(positive, negative, control_net, tokens: IdentityTokens, image: torch.Tensor, strength: float,
-                      start_percent: float, end_percent: float, mask=None, vae=None):
-    """(positive, negative) with IdentityNet attached to every entry, chained after any ControlNet already there."""
+                      start_percent: float, end_percent: float, mask=None, vae=None, node: str = "the InstantID node"):
+    """(positive, negative) with IdentityNet attached to every entry, chained after any ControlNet already there;
+    `node` names the calling node in errors about its mask."""
     check_identitynet(control_net)
-    region = RegionMask.from_mask(mask)
+    region = RegionMask.from_mask(mask, node)
     hint = image.movedim(-1, 1)
     stacked = tokens.stacked()
     copies = {}

@@ -2,10 +2,10 @@
 from comfy_api.latest import io
 
 from . import host
-from .io_types import CATEGORY, Face, InstantID, percent_inputs, token_inputs
+from .io_types import CATEGORY, Face, InstantID, PercentRangeNode, percent_inputs, token_inputs
 
 
-class ApplyIdentityNet(io.ComfyNode):
+class ApplyIdentityNet(PercentRangeNode):
     """Attaches IdentityNet to the positive and negative conditioning, chained after any ControlNet already there."""
 
     @classmethod
@@ -42,7 +42,8 @@ class ApplyIdentityNet(io.ComfyNode):
     def execute(cls, positive, negative, control_net, instantid, face, image, strength, start_percent, end_percent,
                 combine_embeds, noise, mask=None, vae=None) -> io.NodeOutput:
         """Make the tokens and attach IdentityNet."""
+        cls.check_percents(start_percent, end_percent)
         host.check_identitynet(control_net)
         tokens = instantid.tokens(face.embeddings(), combine_embeds, noise)
         return io.NodeOutput(*host.apply_identitynet(positive, negative, control_net, tokens, image, strength,
-                                                      start_percent, end_percent, mask, vae))
+                                                      start_percent, end_percent, mask, vae, cls.label()))

@@ -1,8 +1,11 @@
-"""The pack's edge types and the node inputs several nodes share (so each is defined once, with its tooltip)."""
+"""The pack's edge types, the node inputs several nodes share (so each is defined once, with its tooltip) and the
+check of the start/end inputs."""
 from comfy_api.latest import io
 
 from ..instantid_core.attention import WEIGHT_TYPES
+from ..instantid_core.errors import InstantIDError
 from ..instantid_core.faces import CHOICE_MODES, COMBINE_METHODS
+from . import host
 
 CATEGORY = "InstantID"
 
@@ -14,14 +17,63 @@ Face = io.Custom("INSTANTID_FACE")
 """What face analysis found: per reference image the faces, keypoints, boxes, embeddings and the chosen face."""
 
 
-def percent_inputs(what: str) -> list:
-    """start_percent / end_percent: the part of sampling where `what` acts."""
+PERCENT_NAMES = ("start_percent", "end_percent")
+"""The names of the start/end inputs of this pack's nodes."""
+
+
+def percent_inputs(what: str, names: tuple[str, str] = PERCENT_NAMES) -> list:
+    """The start/end inputs (named `names`): the part of sampling where `what` acts."""
+    start, end = names
     return [
-        io.Float.Input("start_percent", default=0.0, min=0.0, max=1.0, step=0.001,
-                       tooltip=f"When {what} starts, as a fraction of sampling (0 = first step)."),
-        io.Float.Input("end_percent", default=1.0, min=0.0, max=1.0, step=0.001,
-                       tooltip=f"When {what} ends, as a fraction of sampling (1 = last step)."),
+        io.Float.Input(start, default=0.0, min=0.0, max=1.0, step=0.001,
+                       tooltip=f"When {what} starts, as a fraction of sampling (0 = first step). Must not be after "
+                               f"{end}; equal values switch {what} off."),
+        io.Float.Input(end, default=1.0, min=0.0, max=1.0, step=0.001,
+                       tooltip=f"When {what} ends, as a fraction of sampling (1 = last step). Must not be before "
+                               f"{start}."),
     ]
+
+
+class PercentRangeNode(io.ComfyNode):
+    """A node with start/end percent inputs (PERCENT_NAMES): a start after the end, or a value outside 0..1, refuses
+    the prompt before anything runs, with a message naming the node and both values."""
+
+    PERCENT_NAMES = PERCENT_NAMES
+
+    @classmethod
+    def validate_inputs(cls, start_percent=None, end_percent=None) -> bool | str:
+        """ComfyUI's check of the prompt before it runs: True, or what is wrong with the two percents."""
+        return cls.percent_problem(start_percent, end_percent) or True
+
+    @classmethod
+    def percent_problem(cls, start: float | None, end: float | None) -> str | None:
+        """What is wrong with start/end, or None. ComfyUI leaves the range check of inputs that validate_inputs
+        takes to it, so 0..1 is checked here too; a linked value (None before it is computed) passes."""
+        start_name, end_name = cls.PERCENT_NAMES
+        outside = [f"{name} is {value:g}" for name, value in ((start_name, start), (end_name, end))
+                   if value is not None and not 0.0 <= value <= 1.0]
+        if outside:
+            problem = (f"{' and '.join(outside)}, outside 0..1: {start_name} and {end_name} are fractions of sampling "
+                       "(0 = first step, 1 = last step).")
+        elif start is not None and end is not None and start > end:
+            problem = (f"{start_name} ({start:g}) is after {end_name} ({end:g}), so there is no part of sampling to "
+                       f"act in. Set {start_name} to at most {end_name} (0 and 1: from the first step to the last).")
+        else:
+            return None
+        return f"{cls.define_schema().display_name}: {problem}"
+
+    @classmethod
+    def label(cls) -> str:
+        """How messages name this node: its display name and, while it runs, its node id."""
+        return host.node_label(cls.define_schema().display_name)
+
+    @classmethod
+    def check_percents(cls, start: float, end: float) -> None:
+        """Raise InstantIDError for start/end that percent_problem refuses (values that came through a link reach
+        the node only when it runs)."""
+        problem = cls.percent_problem(start, end)
+        if problem:
+            raise InstantIDError(problem)
 
 
 def face_choice_inputs() -> list:

@@ -42,6 +42,12 @@ def stand_in_input(standins, name):
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)[None].astype(np.float32) / 255.0
 
 
+def stand_in_face_batch(width, height):
+    """A (1, height, width, 3) float32 batch of one stand-in photo with a face in the middle."""
+    face = standin_photo(width, height, [(width / 2, height / 2, min(width, height) / 2, 1)])
+    return face[None].astype(np.float32) / 255.0
+
+
 def centre(face):
     """Centre (x, y) of a face's box."""
     x1, y1, x2, y2 = (float(v) for v in face.bbox)
@@ -92,10 +98,10 @@ def test_an_index_out_of_range_names_the_image_and_how_many_faces_were_found(fac
 
 
 def test_a_photo_without_a_face_is_an_error_naming_its_index_size_and_what_to_try(faces_pack):
-    grey = np.full((1, 384, 512, 3), 0.5, np.float32)
+    faceless = [standin_photo(512, 384, [])]  # a muted gradient with noise: no face, and not one flat colour
 
     with pytest.raises(InstantIDError) as raised:
-        faces_pack.analyze(grey)
+        faces_pack.analyze(faceless)
 
     message = str(raised.value)
     assert "Reference image 0 (of 1, counted from 0; 512×384 px): no face found" in message
@@ -103,11 +109,69 @@ def test_a_photo_without_a_face_is_an_error_naming_its_index_size_and_what_to_tr
 
 
 def test_in_a_batch_of_three_the_error_names_image_1_the_one_without_a_face(faces_pack):
-    batch = np.stack([standin_photo(512, 512, [(256, 240, 180, 1)]), np.full((512, 512, 3), 128, np.uint8),
+    batch = np.stack([standin_photo(512, 512, [(256, 240, 180, 1)]), standin_photo(512, 512, [], seed=2),
                       standin_photo(512, 512, [(256, 240, 180, 2)], seed=1)])
 
     with pytest.raises(InstantIDError, match=r"^Reference image 1 \(of 3, counted from 0; 512×512 px\): no face"):
         faces_pack.analyze(batch)
+
+
+def test_a_no_face_error_names_no_option_unless_the_caller_gives_its_own(faces_pack):
+    faceless = [standin_photo(320, 320, [])]
+
+    with pytest.raises(InstantIDError) as plain:
+        faces_pack.analyze(faceless)
+    with pytest.raises(InstantIDError) as hinted:
+        faces_pack.analyze(faceless, no_face_hint="Or set no_face to 'whatever'.")
+
+    assert "'skip'" not in str(plain.value) and "no_face" not in str(plain.value)
+    assert str(hinted.value) == f"{plain.value} Or set no_face to 'whatever'."
+
+
+def test_a_picture_without_a_face_is_named_as_the_input_the_caller_says_it_came_from(faces_pack):
+    with pytest.raises(InstantIDError) as raised:
+        faces_pack.analyze([standin_photo(320, 256, [])], photo="Pose photo (image_kps)")
+
+    assert str(raised.value).startswith("Pose photo (image_kps) 0 (of 1, counted from 0; 320×256 px): no face found")
+    assert "Reference image" not in str(raised.value)
+
+
+def test_an_empty_batch_is_named_as_the_callers_input(faces_pack):
+    with pytest.raises(InstantIDError, match=r"^Pose photo \(image_kps\) batch is empty: connect at least one"):
+        faces_pack.analyze(np.zeros((0, 64, 64, 3), np.uint8), photo="Pose photo (image_kps)")
+
+
+def test_a_flat_colour_picture_is_reported_as_one_flat_colour_with_its_index_and_how_to_re_save_it(faces_pack):
+    white = np.ones((1, 300, 200, 3), np.float32)  # what ComfyUI's Load Image gives for a 16-bit greyscale PNG
+
+    with pytest.raises(InstantIDError) as raised:
+        faces_pack.analyze(np.concatenate([stand_in_face_batch(200, 300), white]))
+
+    message = str(raised.value)
+    assert message.startswith("Reference image 1 (of 2, counted from 0; 200×300 px) is a single flat colour "
+                              "(every pixel is RGB 255, 255, 255)")
+    assert "16-bit PNG" in message and "re-save the picture as an 8-bit PNG" in message
+    assert "no face found" not in message and "detection size" not in message
+
+
+def test_a_flat_colour_pose_photo_is_named_as_the_pose_photo_with_the_callers_hint(faces_pack):
+    with pytest.raises(InstantIDError) as raised:
+        faces_pack.analyze(np.full((1, 64, 96, 3), 17, np.uint8), photo="Pose photo (image_kps)",
+                           no_face_hint="Or set no_face to 'whatever'.")
+
+    message = str(raised.value)
+    assert message.startswith("Pose photo (image_kps) 0 (of 1, counted from 0; 96×64 px) is a single flat colour "
+                              "(every pixel is RGB 17, 17, 17)")
+    assert message.endswith(" Or set no_face to 'whatever'.")
+
+
+def test_skipping_a_flat_colour_picture_logs_that_it_is_one_flat_colour(faces_pack, caplog):
+    with caplog.at_level(logging.WARNING, logger="instantid_core.face_analysis"):
+        faces = faces_pack.analyze(np.zeros((1, 64, 64, 3), np.float32), on_no_face="skip")
+
+    assert faces.skipped_indices == (0,)
+    assert "Reference image 0 (of 1, counted from 0; 64×64 px) is a single flat colour (every pixel is RGB 0, 0, 0)" \
+        in caplog.text and "skipped as requested" in caplog.text
 
 
 def test_skip_marks_the_faceless_image_skipped_and_logs_a_warning(faces_pack, caplog):
