@@ -21,9 +21,10 @@ POSE_PHOTO = "Pose photo (image_kps)"
 """What messages call the photo whose pose is copied."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class InstantIDSettings:
-    """Everything the all-in-one nodes let the user set besides their graph inputs."""
+    """Everything the all-in-one nodes (and their ComfyUI_InstantID aliases) let the user set besides their graph
+    inputs, given by name."""
 
     adapter_weight: float
     identitynet_strength: float
@@ -131,7 +132,8 @@ class ApplyInstantID(PercentRangeNode):
                 end_percent, no_face, image_kps=None, mask=None) -> io.NodeOutput:
         """Apply InstantID."""
         cls.check_percents(start_percent, end_percent)
-        settings = InstantIDSettings(weight, weight, start_percent, end_percent, no_face=no_face)
+        settings = InstantIDSettings(adapter_weight=weight, identitynet_strength=weight, start_percent=start_percent,
+                                     end_percent=end_percent, no_face=no_face)
         return io.NodeOutput(*apply_instantid(face_analysis, instantid, control_net, image, model, positive,
                                               negative, settings, image_kps, mask, cls.label()))
 
@@ -169,7 +171,9 @@ class ApplyInstantIDAdvanced(PercentRangeNode):
                 face_index, no_face, image_kps=None, mask=None) -> io.NodeOutput:
         """Apply InstantID."""
         cls.check_percents(start_percent, end_percent)
-        settings = InstantIDSettings(adapter_weight, identitynet_strength, start_percent, end_percent, noise,
-                                     combine_embeds, weight_type, face_choice, face_index, no_face)
+        settings = InstantIDSettings(adapter_weight=adapter_weight, identitynet_strength=identitynet_strength,
+                                     start_percent=start_percent, end_percent=end_percent, noise=noise,
+                                     combine_embeds=combine_embeds, weight_type=weight_type, face_choice=face_choice,
+                                     face_index=face_index, no_face=no_face)
         return io.NodeOutput(*apply_instantid(face_analysis, instantid, control_net, image, model, positive,
                                               negative, settings, image_kps, mask, cls.label()))

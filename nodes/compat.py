@@ -18,7 +18,12 @@ from .io_types import FaceAnalysis, InstantID, PercentRangeNode, percent_inputs
 CATEGORY = "InstantID/ComfyUI_InstantID compatible"
 FaceEmbeds = io.Custom("FACE_EMBEDS")
 PROVIDER_NAMES = {"CPU": "CPU", "CUDA": "CUDA", "ROCM": "ROCm", "CoreML": "CoreML"}
-"""ComfyUI_InstantID's provider options -> ours."""
+"""ComfyUI_InstantID's provider options -> ours (checked against the core's list by the host tests)."""
+COMBINE_OPTIONS = ("average", "norm average", "concat")
+"""ComfyUI_InstantID's combine_embeds options, in its order (each one of the core's COMBINE_METHODS)."""
+WEIGHT_TYPE_OPTIONS = ("linear", "ease in", "ease out", "ease in-out", "reverse in-out", "weak input", "weak output",
+                       "weak middle", "strong middle")
+"""The weight types of the compat attention patch, in ComfyUI_IPAdapter's order (each one of the core's)."""
 COMPAT_NOISE = 0.35
 """ComfyUI_InstantID's Apply InstantID perturbs the negative identity by this much (not exposed as a widget)."""
 FACE_PACK = "antelopev2"
@@ -129,7 +134,8 @@ class ApplyInstantIDCompat(CompatPercentRangeNode):
                 image_kps=None, mask=None) -> io.NodeOutput:
         """Apply InstantID with this pack's implementation."""
         cls.check_percents(start_at, end_at)
-        settings = InstantIDSettings(weight, weight, start_at, end_at, noise=COMPAT_NOISE)
+        settings = InstantIDSettings(adapter_weight=weight, identitynet_strength=weight, start_percent=start_at,
+                                     end_percent=end_at, noise=COMPAT_NOISE)
         return io.NodeOutput(*apply_instantid(insightface, instantid, control_net, image, model, positive, negative,
                                               settings, image_kps, mask, cls.label()))
 
@@ -147,7 +153,7 @@ class ApplyInstantIDAdvancedCompat(CompatPercentRangeNode):
                     _float("cn_strength", 0.8, 0.0, 10.0, 0.01, "Strength of IdentityNet."),
                     *percent_inputs("InstantID", PERCENT_NAMES),
                     _float("noise", 0.0, 0.0, 1.0, 0.1, "Noise in the negative identity."),
-                    io.Combo.Input("combine_embeds", options=["average", "norm average", "concat"],
+                    io.Combo.Input("combine_embeds", options=list(COMBINE_OPTIONS),
                                    default="average", tooltip="How several reference photos are combined."),
                     *optional_inputs()],
             outputs=list(OUTPUTS),
@@ -158,7 +164,9 @@ class ApplyInstantIDAdvancedCompat(CompatPercentRangeNode):
                 start_at, end_at, noise, combine_embeds, image_kps=None, mask=None) -> io.NodeOutput:
         """Apply InstantID with this pack's implementation."""
         cls.check_percents(start_at, end_at)
-        settings = InstantIDSettings(ip_weight, cn_strength, start_at, end_at, noise, combine_embeds)
+        settings = InstantIDSettings(adapter_weight=ip_weight, identitynet_strength=cn_strength,
+                                     start_percent=start_at, end_percent=end_at, noise=noise,
+                                     combine_embeds=combine_embeds)
         return io.NodeOutput(*apply_instantid(insightface, instantid, control_net, image, model, positive, negative,
                                               settings, image_kps, mask, cls.label()))
 
@@ -179,9 +187,7 @@ class InstantIDAttentionPatch(CompatPercentRangeNode):
                     _float("weight", 1.0, -1.0, 3.0, 0.01, "Strength of the identity attention."),
                     *percent_inputs("the identity attention", PERCENT_NAMES),
                     _float("noise", 0.0, 0.0, 1.0, 0.1, "Noise in the negative identity."),
-                    io.Combo.Input("weight_type", options=["linear", "ease in", "ease out", "ease in-out",
-                                                           "reverse in-out", "weak input", "weak output",
-                                                           "weak middle", "strong middle"],
+                    io.Combo.Input("weight_type", options=list(WEIGHT_TYPE_OPTIONS),
                                    optional=True, tooltip="Per-block profile of the weight."),
                     io.Mask.Input("mask", optional=True, tooltip="Region where the identity applies.")],
             outputs=[io.Model.Output(display_name="MODEL"), FaceEmbeds.Output(display_name="FACE_EMBEDS")],

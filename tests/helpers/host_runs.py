@@ -1,12 +1,24 @@
 """Running the tiny models the way the host tests need: faces, one denoising step, recording identity calls."""
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import torch
+from PIL import Image
 
 from .tiny_models import sdxl_conditioning
 
 LATENT = (1, 4, 16, 16)  # 128×128 pixels
+
+
+def as_image(array: np.ndarray) -> torch.Tensor:
+    """An HxWx3 uint8 picture as a ComfyUI IMAGE batch of one."""
+    return torch.from_numpy(array.copy()).float().unsqueeze(0) / 255
+
+
+def face_photo(standins: Path) -> torch.Tensor:
+    """The stand-in reference photo, with one face, as a ComfyUI IMAGE."""
+    return as_image(np.array(Image.open(standins / "input" / "instantid_face.png").convert("RGB")))
 
 
 def make_faces(pack, seeds=(1,)):

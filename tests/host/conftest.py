@@ -27,3 +27,10 @@ def adapter(pack, tmp_path_factory):
 def model():
     """A tiny SDXL-topology model (70 cross-attention layers)."""
     return tiny_sdxl(seed=0)
+
+
+@pytest.fixture(scope="module")
+def face_pack(comfy_host, standins):
+    """The stand-in antelopev2 pack, loaded by the pack's loader."""
+    return comfy_host.pack_module("instantid_core.face_analysis").FacePack.load(
+        standins / "models" / "insightface" / "models" / "antelopev2", "CPU", 640)

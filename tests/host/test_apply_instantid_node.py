@@ -8,32 +8,16 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers.host_runs import as_image, face_photo
 from helpers.tiny_models import sdxl_conditioning, tiny_controlnet, tiny_sdxl
 from scripts.standins.images import standin_photo
 
 pytestmark = pytest.mark.host
 
 
-@pytest.fixture(scope="module")
-def face_pack(comfy_host, standins):
-    """The stand-in antelopev2 pack, loaded by the pack's loader."""
-    return comfy_host.pack_module("instantid_core.face_analysis").FacePack.load(
-        standins / "models" / "insightface" / "models" / "antelopev2", "CPU", 640)
-
-
-def as_image(array: np.ndarray) -> torch.Tensor:
-    """An HxWx3 uint8 picture as a ComfyUI IMAGE batch of one."""
-    return torch.from_numpy(array.copy()).float().unsqueeze(0) / 255
-
-
 def faceless(width=256, height=256) -> torch.Tensor:
     """A photo without a face that is not one flat colour (a muted gradient with noise)."""
     return as_image(standin_photo(width, height, []))
-
-
-def face_photo(standins) -> torch.Tensor:
-    """The stand-in reference photo, with one face."""
-    return as_image(np.array(Image.open(standins / "input" / "instantid_face.png").convert("RGB")))
 
 
 def run(comfy_host, face_pack, adapter, photo, no_face="error", image_kps=None, node_id="InstantIDApply"):

@@ -1,0 +1,78 @@
+"""The ComfyUI_InstantID aliases that no workflow runs (Face Keypoints Preprocessor, Apply InstantID Advanced, and the
+split pair InstantID Patch Attention → Apply ControlNet) run on tiny models and the stand-in face pack, and their
+option lists are the core's."""
+import pytest
+import torch
+
+from helpers.host_runs import denoise, face_photo
+from helpers.tiny_models import sdxl_conditioning, tiny_controlnet, tiny_sdxl
+
+pytestmark = pytest.mark.host
+
+KEYPOINT_RED = (1.0, 0.0, 0.0)  # the right eye's dot in the reference drawing (RGB)
+
+
+@pytest.fixture(scope="module")
+def compat(comfy_host):
+    """The compat module as ComfyUI imported it."""
+    return comfy_host.pack_module("nodes.compat")
+
+
+def test_face_keypoints_preprocessor_draws_the_photos_keypoints_at_its_size(comfy_host, face_pack, standins):
+    photo = face_photo(standins)
+
+    (kps,) = comfy_host.node("FaceKeypointsPreprocessor").execute(face_pack, photo).result
+
+    assert kps.shape == photo.shape
+    colours = {tuple(round(float(c), 2) for c in px) for px in kps.reshape(-1, 3)[kps.reshape(-1, 3).sum(-1) > 0]}
+    assert KEYPOINT_RED in colours and len(colours) > 5  # dots and limbs on a black background
+
+
+def test_apply_instantid_advanced_patches_every_layer_and_attaches_identitynet_with_its_strength(comfy_host, pack,
+                                                                                              face_pack, adapter,
+                                                                                              standins):
+    model, positive, negative = tiny_sdxl(), sdxl_conditioning(1), sdxl_conditioning(2)
+
+    patched, positive_out, negative_out = comfy_host.node("ApplyInstantIDAdvanced").execute(
+        adapter, face_pack, tiny_controlnet(seed=4), face_photo(standins), model, positive, negative,
+        0.6, 1.5, 0.0, 1.0, 0.2, "average").result
+
+    patches = patched.model_options["transformer_options"]["patches_replace"]["attn2"]
+    assert len(patches) == 70 and all(isinstance(p, pack.attention.IdentityAttentionPatch) for p in patches.values())
+    assert {round(p.shared.scales[key], 6) for key, p in patches.items()} == {0.6}
+    for conditioning in (positive_out, negative_out):
+        control = conditioning[0][1]["control"]
+        assert type(control).__name__ == "IdentityNetControl" and control.strength == 1.5
+    assert "patches_replace" not in model.model_options.get("transformer_options", {})  # the input is untouched
+
+
+def test_the_split_pair_patches_the_model_and_hands_its_face_tokens_to_identitynet(comfy_host, face_pack, adapter,
+                                                                                 base_model_output, standins):
+    photo = face_photo(standins)
+    patched, face_embeds = comfy_host.node("InstantIDAttentionPatch").execute(
+        adapter, face_pack, photo, tiny_sdxl(), 1.0, 0.0, 1.0, 0.0).result
+    (kps,) = comfy_host.node("FaceKeypointsPreprocessor").execute(face_pack, photo).result
+
+    positive, negative = comfy_host.node("ApplyInstantIDControlNet").execute(
+        face_embeds, tiny_controlnet(seed=4), kps, sdxl_conditioning(1), sdxl_conditioning(2), 1.0, 0.0, 1.0).result
+
+    control = positive[0][1]["control"]
+    assert torch.equal(control.identity_tokens, face_embeds.stacked())
+    out = denoise(patched, positive, negative)
+    assert torch.isfinite(out).all() and not torch.allclose(out, base_model_output, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def base_model_output():
+    """One step of the tiny model without InstantID."""
+    return denoise(tiny_sdxl(), sdxl_conditioning(1), sdxl_conditioning(2))
+
+
+def test_the_compat_option_lists_are_the_cores(comfy_host, compat):
+    face_analysis = comfy_host.pack_module("instantid_core.face_analysis")
+    faces = comfy_host.pack_module("instantid_core.faces")
+    attention = comfy_host.pack_module("instantid_core.attention")
+
+    assert set(compat.PROVIDER_NAMES.values()) <= set(face_analysis.PROVIDERS)
+    assert set(compat.COMBINE_OPTIONS) == set(faces.COMBINE_METHODS)
+    assert set(compat.WEIGHT_TYPE_OPTIONS) == set(attention.WEIGHT_TYPES)
