@@ -139,7 +139,7 @@ def load_model(host, role: str, provider: str = "CPU", keep_dtype: bool = False)
         return control_net
     if role == "adapter":
         return host.pack_module("instantid_core.identity").InstantIDAdapter.load(path)
-    return host.pack_module("instantid_core.face_analysis").FacePack.load(path, provider, 640)
+    return host.pack_module("instantid_core.face_analysis").FaceModels.load(path, provider, 640)
 
 
 def photo_rgb() -> np.ndarray:

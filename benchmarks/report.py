@@ -288,8 +288,8 @@ def face_section(s: dict, results: dict) -> list[str]:
                  f" The CUDA provider is not available: this onnxruntime has {', '.join(faces['providers_available'])}"
                  " (on a CUDA machine, onnxruntime-gpu in place of onnxruntime).")
     return ["", "## 4. Face analysis and load times", "",
-            f"Detection + recognition of the stand-in photo ({width}×{height}), `FacePack.detect` at each detection "
-            f"size (640, then the fallback sizes face analysis retries at), and one whole `FacePack.analyze` "
+            f"Detection + recognition of the stand-in photo ({width}×{height}), `FaceModels.detect` at each detection "
+            f"size (640, then the fallback sizes face analysis retries at), and one whole `FaceModels.analyze` "
             f"(detection size 640); ms per image, {s['face_runs']} calls each after a first one. Faces found: "
             f"{found}.{cuda_note}", "",
             "**The stand-in detector and recogniser are tiny graphs with the real input and output signatures, not "

@@ -123,7 +123,7 @@ def as_rgb_uint8(picture: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False)
-class FacePack:
+class FaceModels:
     """The FACEANALYSIS value: the detector and recogniser of one face pack, ready to analyse photos."""
 
     app: object  # insightface.app.FaceAnalysis holding only the two models of MODEL_ROLES
@@ -132,7 +132,7 @@ class FacePack:
     det_size: int
 
     @classmethod
-    def load(cls, pack_dir: str | Path, provider: str = "auto", det_size: int = 640) -> FacePack:
+    def load(cls, pack_dir: str | Path, provider: str = "auto", det_size: int = 640) -> FaceModels:
         """Check the pack folder and load its detector and recogniser on the chosen execution provider."""
         import onnxruntime
 

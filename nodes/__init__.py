@@ -4,23 +4,23 @@ from typing_extensions import override
 from comfy_api.latest import ComfyExtension, io
 
 from . import host
-from .apply import ApplyInstantID, ApplyInstantIDAdvanced
+from .apply import InstantIDApply, InstantIDApplyAdvanced
 from .attention import InstantIDPatchAttention
 from .compat import COMPAT_NODES
-from .faces import InstantIDFaceAnalysis
-from .identitynet import ApplyIdentityNet
+from .faces import InstantIDAnalyzeFaces
+from .identitynet import InstantIDApplyIdentityNet
 from .keypoints import InstantIDKeypoints
-from .loaders import LoadInstantIDAdapter, LoadInstantIDFaceAnalysis
+from .loaders import InstantIDLoadAdapter, InstantIDLoadFaceAnalysis
 
 NODE_CLASSES: list[type[io.ComfyNode]] = [
-    LoadInstantIDAdapter,
-    LoadInstantIDFaceAnalysis,
-    InstantIDFaceAnalysis,
+    InstantIDLoadAdapter,
+    InstantIDLoadFaceAnalysis,
+    InstantIDAnalyzeFaces,
     InstantIDKeypoints,
-    ApplyIdentityNet,
+    InstantIDApplyIdentityNet,
     InstantIDPatchAttention,
-    ApplyInstantID,
-    ApplyInstantIDAdvanced,
+    InstantIDApply,
+    InstantIDApplyAdvanced,
     *COMPAT_NODES,
 ]
 

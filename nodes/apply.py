@@ -7,7 +7,7 @@ from comfy_api.latest import io
 from ..instantid_core.images import to_image_batch, to_uint8_rgb
 from ..instantid_core.keypoints import keypoint_image
 from . import host
-from .io_types import (CATEGORY, FaceAnalysis, InstantID, PercentRangeNode, face_choice_inputs, percent_inputs,
+from .io_types import (CATEGORY, FaceModels, Adapter, PercentRangeNode, face_choice_inputs, percent_inputs,
                        token_inputs, weight_type_input)
 
 log = logging.getLogger(__name__)
@@ -73,8 +73,8 @@ def graph_inputs(face_input: str = "face_analysis") -> list:
     """The inputs the all-in-one nodes (and their ComfyUI_InstantID aliases) take from the graph, in that order;
     face_input names the face models' input."""
     return [
-        InstantID.Input("instantid", tooltip="The InstantID adapter, from 'Load InstantID Adapter'."),
-        FaceAnalysis.Input(face_input, tooltip="The face models, from 'Load InstantID Face Analysis'."),
+        Adapter.Input("instantid", tooltip="The InstantID adapter, from 'Load InstantID Adapter'."),
+        FaceModels.Input(face_input, tooltip="The face models, from 'Load InstantID Face Analysis'."),
         io.ControlNet.Input("control_net", tooltip="IdentityNet, loaded with 'Load ControlNet Model' from "
                                                    "controlnet/instantid/diffusion_pytorch_model.safetensors."),
         io.Image.Input("image", tooltip="One or more reference photos of the person."),
@@ -105,7 +105,7 @@ OUTPUTS = [io.Model.Output(display_name="MODEL"), io.Conditioning.Output(display
             io.Conditioning.Output(display_name="negative")]
 
 
-class ApplyInstantID(PercentRangeNode):
+class InstantIDApply(PercentRangeNode):
     """InstantID in one node: one weight for the identity attention and IdentityNet."""
 
     @classmethod
@@ -138,7 +138,7 @@ class ApplyInstantID(PercentRangeNode):
                                               negative, settings, image_kps, mask, cls.label()))
 
 
-class ApplyInstantIDAdvanced(PercentRangeNode):
+class InstantIDApplyAdvanced(PercentRangeNode):
     """InstantID in one node, with separate adapter weight and IdentityNet strength and every option."""
 
     @classmethod

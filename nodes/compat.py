@@ -7,13 +7,13 @@ fall-backs, dtypes that follow the model. `FACE_EMBEDS` carries our identity tok
 from comfy_api.latest import io
 
 from ..instantid_core.errors import InstantIDError
-from ..instantid_core.face_analysis import FacePack
+from ..instantid_core.face_analysis import FaceModels
 from ..instantid_core.identity import InstantIDAdapter
 from ..instantid_core.images import to_image_batch, to_uint8_rgb
 from ..instantid_core.keypoints import keypoint_image
 from . import host
 from .apply import OUTPUTS, InstantIDSettings, apply_instantid, graph_inputs, optional_inputs
-from .io_types import FaceAnalysis, InstantID, PercentRangeNode, percent_inputs
+from .io_types import FaceModels, Adapter, PercentRangeNode, percent_inputs
 
 CATEGORY = "InstantID/ComfyUI_InstantID compatible"
 FaceEmbeds = io.Custom("FACE_EMBEDS")
@@ -47,13 +47,13 @@ class CompatPercentRangeNode(PercentRangeNode):
         return cls.percent_problem(start_at, end_at) or True
 
 
-def _face_tokens(insightface: FacePack, instantid: InstantIDAdapter, image, noise: float, combine: str = "average"):
+def _face_tokens(insightface: FaceModels, instantid: InstantIDAdapter, image, noise: float, combine: str = "average"):
     """Identity tokens of the largest face of each reference photo (an error names a photo without one)."""
     faces = insightface.analyze(to_uint8_rgb(image), "largest", 0, "error")
     return instantid.tokens(faces.embeddings(), combine, noise)
 
 
-class InstantIDModelLoader(io.ComfyNode):
+class InstantIDModelLoaderCompat(io.ComfyNode):
     """ComfyUI_InstantID's 'Load InstantID Model'."""
 
     @classmethod
@@ -63,7 +63,7 @@ class InstantIDModelLoader(io.ComfyNode):
             node_id="InstantIDModelLoader", display_name="Load InstantID Model (compatible)", category=CATEGORY,
             inputs=[io.Combo.Input("instantid_file", options=host.adapter_files(),
                                    tooltip="InstantID's ip-adapter.bin in models/instantid/.")],
-            outputs=[InstantID.Output(display_name="INSTANTID")],
+            outputs=[Adapter.Output(display_name="INSTANTID")],
         )
 
     @classmethod
@@ -84,16 +84,16 @@ class InstantIDFaceAnalysisCompat(io.ComfyNode):
             inputs=[io.Combo.Input("provider", options=list(PROVIDER_NAMES),
                                    tooltip="Where onnxruntime runs the face models; unavailable ones fall back to "
                                            "the CPU with a warning.")],
-            outputs=[FaceAnalysis.Output(display_name="FACEANALYSIS")],
+            outputs=[FaceModels.Output(display_name="FACEANALYSIS")],
         )
 
     @classmethod
     def execute(cls, provider) -> io.NodeOutput:
         """Load antelopev2's detector and recogniser."""
-        return io.NodeOutput(FacePack.load(host.face_pack_path(FACE_PACK), PROVIDER_NAMES[provider], 640))
+        return io.NodeOutput(FaceModels.load(host.face_pack_path(FACE_PACK), PROVIDER_NAMES[provider], 640))
 
 
-class FaceKeypointsPreprocessor(io.ComfyNode):
+class FaceKeypointsPreprocessorCompat(io.ComfyNode):
     """ComfyUI_InstantID's 'Face Keypoints Preprocessor': each photo's largest face as a keypoint image."""
 
     @classmethod
@@ -102,7 +102,7 @@ class FaceKeypointsPreprocessor(io.ComfyNode):
         return io.Schema(
             node_id="FaceKeypointsPreprocessor", display_name="Face Keypoints Preprocessor (compatible)",
             category=CATEGORY,
-            inputs=[FaceAnalysis.Input("faceanalysis", tooltip="The face models."),
+            inputs=[FaceModels.Input("faceanalysis", tooltip="The face models."),
                     io.Image.Input("image", tooltip="Photo(s) whose face keypoints to draw, at their own size.")],
             outputs=[io.Image.Output(display_name="IMAGE")],
         )
@@ -171,7 +171,7 @@ class ApplyInstantIDAdvancedCompat(CompatPercentRangeNode):
                                               settings, image_kps, mask, cls.label()))
 
 
-class InstantIDAttentionPatch(CompatPercentRangeNode):
+class InstantIDAttentionPatchCompat(CompatPercentRangeNode):
     """ComfyUI_InstantID's 'InstantID Patch Attention' (with FACE_EMBEDS for its Apply ControlNet)."""
 
     @classmethod
@@ -180,8 +180,8 @@ class InstantIDAttentionPatch(CompatPercentRangeNode):
         return io.Schema(
             node_id="InstantIDAttentionPatch", display_name="InstantID Patch Attention (compatible)",
             category=CATEGORY,
-            inputs=[InstantID.Input("instantid", tooltip="The InstantID adapter."),
-                    FaceAnalysis.Input("insightface", tooltip="The face models."),
+            inputs=[Adapter.Input("instantid", tooltip="The InstantID adapter."),
+                    FaceModels.Input("insightface", tooltip="The face models."),
                     io.Image.Input("image", tooltip="Reference photo(s) of the person."),
                     io.Model.Input("model", tooltip="An SDXL model."),
                     _float("weight", 1.0, -1.0, 3.0, 0.01, "Strength of the identity attention."),
@@ -206,7 +206,7 @@ class InstantIDAttentionPatch(CompatPercentRangeNode):
         return io.NodeOutput(patched, tokens)
 
 
-class ApplyInstantIDControlNet(CompatPercentRangeNode):
+class ApplyInstantIDControlNetCompat(CompatPercentRangeNode):
     """ComfyUI_InstantID's 'InstantID Apply ControlNet' (IdentityNet with FACE_EMBEDS)."""
 
     @classmethod
@@ -239,5 +239,5 @@ class ApplyInstantIDControlNet(CompatPercentRangeNode):
                                                       strength, start_at, end_at, mask, node=cls.label()))
 
 
-COMPAT_NODES = [InstantIDModelLoader, InstantIDFaceAnalysisCompat, FaceKeypointsPreprocessor, ApplyInstantIDCompat,
-                ApplyInstantIDAdvancedCompat, InstantIDAttentionPatch, ApplyInstantIDControlNet]
+COMPAT_NODES = [InstantIDModelLoaderCompat, InstantIDFaceAnalysisCompat, FaceKeypointsPreprocessorCompat, ApplyInstantIDCompat,
+                ApplyInstantIDAdvancedCompat, InstantIDAttentionPatchCompat, ApplyInstantIDControlNetCompat]

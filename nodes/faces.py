@@ -3,13 +3,13 @@ from comfy_api.latest import io, ui
 
 from ..instantid_core.face_analysis import NO_FACE_POLICIES, draw_preview
 from ..instantid_core.images import to_image_batch, to_uint8_rgb
-from .io_types import CATEGORY, Face, FaceAnalysis, face_choice_inputs
+from .io_types import CATEGORY, Face, FaceModels, face_choice_inputs
 
 SKIP_HINT = "Or set no_face to 'skip' to leave photos without a face out (with a warning) and use the others."
 """The end of this node's no-face error: its own option for going on without a face."""
 
 
-class InstantIDFaceAnalysis(io.ComfyNode):
+class InstantIDAnalyzeFaces(io.ComfyNode):
     """Detects the faces of every reference photo and computes their identity embeddings."""
 
     @classmethod
@@ -21,7 +21,7 @@ class InstantIDFaceAnalysis(io.ComfyNode):
             category=CATEGORY,
             description="Finds the face in each reference photo: box, 5 keypoints and 512-d identity embedding.",
             inputs=[
-                FaceAnalysis.Input("face_analysis", tooltip="The face models, from 'Load InstantID Face Analysis'."),
+                FaceModels.Input("face_analysis", tooltip="The face models, from 'Load InstantID Face Analysis'."),
                 io.Image.Input("image", tooltip="One or more reference photos of the person (a batch)."),
                 *face_choice_inputs(),
                 io.Combo.Input("no_face", options=list(NO_FACE_POLICIES), default="error",

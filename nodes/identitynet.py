@@ -2,10 +2,10 @@
 from comfy_api.latest import io
 
 from . import host
-from .io_types import CATEGORY, Face, InstantID, PercentRangeNode, percent_inputs, token_inputs
+from .io_types import CATEGORY, Face, Adapter, PercentRangeNode, percent_inputs, token_inputs
 
 
-class ApplyIdentityNet(PercentRangeNode):
+class InstantIDApplyIdentityNet(PercentRangeNode):
     """Attaches IdentityNet to the positive and negative conditioning, chained after any ControlNet already there."""
 
     @classmethod
@@ -22,7 +22,7 @@ class ApplyIdentityNet(PercentRangeNode):
                 io.Conditioning.Input("negative", tooltip="Negative conditioning."),
                 io.ControlNet.Input("control_net", tooltip="IdentityNet, loaded with 'Load ControlNet Model' from "
                                                            "controlnet/instantid/diffusion_pytorch_model.safetensors."),
-                InstantID.Input("instantid", tooltip="The InstantID adapter (its Resampler makes the face tokens)."),
+                Adapter.Input("instantid", tooltip="The InstantID adapter (its Resampler makes the face tokens)."),
                 Face.Input("face", tooltip="The reference faces, from 'InstantID Face Analysis'."),
                 io.Image.Input("image", tooltip="The keypoint image (from 'InstantID Keypoints'), any size: it is "
                                                 "centre-cropped and resized to the latent."),

@@ -9,9 +9,9 @@ from . import host
 
 CATEGORY = "InstantID"
 
-InstantID = io.Custom("INSTANTID")
+Adapter = io.Custom("INSTANTID")
 """The loaded InstantID adapter (Resampler + identity K/V projections)."""
-FaceAnalysis = io.Custom("FACEANALYSIS")
+FaceModels = io.Custom("FACEANALYSIS")
 """The loaded face models (detector + recogniser)."""
 Face = io.Custom("INSTANTID_FACE")
 """What face analysis found: per reference image the faces, keypoints, boxes, embeddings and the chosen face."""

@@ -1,13 +1,13 @@
 """Loader nodes: the InstantID adapter file and the face analysis models."""
 from comfy_api.latest import io
 
-from ..instantid_core.face_analysis import PROVIDERS, FacePack
+from ..instantid_core.face_analysis import PROVIDERS, FaceModels
 from ..instantid_core.identity import InstantIDAdapter
 from . import host
-from .io_types import CATEGORY, FaceAnalysis, InstantID
+from .io_types import CATEGORY, FaceModels, Adapter
 
 
-class LoadInstantIDAdapter(io.ComfyNode):
+class InstantIDLoadAdapter(io.ComfyNode):
     """Loads InstantID's ip-adapter file (Resampler + per-layer identity K/V projections)."""
 
     @classmethod
@@ -21,7 +21,7 @@ class LoadInstantIDAdapter(io.ComfyNode):
             inputs=[io.Combo.Input("adapter_file", options=host.adapter_files(),
                                    tooltip="InstantID's ip-adapter.bin (or a .safetensors conversion) in "
                                            "models/instantid/.")],
-            outputs=[InstantID.Output(display_name="INSTANTID")],
+            outputs=[Adapter.Output(display_name="INSTANTID")],
         )
 
     @classmethod
@@ -30,7 +30,7 @@ class LoadInstantIDAdapter(io.ComfyNode):
         return io.NodeOutput(InstantIDAdapter.load(host.adapter_path(adapter_file)))
 
 
-class LoadInstantIDFaceAnalysis(io.ComfyNode):
+class InstantIDLoadFaceAnalysis(io.ComfyNode):
     """Loads the face detector and recogniser of an insightface model pack (antelopev2)."""
 
     @classmethod
@@ -52,10 +52,10 @@ class LoadInstantIDFaceAnalysis(io.ComfyNode):
                              tooltip="Detector input size in pixels. Smaller finds close-ups; analysis also retries "
                                      "smaller sizes when no face is found."),
             ],
-            outputs=[FaceAnalysis.Output(display_name="FACEANALYSIS")],
+            outputs=[FaceModels.Output(display_name="FACEANALYSIS")],
         )
 
     @classmethod
     def execute(cls, face_pack, provider, detection_size) -> io.NodeOutput:
         """Check the folder and load its detector and recogniser."""
-        return io.NodeOutput(FacePack.load(host.face_pack_path(face_pack), provider, detection_size))
+        return io.NodeOutput(FaceModels.load(host.face_pack_path(face_pack), provider, detection_size))

@@ -32,5 +32,5 @@ def model():
 @pytest.fixture(scope="module")
 def face_pack(comfy_host, standins):
     """The stand-in antelopev2 pack, loaded by the pack's loader."""
-    return comfy_host.pack_module("instantid_core.face_analysis").FacePack.load(
+    return comfy_host.pack_module("instantid_core.face_analysis").FaceModels.load(
         standins / "models" / "insightface" / "models" / "antelopev2", "CPU", 640)

@@ -145,7 +145,7 @@ def test_a_ksampler_run_with_every_node_wired_gives_finite_output_that_differs_w
         pack, adapter, model, comfy_host, standins):
     import nodes as comfy_nodes
 
-    face_pack = comfy_host.pack_module("instantid_core.face_analysis").FacePack.load(
+    face_pack = comfy_host.pack_module("instantid_core.face_analysis").FaceModels.load(
         standins / "models" / "insightface" / "models" / "antelopev2", "CPU", 640)
     photo = torch.from_numpy(np.array(Image.open(standins / "input" / "instantid_face.png").convert("RGB")))
     photo = photo.float().unsqueeze(0) / 255

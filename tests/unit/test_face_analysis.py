@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from instantid_core.errors import InstantIDError
-from instantid_core.face_analysis import (CHOSEN_COLOUR, FACE_PACK_FILES, OTHER_COLOUR, FacePack, as_rgb_uint8,
+from instantid_core.face_analysis import (CHOSEN_COLOUR, FACE_PACK_FILES, OTHER_COLOUR, FaceModels, as_rgb_uint8,
                                           check_face_pack, draw_preview, resolve_providers)
 from instantid_core.faces import FaceAnalysisResult
 from instantid_core.keypoints import KEYPOINT_COLORS
@@ -27,7 +27,7 @@ def pack_dir(standins):
 @pytest.fixture(scope="module")
 def faces_pack(pack_dir):
     """The stand-in pack loaded once on the CPU."""
-    return FacePack.load(pack_dir, "CPU", 640)
+    return FaceModels.load(pack_dir, "CPU", 640)
 
 
 @pytest.fixture
@@ -195,8 +195,8 @@ def test_an_rgba_float_batch_as_comfyui_gives_it_is_analysed(faces_pack):
 
 def test_a_grey_one_channel_picture_reaches_the_detector_as_three_equal_channels(faces_pack, monkeypatch):
     seen = []
-    real_detect = FacePack.detect
-    monkeypatch.setattr(FacePack, "detect", lambda self, bgr, size: seen.append(bgr) or real_detect(self, bgr, size))
+    real_detect = FaceModels.detect
+    monkeypatch.setattr(FaceModels, "detect", lambda self, bgr, size: seen.append(bgr) or real_detect(self, bgr, size))
     grey = np.full((1, 300, 200, 1), 0.4, np.float32)
 
     faces = faces_pack.analyze(grey, on_no_face="skip")
@@ -242,9 +242,9 @@ def test_a_close_up_missed_at_640_is_found_by_the_smaller_retries(faces_pack):
 
 def test_the_bordered_retry_gives_the_face_in_the_pixels_of_the_original(faces_pack, monkeypatch):
     picture = standin_photo(400, 320, [(150, 170, 150, 3)])
-    real_detect = FacePack.detect
+    real_detect = FaceModels.detect
     # A detector that (like real ones on tight crops) needs the border: it finds nothing in the picture itself.
-    monkeypatch.setattr(FacePack, "detect", lambda self, bgr, size: (
+    monkeypatch.setattr(FaceModels, "detect", lambda self, bgr, size: (
         [] if bgr.shape[:2] == picture.shape[:2] else real_detect(self, bgr, size)))
 
     (result,) = faces_pack.analyze([picture]).results
@@ -296,7 +296,7 @@ def test_a_stray_inswapper_file_is_reported_as_ignored_and_the_pack_still_loads(
     shutil.copy(pack_copy / "genderage.onnx", pack_copy / "inswapper_128.onnx")
 
     with caplog.at_level(logging.WARNING, logger="instantid_core.face_analysis"):
-        loaded = FacePack.load(pack_copy, "CPU")
+        loaded = FaceModels.load(pack_copy, "CPU")
 
     assert "inswapper_128.onnx" in caplog.text and "ignored" in caplog.text
     assert set(loaded.app.models) == {"detection", "recognition"}
@@ -306,14 +306,14 @@ def test_a_broken_unused_pack_file_is_named_instead_of_an_onnxruntime_error(pack
     (pack_copy / "1k3d68.onnx").write_bytes(b"")
 
     with pytest.raises(InstantIDError, match=r"opens every \.onnx file .*1k3d68\.onnx is an empty file"):
-        FacePack.load(pack_copy, "CPU")
+        FaceModels.load(pack_copy, "CPU")
 
 
 def test_a_stray_detector_that_insightface_would_take_first_is_refused(pack_copy):
     shutil.copy(pack_copy / "scrfd_10g_bnkps.onnx", pack_copy / "det_10g.onnx")
 
     with pytest.raises(InstantIDError, match=r"takes det_10g\.onnx for face detection .*move det_10g\.onnx out"):
-        FacePack.load(pack_copy, "CPU")
+        FaceModels.load(pack_copy, "CPU")
 
 
 @pytest.mark.parametrize("requested, available, providers", [
@@ -344,7 +344,7 @@ def test_an_unknown_provider_name_is_refused():
 
 def test_loading_with_an_unavailable_provider_runs_on_the_cpu_with_a_warning(pack_dir, caplog):
     with caplog.at_level(logging.WARNING, logger="instantid_core.face_analysis"):
-        loaded = FacePack.load(pack_dir, "CoreML")
+        loaded = FaceModels.load(pack_dir, "CoreML")
 
     assert loaded.providers[0] == CPU and "CoreML provider (CoreMLExecutionProvider) is not available" in caplog.text
 
@@ -357,7 +357,7 @@ def test_a_provider_onnxruntime_lists_but_cannot_start_is_reported(pack_dir, cap
     monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: [CUDA, CPU])
 
     with caplog.at_level(logging.WARNING, logger="instantid_core.face_analysis"):
-        loaded = FacePack.load(pack_dir, "auto")
+        loaded = FaceModels.load(pack_dir, "auto")
 
     assert loaded.providers[0] == CPU
     assert f"asked onnxruntime for {CUDA}, but it runs on {CPU}" in caplog.text
