@@ -60,8 +60,8 @@ def main() -> None:
     rows = [(f"load adapter ({adapter_gb:.2f} GB)", t_adapter), ("load face pack", t_pack),
             ("face analysis (1 photo)", t_faces), ("identity tokens (Resampler)", t_tokens),
             (f"identity K/V + patch {layers} layers", t_patch), ("keypoints + attach IdentityNet", t_net)]
-    apply_without = [a + b + c for a, b, c in zip(t_tokens, t_patch, t_net)]
-    apply_with = [f + a for f, a in zip(t_faces, apply_without)]
+    apply_without = [a + b + c for a, b, c in zip(t_tokens, t_patch, t_net, strict=False)]
+    apply_with = [f + a for f, a in zip(t_faces, apply_without, strict=False)]
     rows += [("one apply, face analysis excluded", apply_without), ("one apply, face analysis included", apply_with)]
     print(f"stand-in models, ComfyUI {host.version}, device {glue.work_device()}, median of {args.runs} (min-max)")
     for name, times in rows:

@@ -153,7 +153,7 @@ def load_stack(host, roles, keep_dtype: bool) -> Stack:
     """Load `roles` (timing each), analyse the stand-in photo and make identity tokens where those are loaded."""
     stack = Stack(host=host)
     for role in roles:
-        value, stack.load_seconds[role] = timed(lambda: load_model(host, role, keep_dtype=keep_dtype))
+        value, stack.load_seconds[role] = timed(lambda role=role: load_model(host, role, keep_dtype=keep_dtype))
         setattr(stack, role, value)
         log.info("loaded %s in %.1f s", role, stack.load_seconds[role])
     if stack.face_pack is not None:
@@ -277,7 +277,7 @@ def step_seconds(setup, width: int, height: int, batch: int, steps: int,
 
     sample(setup, width, height, batch, steps, stamp)
     kinds = ("wall", "cpu", "patch") if timer else ("wall", "cpu")
-    return {kind: [b[i] - a[i] for a, b in zip(stamps, stamps[1:])] for i, kind in enumerate(kinds)}
+    return {kind: [b[i] - a[i] for a, b in zip(stamps, stamps[1:], strict=False)] for i, kind in enumerate(kinds)}
 
 
 def syncs_per_step(setup, width: int, height: int, batch: int, steps: int) -> dict[str, list[int]]:
@@ -297,7 +297,7 @@ def syncs_per_step(setup, width: int, height: int, batch: int, steps: int) -> di
             sample(setup, width, height, batch, steps, count)
         finally:
             torch.cuda.set_sync_debug_mode("default")
-    return {kind: [b - a for a, b in zip(seen, seen[1:])] for kind, seen in counts.items()}
+    return {kind: [b - a for a, b in zip(seen, seen[1:], strict=False)] for kind, seen in counts.items()}
 
 
 def _is_pack_code(filename: str) -> bool:

@@ -91,7 +91,7 @@ def faces_phase(s: dict) -> dict:
     import onnxruntime
 
     host = h.start_host(s["device"], s["dtype"])
-    loads = {role: [h.timed(lambda: h.load_model(host, role))[1] for _ in range(s["load_runs"])]
+    loads = {role: [h.timed(lambda role=role: h.load_model(host, role))[1] for _ in range(s["load_runs"])]
              for role in ("face_pack", "adapter", "control_net")}
     available = onnxruntime.get_available_providers()
     providers = ["CPU"] + (["CUDA"] if "CUDAExecutionProvider" in available else [])
@@ -103,9 +103,9 @@ def faces_phase(s: dict) -> dict:
         for size in pack.detection_sizes:
             faces = pack.detect(bgr, size)
             latency[f"{provider} {size}"] = {"faces": len(faces), "seconds": [
-                h.timed(lambda: pack.detect(bgr, size))[1] for _ in range(s["face_runs"])]}
+                h.timed(lambda pack=pack, size=size: pack.detect(bgr, size))[1] for _ in range(s["face_runs"])]}
         latency[f"{provider} analyze"] = {"faces": len(pack.find_faces(rgb)), "seconds": [
-            h.timed(lambda: pack.analyze([rgb]))[1] for _ in range(s["face_runs"])]}
+            h.timed(lambda pack=pack: pack.analyze([rgb]))[1] for _ in range(s["face_runs"])]}
         log.info("face analysis on %s: %s", provider, pack.providers[0])
     return {"loads": loads, "latency": latency, "providers_available": available,
             "photo_size": [rgb.shape[1], rgb.shape[0]], "face_sizes": list(pack.detection_sizes)}

@@ -4,7 +4,17 @@ from __future__ import annotations
 import statistics
 from statistics import fmean
 
-from harness import CFG, CONFIG_LABELS, CONFIGS, DEFAULTS, PATCH_END, SCHEDULE_STEPS, STEP_CONFIGS, STRENGTH, model_paths
+from harness import (
+    CFG,
+    CONFIG_LABELS,
+    CONFIGS,
+    DEFAULTS,
+    PATCH_END,
+    SCHEDULE_STEPS,
+    STEP_CONFIGS,
+    STRENGTH,
+    model_paths,
+)
 
 OVERHEAD_TARGET = 0.02
 PATCH_MEMORY_TARGET = 100 * 2**20
@@ -62,7 +72,7 @@ def round_means(steps: dict, kind: str = "wall") -> dict[str, list[float]]:
 
 def per_round_ratios(means: dict, top: str, bottom: str) -> list[float]:
     """top/bottom of the rounds, each from samples run back to back."""
-    return [a / b for a, b in zip(means[top], means[bottom])]
+    return [a / b for a, b in zip(means[top], means[bottom], strict=False)]
 
 
 def header(env: dict, s: dict, results: dict, command: str) -> list[str]:

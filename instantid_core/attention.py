@@ -14,8 +14,9 @@ Composition with other packs' attention patches, in every order:
   append rather than replace): it then adds the identity term itself.
 """
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -53,7 +54,7 @@ def layer_multipliers(weight_type: str, layers: list[CrossAttentionLayer]) -> li
     }
     if weight_type not in profiles:
         raise ValueError(f"unknown weight type {weight_type!r}; choose one of {WEIGHT_TYPES}")
-    return [profiles[weight_type](t, g) for t, g in zip(depth, groups)]
+    return [profiles[weight_type](t, g) for t, g in zip(depth, groups, strict=False)]
 
 
 class IdentityKV(torch.nn.Module):
@@ -73,11 +74,11 @@ class IdentityKV(torch.nn.Module):
 class SigmaGate:
     """Start/end of the identity attention as sigmas (start is the larger); None bounds mean "always"."""
 
-    sigma_start: Optional[float] = None
-    sigma_end: Optional[float] = None
+    sigma_start: float | None = None
+    sigma_end: float | None = None
     _last: tuple = field(default=(None, None), repr=False, compare=False)
 
-    def mask(self, sigmas: torch.Tensor) -> Optional[torch.Tensor]:
+    def mask(self, sigmas: torch.Tensor) -> torch.Tensor | None:
         """A [1,1,1] bool tensor on the sigmas' device, or None when the range covers every step.
 
         Made once per model call: the host hands every layer of a call the same sigmas tensor.
@@ -106,7 +107,7 @@ class RegionMask:
     _cache: dict = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_mask(cls, mask: Optional[torch.Tensor], owner: str = "the InstantID node") -> Optional["RegionMask"]:
+    def from_mask(cls, mask: torch.Tensor | None, owner: str = "the InstantID node") -> Optional["RegionMask"]:
         """A region from a ComfyUI MASK ([H, W] or [M, H, W]) given to `owner` (named in errors); None for no mask."""
         return None if mask is None else cls(mask.reshape(-1, *mask.shape[-2:]).float(), owner)
 
@@ -134,7 +135,7 @@ class IdentityAttention:
     adapter_index: dict[tuple[str, int, int], int]
     scales: dict[tuple[str, int, int], float]
     gate: SigmaGate
-    region: Optional[RegionMask]
+    region: RegionMask | None
     attention: AttentionFn
 
     def identity_term(self, key, q: torch.Tensor, heads: int, extra_options: dict) -> torch.Tensor:
@@ -164,7 +165,7 @@ NO_SIGMA = 999999999.9
 """The sigma the IP-Adapter-style protocol assumes when a call carries none (ComfyUI's percent_to_sigma(0.0))."""
 
 
-def sigma_window(sigmas: Optional[torch.Tensor], sigma_start: float, sigma_end: float):
+def sigma_window(sigmas: torch.Tensor | None, sigma_start: float, sigma_end: float):
     """Whether the current sigma lies in [sigma_end, sigma_start]: a Python bool where that costs nothing (no sigmas,
     a window covering every step, sigmas on the CPU), else `device_sigma_window`, so no host synchronisation."""
     if sigma_start >= NO_SIGMA and sigma_end <= 0.0:
@@ -207,7 +208,7 @@ class IdentityAttentionPatch:
     Light: the identity K/V live in `shared`; a model clone gets its own patch through `fork`.
     """
 
-    def __init__(self, shared: IdentityAttention, key: tuple[str, int, int], previous: Optional[Callable] = None,
+    def __init__(self, shared: IdentityAttention, key: tuple[str, int, int], previous: Callable | None = None,
                  models: Callable[[], list] = list, added: tuple[AddedCallback, ...] = ()):
         self.shared = shared
         self.key = key

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -165,7 +165,7 @@ class FaceModels:
         boxes, keypoints = self.app.models["detection"].detect(bgr, input_size=(size, size))
         height, width = bgr.shape[:2]
         faces = []
-        for box, kps in zip(boxes, keypoints):
+        for box, kps in zip(boxes, keypoints, strict=False):
             embedding = self.app.models["recognition"].get(bgr, Face(bbox=box[:4], kps=kps, det_score=box[4]))
             faces.append(DetectedFace(embedding=embedding, kps=kps, bbox=box[:4], det_score=box[4],
                                       image_size=(width, height)))
@@ -281,7 +281,7 @@ def draw_preview(image_rgb_uint8: np.ndarray, result: FaceAnalysisResult) -> np.
         colour = CHOSEN_COLOUR if number == result.chosen else OTHER_COLOUR
         x1, y1, x2, y2 = (int(v) for v in np.round(face.bbox))
         cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, thickness, cv2.LINE_AA)
-        for (x, y), point_colour in zip(np.round(face.kps).astype(int), KEYPOINT_COLORS):
+        for (x, y), point_colour in zip(np.round(face.kps).astype(int), KEYPOINT_COLORS, strict=False):
             cv2.circle(canvas, (int(x), int(y)), 2 * thickness + 1, point_colour, -1, cv2.LINE_AA)
         _label(canvas, str(number), (x1, y1), colour, thickness)
     return canvas

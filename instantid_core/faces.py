@@ -1,8 +1,8 @@
 """Detected faces, face choice (largest or by reading-order index) and combination of several identity embeddings."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -125,7 +125,7 @@ def sort_reading_order(faces: Sequence[DetectedFace]) -> tuple[DetectedFace, ...
     bands: list[list[float]] = []
     for face in sorted(faces, key=lambda f: (float(f.bbox[1] + f.bbox[3]), float(f.bbox[0]))):
         height = max(float(face.bbox[3] - face.bbox[1]), 1e-6)
-        for row, band in zip(rows, bands):
+        for row, band in zip(rows, bands, strict=False):
             if _vertical_overlap(face, band[0], band[1]) >= 0.5 * height:
                 row.append(face)
                 band[0], band[1] = min(band[0], float(face.bbox[1])), max(band[1], float(face.bbox[3]))
@@ -133,7 +133,7 @@ def sort_reading_order(faces: Sequence[DetectedFace]) -> tuple[DetectedFace, ...
         else:
             rows.append([face])
             bands.append([float(face.bbox[1]), float(face.bbox[3])])
-    order = sorted(zip(bands, rows), key=lambda pair: pair[0][0] + pair[0][1])
+    order = sorted(zip(bands, rows, strict=False), key=lambda pair: pair[0][0] + pair[0][1])
     return tuple(face for _band, row in order for face in sorted(row, key=lambda f: float(f.bbox[0] + f.bbox[2])))
 
 

@@ -75,5 +75,5 @@ class InstantIDAdapter:
         adapter_index = assign_adapter_indices(layers, self.weights.layer_widths, self.weights.token_dim)
         multipliers = layer_multipliers(weight_type, layers)
         return IdentityAttention(kv=IdentityKV(self.identity_kv(tokens, dtype)), adapter_index=adapter_index,
-                                 scales={layer.key: weight * m for layer, m in zip(layers, multipliers)},
+                                 scales={layer.key: weight * m for layer, m in zip(layers, multipliers, strict=False)},
                                  gate=gate, region=region, attention=attention)

@@ -78,7 +78,7 @@ def draw_keypoints(faces_kps: Sequence[np.ndarray], width: int, height: int) -> 
             cv2.fillConvexPoly(canvas, polygon, KEYPOINT_COLORS[first])
     canvas = (canvas * LIMB_DIMMING).astype(np.uint8)
     for kps in faces:
-        for (x, y), color in zip(kps, KEYPOINT_COLORS):
+        for (x, y), color in zip(kps, KEYPOINT_COLORS, strict=False):
             cv2.circle(canvas, (int(x), int(y)), POINT_RADIUS, color, -1)
     return canvas
 

@@ -39,7 +39,7 @@ def assign_adapter_indices(layers: list[CrossAttentionLayer], kv_widths: dict[in
             f"{len(indices)} layers. InstantID is made for SDXL (70 layers): load an SDXL checkpoint, or the adapter "
             f"file that belongs to this model.")
     mapping = {}
-    for position, (layer, index) in enumerate(zip(ordered, indices)):
+    for position, (layer, index) in enumerate(zip(ordered, indices, strict=False)):
         expected = 2 * position + 1
         if index != expected:
             raise InstantIDError(

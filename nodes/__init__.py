@@ -1,7 +1,6 @@
 """ComfyUI nodes of the InstantID pack: one module per graph stage, all registered in one extension."""
-from typing_extensions import override
-
 from comfy_api.latest import ComfyExtension, io
+from typing_extensions import override
 
 from . import host
 from .apply import InstantIDApply, InstantIDApplyAdvanced

@@ -7,8 +7,16 @@ from comfy_api.latest import io
 from ..instantid_core.images import to_image_batch, to_uint8_rgb
 from ..instantid_core.keypoints import keypoint_image
 from . import host
-from .io_types import (CATEGORY, FaceModels, Adapter, PercentRangeNode, face_choice_inputs, percent_inputs,
-                       token_inputs, weight_type_input)
+from .io_types import (
+    CATEGORY,
+    FACEANALYSIS,
+    INSTANTID,
+    PercentRangeNode,
+    face_choice_inputs,
+    percent_inputs,
+    token_inputs,
+    weight_type_input,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +81,8 @@ def graph_inputs(face_input: str = "face_analysis") -> list:
     """The inputs the all-in-one nodes (and their ComfyUI_InstantID aliases) take from the graph, in that order;
     face_input names the face models' input."""
     return [
-        Adapter.Input("instantid", tooltip="The InstantID adapter, from 'Load InstantID Adapter'."),
-        FaceModels.Input(face_input, tooltip="The face models, from 'Load InstantID Face Analysis'."),
+        INSTANTID.Input("instantid", tooltip="The InstantID adapter, from 'Load InstantID Adapter'."),
+        FACEANALYSIS.Input(face_input, tooltip="The face models, from 'Load InstantID Face Analysis'."),
         io.ControlNet.Input("control_net", tooltip="IdentityNet, loaded with 'Load ControlNet Model' from "
                                                    "controlnet/instantid/diffusion_pytorch_model.safetensors."),
         io.Image.Input("image", tooltip="One or more reference photos of the person."),

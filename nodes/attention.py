@@ -2,7 +2,15 @@
 from comfy_api.latest import io
 
 from . import host
-from .io_types import CATEGORY, Face, Adapter, PercentRangeNode, percent_inputs, token_inputs, weight_type_input
+from .io_types import (
+    CATEGORY,
+    INSTANTID,
+    INSTANTID_FACE,
+    PercentRangeNode,
+    percent_inputs,
+    token_inputs,
+    weight_type_input,
+)
 
 
 class InstantIDPatchAttention(PercentRangeNode):
@@ -19,8 +27,8 @@ class InstantIDPatchAttention(PercentRangeNode):
                         "(70 on SDXL). Other packs' attention patches on the model keep working.",
             inputs=[
                 io.Model.Input("model", tooltip="An SDXL model."),
-                Adapter.Input("instantid", tooltip="The InstantID adapter."),
-                Face.Input("face", tooltip="The reference faces, from 'InstantID Face Analysis'."),
+                INSTANTID.Input("instantid", tooltip="The InstantID adapter."),
+                INSTANTID_FACE.Input("face", tooltip="The reference faces, from 'InstantID Face Analysis'."),
                 io.Float.Input("weight", default=0.8, min=-1.0, max=5.0, step=0.01,
                                tooltip="Strength of the identity attention (the paper's adapter scale)."),
                 *percent_inputs("the identity attention"),

@@ -13,10 +13,10 @@ from ..instantid_core.images import to_image_batch, to_uint8_rgb
 from ..instantid_core.keypoints import keypoint_image
 from . import host
 from .apply import OUTPUTS, InstantIDSettings, apply_instantid, graph_inputs, optional_inputs
-from .io_types import FaceModels, Adapter, PercentRangeNode, percent_inputs
+from .io_types import FACEANALYSIS, INSTANTID, PercentRangeNode, percent_inputs
 
 CATEGORY = "InstantID/ComfyUI_InstantID compatible"
-FaceEmbeds = io.Custom("FACE_EMBEDS")
+FACE_EMBEDS = io.Custom("FACE_EMBEDS")
 PROVIDER_NAMES = {"CPU": "CPU", "CUDA": "CUDA", "ROCM": "ROCm", "CoreML": "CoreML"}
 """ComfyUI_InstantID's provider options -> ours (checked against the core's list by the host tests)."""
 COMBINE_OPTIONS = ("average", "norm average", "concat")
@@ -63,7 +63,7 @@ class InstantIDModelLoaderCompat(io.ComfyNode):
             node_id="InstantIDModelLoader", display_name="Load InstantID Model (compatible)", category=CATEGORY,
             inputs=[io.Combo.Input("instantid_file", options=host.adapter_files(),
                                    tooltip="InstantID's ip-adapter.bin in models/instantid/.")],
-            outputs=[Adapter.Output(display_name="INSTANTID")],
+            outputs=[INSTANTID.Output(display_name="INSTANTID")],
         )
 
     @classmethod
@@ -84,7 +84,7 @@ class InstantIDFaceAnalysisCompat(io.ComfyNode):
             inputs=[io.Combo.Input("provider", options=list(PROVIDER_NAMES),
                                    tooltip="Where onnxruntime runs the face models; unavailable ones fall back to "
                                            "the CPU with a warning.")],
-            outputs=[FaceModels.Output(display_name="FACEANALYSIS")],
+            outputs=[FACEANALYSIS.Output(display_name="FACEANALYSIS")],
         )
 
     @classmethod
@@ -102,7 +102,7 @@ class FaceKeypointsPreprocessorCompat(io.ComfyNode):
         return io.Schema(
             node_id="FaceKeypointsPreprocessor", display_name="Face Keypoints Preprocessor (compatible)",
             category=CATEGORY,
-            inputs=[FaceModels.Input("faceanalysis", tooltip="The face models."),
+            inputs=[FACEANALYSIS.Input("faceanalysis", tooltip="The face models."),
                     io.Image.Input("image", tooltip="Photo(s) whose face keypoints to draw, at their own size.")],
             outputs=[io.Image.Output(display_name="IMAGE")],
         )
@@ -180,8 +180,8 @@ class InstantIDAttentionPatchCompat(CompatPercentRangeNode):
         return io.Schema(
             node_id="InstantIDAttentionPatch", display_name="InstantID Patch Attention (compatible)",
             category=CATEGORY,
-            inputs=[Adapter.Input("instantid", tooltip="The InstantID adapter."),
-                    FaceModels.Input("insightface", tooltip="The face models."),
+            inputs=[INSTANTID.Input("instantid", tooltip="The InstantID adapter."),
+                    FACEANALYSIS.Input("insightface", tooltip="The face models."),
                     io.Image.Input("image", tooltip="Reference photo(s) of the person."),
                     io.Model.Input("model", tooltip="An SDXL model."),
                     _float("weight", 1.0, -1.0, 3.0, 0.01, "Strength of the identity attention."),
@@ -190,7 +190,7 @@ class InstantIDAttentionPatchCompat(CompatPercentRangeNode):
                     io.Combo.Input("weight_type", options=list(WEIGHT_TYPE_OPTIONS),
                                    optional=True, tooltip="Per-block profile of the weight."),
                     io.Mask.Input("mask", optional=True, tooltip="Region where the identity applies.")],
-            outputs=[io.Model.Output(display_name="MODEL"), FaceEmbeds.Output(display_name="FACE_EMBEDS")],
+            outputs=[io.Model.Output(display_name="MODEL"), FACE_EMBEDS.Output(display_name="FACE_EMBEDS")],
         )
 
     @classmethod
@@ -215,7 +215,7 @@ class ApplyInstantIDControlNetCompat(CompatPercentRangeNode):
         return io.Schema(
             node_id="ApplyInstantIDControlNet", display_name="InstantID Apply ControlNet (compatible)",
             category=CATEGORY,
-            inputs=[FaceEmbeds.Input("face_embeds", tooltip="From 'InstantID Patch Attention'."),
+            inputs=[FACE_EMBEDS.Input("face_embeds", tooltip="From 'InstantID Patch Attention'."),
                     io.ControlNet.Input("control_net", tooltip="IdentityNet."),
                     io.Image.Input("image_kps", tooltip="The keypoint image."),
                     io.Conditioning.Input("positive", tooltip="Positive conditioning."),

@@ -3,7 +3,7 @@ from comfy_api.latest import io, ui
 
 from ..instantid_core.face_analysis import NO_FACE_POLICIES, draw_preview
 from ..instantid_core.images import to_image_batch, to_uint8_rgb
-from .io_types import CATEGORY, Face, FaceModels, face_choice_inputs
+from .io_types import CATEGORY, FACEANALYSIS, INSTANTID_FACE, face_choice_inputs
 
 SKIP_HINT = "Or set no_face to 'skip' to leave photos without a face out (with a warning) and use the others."
 """The end of this node's no-face error: its own option for going on without a face."""
@@ -21,14 +21,14 @@ class InstantIDAnalyzeFaces(io.ComfyNode):
             category=CATEGORY,
             description="Finds the face in each reference photo: box, 5 keypoints and 512-d identity embedding.",
             inputs=[
-                FaceModels.Input("face_analysis", tooltip="The face models, from 'Load InstantID Face Analysis'."),
+                FACEANALYSIS.Input("face_analysis", tooltip="The face models, from 'Load InstantID Face Analysis'."),
                 io.Image.Input("image", tooltip="One or more reference photos of the person (a batch)."),
                 *face_choice_inputs(),
                 io.Combo.Input("no_face", options=list(NO_FACE_POLICIES), default="error",
                                tooltip="A photo without a face: stop with an error naming it, or skip it (logged) "
                                        "and use the others."),
             ],
-            outputs=[Face.Output(display_name="face"), io.Image.Output(display_name="preview")],
+            outputs=[INSTANTID_FACE.Output(display_name="face"), io.Image.Output(display_name="preview")],
         )
 
     @classmethod
@@ -36,5 +36,5 @@ class InstantIDAnalyzeFaces(io.ComfyNode):
         """Analyse the batch; the preview shows every face found, the chosen one highlighted."""
         pictures = to_uint8_rgb(image)
         faces = face_analysis.analyze(pictures, face_choice, face_index, no_face, no_face_hint=SKIP_HINT)
-        preview = to_image_batch([draw_preview(p, r) for p, r in zip(pictures, faces.results)])
+        preview = to_image_batch([draw_preview(p, r) for p, r in zip(pictures, faces.results, strict=False)])
         return io.NodeOutput(faces, preview, ui=ui.PreviewImage(preview, cls=cls))

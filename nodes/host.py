@@ -30,20 +30,25 @@ import itertools
 import logging
 import os
 
-import torch
-
 import comfy.controlnet
 import comfy.ldm.modules.attention as comfy_attention
 import comfy.model_management as mm
 import comfy.model_patcher
 import comfy.utils
-from comfy.patcher_extension import CallbacksMP
 import folder_paths
+import torch
 from comfy.ldm.modules.attention import BasicTransformerBlock, SpatialTransformer
+from comfy.patcher_extension import CallbacksMP
 from comfy_execution.utils import get_executing_context
 
-from ..instantid_core.attention import (IdentityAttention, IdentityAttentionGuard, IdentityAttentionPatch, IdentityKV,
-                                        RegionMask, SigmaGate)
+from ..instantid_core.attention import (
+    IdentityAttention,
+    IdentityAttentionGuard,
+    IdentityAttentionPatch,
+    IdentityKV,
+    RegionMask,
+    SigmaGate,
+)
 from ..instantid_core.errors import InstantIDError
 from ..instantid_core.identity import IdentityTokens, InstantIDAdapter
 from ..instantid_core.unet_layers import CrossAttentionLayer

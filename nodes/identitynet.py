@@ -2,7 +2,7 @@
 from comfy_api.latest import io
 
 from . import host
-from .io_types import CATEGORY, Face, Adapter, PercentRangeNode, percent_inputs, token_inputs
+from .io_types import CATEGORY, INSTANTID, INSTANTID_FACE, PercentRangeNode, percent_inputs, token_inputs
 
 
 class InstantIDApplyIdentityNet(PercentRangeNode):
@@ -22,8 +22,8 @@ class InstantIDApplyIdentityNet(PercentRangeNode):
                 io.Conditioning.Input("negative", tooltip="Negative conditioning."),
                 io.ControlNet.Input("control_net", tooltip="IdentityNet, loaded with 'Load ControlNet Model' from "
                                                            "controlnet/instantid/diffusion_pytorch_model.safetensors."),
-                Adapter.Input("instantid", tooltip="The InstantID adapter (its Resampler makes the face tokens)."),
-                Face.Input("face", tooltip="The reference faces, from 'InstantID Face Analysis'."),
+                INSTANTID.Input("instantid", tooltip="The InstantID adapter (its Resampler makes the face tokens)."),
+                INSTANTID_FACE.Input("face", tooltip="The reference faces, from 'InstantID Face Analysis'."),
                 io.Image.Input("image", tooltip="The keypoint image (from 'InstantID Keypoints'), any size: it is "
                                                 "centre-cropped and resized to the latent."),
                 io.Float.Input("strength", default=0.8, min=0.0, max=10.0, step=0.01,

@@ -9,11 +9,11 @@ from . import host
 
 CATEGORY = "InstantID"
 
-Adapter = io.Custom("INSTANTID")
+INSTANTID = io.Custom("INSTANTID")
 """The loaded InstantID adapter (Resampler + identity K/V projections)."""
-FaceModels = io.Custom("FACEANALYSIS")
+FACEANALYSIS = io.Custom("FACEANALYSIS")
 """The loaded face models (detector + recogniser)."""
-Face = io.Custom("INSTANTID_FACE")
+INSTANTID_FACE = io.Custom("INSTANTID_FACE")
 """What face analysis found: per reference image the faces, keypoints, boxes, embeddings and the chosen face."""
 
 

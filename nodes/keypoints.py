@@ -3,7 +3,7 @@ from comfy_api.latest import io
 
 from ..instantid_core.images import to_image_batch
 from ..instantid_core.keypoints import PLACEMENTS, keypoint_image
-from .io_types import CATEGORY, Face
+from .io_types import CATEGORY, INSTANTID_FACE
 
 
 class InstantIDKeypoints(io.ComfyNode):
@@ -18,7 +18,7 @@ class InstantIDKeypoints(io.ComfyNode):
             category=CATEGORY,
             description="Renders the 5 face keypoints (eyes, nose, mouth corners) as IdentityNet expects them.",
             inputs=[
-                Face.Input("face", tooltip="Faces from 'InstantID Face Analysis' (e.g. of a photo with the pose "
+                INSTANTID_FACE.Input("face", tooltip="Faces from 'InstantID Face Analysis' (e.g. of a photo with the pose "
                                            "you want)."),
                 io.Int.Input("width", default=1024, min=64, max=8192, step=8,
                              tooltip="Width of the keypoint image; use the size of the image you generate."),

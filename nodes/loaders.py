@@ -4,7 +4,7 @@ from comfy_api.latest import io
 from ..instantid_core.face_analysis import PROVIDERS, FaceModels
 from ..instantid_core.identity import InstantIDAdapter
 from . import host
-from .io_types import CATEGORY, FaceModels, Adapter
+from .io_types import CATEGORY, FACEANALYSIS, INSTANTID
 
 
 class InstantIDLoadAdapter(io.ComfyNode):
@@ -21,7 +21,7 @@ class InstantIDLoadAdapter(io.ComfyNode):
             inputs=[io.Combo.Input("adapter_file", options=host.adapter_files(),
                                    tooltip="InstantID's ip-adapter.bin (or a .safetensors conversion) in "
                                            "models/instantid/.")],
-            outputs=[Adapter.Output(display_name="INSTANTID")],
+            outputs=[INSTANTID.Output(display_name="INSTANTID")],
         )
 
     @classmethod
@@ -52,7 +52,7 @@ class InstantIDLoadFaceAnalysis(io.ComfyNode):
                              tooltip="Detector input size in pixels. Smaller finds close-ups; analysis also retries "
                                      "smaller sizes when no face is found."),
             ],
-            outputs=[FaceModels.Output(display_name="FACEANALYSIS")],
+            outputs=[FACEANALYSIS.Output(display_name="FACEANALYSIS")],
         )
 
     @classmethod

@@ -110,7 +110,7 @@ def _window_kernels(windows: tuple[int, ...]) -> np.ndarray:
     offsets = np.arange(k, dtype=np.float32) - (k - 1) / 2  # cell centre relative to the window centre, in cells
     v, u = np.meshgrid(offsets, offsets, indexing="ij")
     weights = np.zeros((6 * anchors, 1, k, k), dtype=np.float32)
-    for a, (window, outer) in enumerate(zip(windows, outer_cells)):
+    for a, (window, outer) in enumerate(zip(windows, outer_cells, strict=False)):
         half = window // POOL / 2
         inner = ((np.abs(u) < half) & (np.abs(v) < half)).astype(np.float32)
         ring = ((np.abs(u) < outer / 2) & (np.abs(v) < outer / 2)).astype(np.float32)
@@ -195,13 +195,13 @@ def build_detector() -> onnx.ModelProto:
     pooled = g.op("AveragePool", [mask], kernel_shape=[POOL, POOL], strides=[POOL, POOL])
     levels = [_detector_level(g, pooled, stride, windows) for stride, windows in STRIDE_WINDOWS.items()]
     produced = [level[part] for part in range(3) for level in levels]
-    for produced_name, output_name in zip(produced, DETECTOR_OUTPUTS):
+    for produced_name, output_name in zip(produced, DETECTOR_OUTPUTS, strict=False):
         g.nodes.append(helper.make_node("Identity", [produced_name], [output_name], name=f"det_out_{output_name}"))
     widths = [1, 1, 1, 4, 4, 4, 10, 10, 10]
     counts = [f"anchors_s{stride}" for stride in STRIDE_WINDOWS] * 3
     outputs = [
         helper.make_tensor_value_info(name, TensorProto.FLOAT, [count, width])
-        for name, count, width in zip(DETECTOR_OUTPUTS, counts, widths)
+        for name, count, width in zip(DETECTOR_OUTPUTS, counts, widths, strict=False)
     ]
     inputs = [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, "?", "?"])]
     return _model(g, "standin_scrfd", inputs, outputs, "Finds the magenta stand-in faces drawn by images.py.")

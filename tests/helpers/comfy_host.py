@@ -61,10 +61,11 @@ def start_in_process(base_dir: Path) -> ComfyHost:
     args.base_directory = str(base_dir)
     args.disable_api_nodes = True
     import folder_paths  # noqa: F401  (reads args.base_directory)
-    import utils.extra_config  # noqa: F401  (bind ComfyUI's `utils` package before nodes.py shadows it)
     import server
-    import nodes
+    import utils.extra_config  # noqa: F401  (bind ComfyUI's `utils` package before nodes.py shadows it)
     from comfyui_version import __version__
+
+    import nodes
 
     server.PromptServer.instance = _SilentServer()
     before = set(nodes.NODE_CLASS_MAPPINGS)

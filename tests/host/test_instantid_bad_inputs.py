@@ -7,8 +7,15 @@ import pytest
 import torch
 
 from helpers.host_runs import make_faces
-from helpers.tiny_models import (MID_CONTROLNET_DEPTHS, sdxl_conditioning, tiny_adapter_state_dict, tiny_controlnet,
-                                 tiny_sd15, tiny_sd15_controlnet, tiny_sdxl)
+from helpers.tiny_models import (
+    MID_CONTROLNET_DEPTHS,
+    sdxl_conditioning,
+    tiny_adapter_state_dict,
+    tiny_controlnet,
+    tiny_sd15,
+    tiny_sd15_controlnet,
+    tiny_sdxl,
+)
 
 pytestmark = pytest.mark.host
 
@@ -85,7 +92,7 @@ def test_a_wrong_control_net_names_the_identitynet_file_and_leaves_the_condition
     if case == "mid sdxl controlnet":
         assert "has 3 transformer blocks (1, 1 in its input blocks, 1 in the middle)" in str(raised.value)
         assert "IdentityNet has 34" in str(raised.value)
-    for now, before in zip((positive, negative), snapshot):
+    for now, before in zip((positive, negative), snapshot, strict=False):
         assert now[0][1].keys() == before[0][1].keys() and torch.equal(now[0][0], before[0][0])
 
 

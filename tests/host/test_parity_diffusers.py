@@ -7,6 +7,7 @@ random weights, and the IP-Adapter loaded by diffusers' own loader from the same
 IPAdapterPlusImageProjection is the Resampler, its IPAdapterAttnProcessor2_0 the decoupled cross-attention). The
 diffusers weights are converted to ComfyUI's layout with ComfyUI's own key maps, so both sides share every weight.
 """
+import logging
 import math
 from types import SimpleNamespace
 
@@ -15,8 +16,14 @@ import pytest
 import torch
 
 from helpers import tiny_models
-from helpers.tiny_models import MODEL_CHANNELS, TOKEN_DIM, tiny_adapter_state_dict, tiny_controlnet, tiny_sdxl, \
-    tiny_unet_config
+from helpers.tiny_models import (
+    MODEL_CHANNELS,
+    TOKEN_DIM,
+    tiny_adapter_state_dict,
+    tiny_controlnet,
+    tiny_sdxl,
+    tiny_unet_config,
+)
 
 pytestmark = pytest.mark.host
 
@@ -262,7 +269,7 @@ def test_one_step_cond_and_uncond_matches_the_diffusers_reference_within_fp32_ro
     lines += [f"  effect of {name:42s} max abs {a:.3e}  rel {r:.3e}" for name, (a, r) in effects.items()]
     scale = float(reference["cond"].abs().max())
     message = f"parity at sigma {sigma:.4f}, t {float(t[0]):.2f} (max |eps| {scale:.3f}):\n" + "\n".join(lines)
-    print("\n" + message)
+    logging.getLogger(__name__).info(message)  # shown with pytest --log-cli-level=INFO
 
     assert all(r < FP32_ROUNDOFF for _, r in report.values()), message
     worst = max(a for a, _ in report.values())

@@ -1,11 +1,11 @@
 """Loading InstantID adapters in every accepted form, and refusing everything else with a message that names it."""
 import os
 
+import adapter_fixtures as fx
 import pytest
 import torch
-
-import adapter_fixtures as fx
 from adapter_fixtures import TINY_LAYER_WIDTHS, TinyDims, flatten, instantid_nested, save_bin, save_safetensors
+
 from instantid_core.adapter import compute_identity_kv, load_adapter
 from instantid_core.errors import InstantIDError
 from instantid_core.resampler import Resampler

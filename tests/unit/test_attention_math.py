@@ -5,9 +5,19 @@ import math
 import pytest
 import torch
 
-from instantid_core.attention import (NO_SIGMA, WEAK, WEIGHT_TYPES, IdentityAttention, IdentityAttentionPatch,
-                                      IdentityKV, RegionMask, SigmaGate, device_sigma_window, layer_multipliers,
-                                      sigma_window)
+from instantid_core.attention import (
+    NO_SIGMA,
+    WEAK,
+    WEIGHT_TYPES,
+    IdentityAttention,
+    IdentityAttentionPatch,
+    IdentityKV,
+    RegionMask,
+    SigmaGate,
+    device_sigma_window,
+    layer_multipliers,
+    sigma_window,
+)
 from instantid_core.errors import InstantIDError
 from instantid_core.unet_layers import CrossAttentionLayer
 
@@ -41,9 +51,10 @@ IDENTITY_KV = {INDEX: (randn(2, 3, WIDTH, seed=1), randn(2, 3, WIDTH, seed=2)), 
                OTHER_INDEX: (randn(2, 3, WIDTH, seed=3), randn(2, 3, WIDTH, seed=4))}
 
 
-def shared(gate=SigmaGate(10.0, 1.0), region=None, kv=IDENTITY_KV) -> IdentityAttention:
+def shared(gate=None, region=None, kv=IDENTITY_KV) -> IdentityAttention:
+    """The shared identity attention of the tests; the gate is open from sigma 10 to 1 unless one is given."""
     return IdentityAttention(kv=IdentityKV(kv), adapter_index={KEY: INDEX, OTHER_KEY: OTHER_INDEX},
-                             scales={KEY: SCALE, OTHER_KEY: 0.3}, gate=gate, region=region,
+                             scales={KEY: SCALE, OTHER_KEY: 0.3}, gate=gate or SigmaGate(10.0, 1.0), region=region,
                              attention=softmax_attention)
 
 
@@ -77,7 +88,7 @@ WALK = [CrossAttentionLayer((group, 0, i), 2048, 640, 10)
 
 def groups_of(multipliers) -> dict[str, set[float]]:
     out = {}
-    for layer, m in zip(WALK, multipliers):
+    for layer, m in zip(WALK, multipliers, strict=False):
         out.setdefault(layer.key[0], set()).add(m)
     return out
 
@@ -103,7 +114,7 @@ def test_ramp_profiles_run_from_input_to_output_between_weak_and_full(weight_typ
     m = layer_multipliers(weight_type, WALK)
 
     assert math.isclose(m[0], first, abs_tol=1e-12) and math.isclose(m[-1], last, abs_tol=1e-12)
-    steps = [b - a for a, b in zip(m, m[1:])]
+    steps = [b - a for a, b in zip(m, m[1:], strict=False)]
     if shape == "rising":
         assert all(s > 0 for s in steps)
     elif shape == "falling":
@@ -111,7 +122,7 @@ def test_ramp_profiles_run_from_input_to_output_between_weak_and_full(weight_typ
     else:
         middle = m[len(m) // 2]
         assert (middle > 0.9) if shape == "peak" else (middle < WEAK + 0.1)
-        assert all(math.isclose(a, b) for a, b in zip(m, reversed(m)))  # symmetric
+        assert all(math.isclose(a, b) for a, b in zip(m, reversed(m), strict=False))  # symmetric
 
 
 @pytest.mark.parametrize("weight_type", WEIGHT_TYPES)

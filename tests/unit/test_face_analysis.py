@@ -7,8 +7,16 @@ import numpy as np
 import pytest
 
 from instantid_core.errors import InstantIDError
-from instantid_core.face_analysis import (CHOSEN_COLOUR, FACE_PACK_FILES, OTHER_COLOUR, FaceModels, as_rgb_uint8,
-                                          check_face_pack, draw_preview, resolve_providers)
+from instantid_core.face_analysis import (
+    CHOSEN_COLOUR,
+    FACE_PACK_FILES,
+    OTHER_COLOUR,
+    FaceModels,
+    as_rgb_uint8,
+    check_face_pack,
+    draw_preview,
+    resolve_providers,
+)
 from instantid_core.faces import FaceAnalysisResult
 from instantid_core.keypoints import KEYPOINT_COLORS
 from scripts.standins.images import standin_photo

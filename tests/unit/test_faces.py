@@ -4,8 +4,14 @@ import pytest
 import torch
 
 from instantid_core.errors import InstantIDError
-from instantid_core.faces import (DetectedFace, FaceAnalysisResult, InstantIDFaces, choose_face, combine_embeddings,
-                                  sort_reading_order)
+from instantid_core.faces import (
+    DetectedFace,
+    FaceAnalysisResult,
+    InstantIDFaces,
+    choose_face,
+    combine_embeddings,
+    sort_reading_order,
+)
 
 pytestmark = pytest.mark.unit
 

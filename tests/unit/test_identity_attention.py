@@ -1,8 +1,8 @@
 """The identity attention one apply builds from plain inputs: layer pairing, per-layer scales, gate, region, K/V."""
 import pytest
 import torch
-
 from adapter_fixtures import TINY_LAYER_WIDTHS, TinyDims, instantid_nested, save_bin
+
 from instantid_core import identity as identity_module
 from instantid_core.adapter import compute_identity_kv
 from instantid_core.attention import WEAK, RegionMask, SigmaGate

@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 
 from instantid_core.errors import InstantIDError
-from instantid_core.keypoints import (KEYPOINT_COLORS, SMALL_FACE_WARNING_PX, as_keypoints, draw_keypoints,
-                                      face_too_small, keypoint_extent, place_as_source, place_centered)
+from instantid_core.keypoints import (
+    KEYPOINT_COLORS,
+    SMALL_FACE_WARNING_PX,
+    as_keypoints,
+    draw_keypoints,
+    face_too_small,
+    keypoint_extent,
+    place_as_source,
+    place_centered,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -31,7 +39,7 @@ def reference_draw_kps(width: int, height: int, kps: np.ndarray) -> np.ndarray:
                                    360, 1)
         out_img = cv2.fillConvexPoly(out_img.copy(), polygon, color)
     out_img = (out_img * 0.6).astype(np.uint8)
-    for kp, color in zip(kps, color_list):
+    for kp, color in zip(kps, color_list, strict=False):
         out_img = cv2.circle(out_img.copy(), (int(kp[0]), int(kp[1])), 10, color, -1)
     return out_img.astype(np.uint8)
 

@@ -2,10 +2,10 @@
 import os
 import zipfile
 
+import adapter_fixtures as fx
 import pytest
 import torch
 
-import adapter_fixtures as fx
 from instantid_core import model_files as mf
 from instantid_core.errors import InstantIDError
 

@@ -2,8 +2,8 @@
 import pytest
 import torch
 import torch.nn.functional as F
-
 from adapter_fixtures import REAL_DIMS, TinyDims, resampler_shapes, resampler_state_dict
+
 from instantid_core.errors import InstantIDError
 from instantid_core.resampler import Resampler, ResamplerConfig
 
