@@ -59,8 +59,11 @@ def layer_init(name: str, shape: tuple[int, ...], residual_gain: float = RESIDUA
 
 
 def tensor_seed(seed: int, name: str) -> int:
-    """A generator seed from the file's seed and the tensor's name (so values do not depend on tensor order)."""
-    return (seed << 32) | zlib.crc32(name.encode("utf-8"))
+    """A generator seed from the file's seed and the tensor's name (so values do not depend on tensor order).
+
+    32 bits: torch's CPU generator keeps only the low 32 bits of a seed, so the file's seed is hashed in with the name
+    (two files with the same tensor names, such as the two ControlNets, must differ)."""
+    return zlib.crc32(f"{seed}/{name}".encode())
 
 
 def make_tensor(spec: TensorSpec, init: Init, seed: int) -> torch.Tensor:

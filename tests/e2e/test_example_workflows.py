@@ -9,23 +9,12 @@ import json
 import pytest
 from PIL import Image
 
-from helpers.paths import COMPAT, WORKFLOWS
-from helpers.workflow_api import ui_to_api
+from scripts.harness.paths import COMPAT, WORKFLOWS
+from scripts.harness.workflow_api import lowered_prompt
 
 pytestmark = pytest.mark.e2e
 
 SIZE, STEPS = 256, 2
-
-
-def lowered_prompt(workflow: dict, object_info: dict) -> dict:
-    """The workflow as the frontend would queue it, at SIZE×SIZE and STEPS steps."""
-    prompt = ui_to_api(workflow, object_info)
-    for node in prompt.values():
-        if node["class_type"] == "EmptyLatentImage":
-            node["inputs"] |= {"width": SIZE, "height": SIZE}
-        if node["class_type"] == "KSampler":
-            node["inputs"]["steps"] = STEPS
-    return prompt
 
 
 def test_the_compat_workflows_are_there():
@@ -34,7 +23,7 @@ def test_the_compat_workflows_are_there():
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
 def test_workflow_runs_and_produces_an_image(comfy_server, path):
-    prompt = lowered_prompt(json.loads(path.read_text()), comfy_server.get_json("/object_info"))
+    prompt = lowered_prompt(json.loads(path.read_text()), comfy_server.get_json("/object_info"), SIZE, STEPS)
 
     entry = comfy_server.run(prompt)
 
