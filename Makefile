@@ -1,8 +1,17 @@
 # The two commands of the README: `make demo` and `make test`. Everything they need is provisioned from this repo.
+# Python runs with -P (no current folder on sys.path): the venv lists ComfyUI's folder, then this repo (provision.sh),
+# so `import nodes` is ComfyUI's nodes.py, never this repo's nodes/ package.
 PY := $(or $(INSTANTID_VENV),.venv)/bin/python
 PYTEST_ARGS ?=
+# A newer ComfyUI for the second-host run (a source snapshot; scripts/provision.sh pins its sha256).
+SNAPSHOT_0_33 ?= ../shared/hosts/comfyui-0.33.0.tar.gz
+VENV_0_33 := .venv-0.33
 
-.PHONY: demo test host standins chromium bench
+.PHONY: demo test test-fast check venv host host-0.33 test-0.33 standins chromium bench
+
+# .venv with torch, the pack's requirements and the dev tools: enough for `make test-fast`.
+venv:
+	PROVISION_VENV_ONLY=1 bash scripts/provision.sh
 
 host:
 	bash scripts/provision.sh
@@ -16,9 +25,28 @@ chromium:
 demo: standins
 	$(PY) scripts/run_demo.py
 
+# Lint and format check (ruff, configured in pyproject.toml).
+check: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+# The fast lane: lint, then the unit tests, which need no ComfyUI and no stand-in files.
+test-fast: check
+	@$(PY) -P -m pytest -m unit $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
 # pytest exits 5 when it collected no test: treat that as a failure, never as a pass.
 test: standins chromium
-	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	@$(PY) -P -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+# The unit and host tiers against ComfyUI 0.33.0 (its own venv, layered on .venv for torch).
+host-0.33: host
+	COMFYUI_SNAPSHOT=$(SNAPSHOT_0_33) INSTANTID_VENV=$(VENV_0_33) INSTANTID_BASE_VENV=.venv \
+		bash scripts/provision.sh
+
+test-0.33: host-0.33 standins
+	@$(VENV_0_33)/bin/python -P -m pytest -m "unit or standins or host" $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 bench: standins

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ctypes
 import gc
 import logging
-import sys
 import tempfile
 import time
 import warnings
@@ -15,10 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from helpers.paths import PACK_LINK_NAME, REPO, STANDINS, comfy_dir, standin_models  # noqa: E402
-from helpers.tiny_models import sdxl_conditioning  # noqa: E402
+from scripts.harness.comfy_host import start_in_process
+from scripts.harness.conditioning import sdxl_conditioning
+from scripts.harness.paths import PACK_LINK_NAME, REPO, STANDINS, standin_models
 
 log = logging.getLogger("bench")
 
@@ -68,9 +66,7 @@ def start_host(device: str, dtype: str):
     if device == "cuda":
         # start_in_process puts ComfyUI in CPU mode, which model_management reads once, on its first import:
         # importing it before, with the default arguments, keeps the GPU.
-        sys.path.insert(0, str(comfy_dir()))
         import comfy.model_management  # noqa: F401
-    from helpers.comfy_host import start_in_process
 
     base = tempfile.TemporaryDirectory(prefix="instantid-bench-")
     host = start_in_process(Path(base.name))

@@ -28,6 +28,8 @@ from pathlib import Path
 import harness as h
 import report
 
+from scripts.harness.paths import comfy_dir
+
 log = logging.getLogger("bench")
 
 HERE = Path(__file__).resolve().parent
@@ -110,7 +112,7 @@ def package_version(*names: str) -> str:
 
 def comfy_version() -> str:
     """The provisioned ComfyUI's version."""
-    text = (h.comfy_dir() / "comfyui_version.py").read_text()
+    text = (comfy_dir() / "comfyui_version.py").read_text()
     return re.search(r"__version__\s*=\s*['\"]([^'\"]+)", text).group(1)
 
 

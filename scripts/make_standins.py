@@ -1,10 +1,12 @@
-"""Write the stand-in models and input pictures, once, into a cache folder laid out like ComfyUI's `models/` (SPEC §7a).
+"""Write the stand-in models and input pictures, once, into a cache folder laid out like ComfyUI's `models/`
+(docs/design.md, "Stand-in models"); the layout is defined in scripts/harness/paths.py.
 
     $INSTANTID_CACHE/standins/models/checkpoints/sdxl_standin.safetensors        SDXL checkpoint (~6.9 GB, fp16)
-    $INSTANTID_CACHE/standins/models/checkpoints/sd_xl_base_1.0.safetensors, sdxl/AlbedoBaseXL.safetensors and
-    $INSTANTID_CACHE/standins/models/controlnet/diffusers_xl_canny_mid.safetensors: links under the names the example
-                                                                                 and compat workflows load
+    $INSTANTID_CACHE/standins/models/checkpoints/sd_xl_base_1.0.safetensors and sdxl/AlbedoBaseXL.safetensors:
+                                             links to it, under the names the example and compat workflows load
     $INSTANTID_CACHE/standins/models/controlnet/instantid/diffusion_pytorch_model.safetensors   IdentityNet (~2.5 GB)
+    $INSTANTID_CACHE/standins/models/controlnet/diffusers_xl_canny_mid.safetensors   "mid" SDXL canny ControlNet,
+                                             its own weights (~0.55 GB, fp16): the canny workflow's second ControlNet
     $INSTANTID_CACHE/standins/models/instantid/ip-adapter.bin                    InstantID adapter (~1.7 GB, fp32)
     $INSTANTID_CACHE/standins/models/insightface/models/antelopev2/*.onnx         face pack (small ONNX graphs)
     $INSTANTID_CACHE/standins/input/*.png, *.jpg                                 stand-in photos with stand-in faces
@@ -20,34 +22,29 @@ import logging
 import os
 import resource
 import shutil
-import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from scripts.standins.adapter import write_ip_adapter  # noqa: E402
-from scripts.standins.comfy_env import CACHE  # noqa: E402
-from scripts.standins.face_pack import write_face_pack  # noqa: E402
-from scripts.standins.identitynet import write_identitynet  # noqa: E402
-from scripts.standins.images import write_input_images  # noqa: E402
-from scripts.standins.sdxl import write_sdxl_checkpoint  # noqa: E402
+from scripts.harness.paths import (
+    ADAPTER,
+    CHECKPOINT,
+    CHECKPOINT_ALIASES,
+    FACE_PACK,
+    IDENTITYNET,
+    MID_CONTROLNET,
+    STANDINS,
+)
+from scripts.standins.adapter import write_ip_adapter
+from scripts.standins.face_pack import write_face_pack
+from scripts.standins.identitynet import write_identitynet
+from scripts.standins.images import write_input_images
+from scripts.standins.mid_controlnet import write_mid_controlnet
+from scripts.standins.sdxl import write_sdxl_checkpoint
 
 logger = logging.getLogger("make_standins")
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 """Bump when a generator changes what it writes, so existing caches are rebuilt."""
-
-CHECKPOINT = Path("checkpoints/sdxl_standin.safetensors")
-IDENTITYNET = Path("controlnet/instantid/diffusion_pytorch_model.safetensors")
-ALIASES = {  # name a workflow loads -> the stand-in file it gets
-    Path("checkpoints/sd_xl_base_1.0.safetensors"): CHECKPOINT,
-    Path("checkpoints/sdxl/AlbedoBaseXL.safetensors"): CHECKPOINT,
-    Path("controlnet/diffusers_xl_canny_mid.safetensors"): IDENTITYNET,  # any SDXL ControlNet file will do
-}
-ADAPTER = Path("instantid/ip-adapter.bin")
-FACE_PACK = Path("insightface/models/antelopev2")
 
 
 def _write(target: Path, writer) -> None:
@@ -72,11 +69,11 @@ def _write_face_pack(target: Path) -> None:
 
 def link_aliases(models: Path) -> None:
     """Link the file names the example and compat workflows load to the stand-ins (cheap: done on every run)."""
-    for alias, target in ALIASES.items():
+    for alias in CHECKPOINT_ALIASES:
         link = models / alias
         link.parent.mkdir(parents=True, exist_ok=True)
         link.unlink(missing_ok=True)
-        link.symlink_to(os.path.relpath(models / target, link.parent))
+        link.symlink_to(os.path.relpath(models / CHECKPOINT, link.parent))
 
 
 def make_standins(root: Path, force: bool = False) -> dict:
@@ -91,6 +88,7 @@ def make_standins(root: Path, force: bool = False) -> dict:
     started = time.perf_counter()
     _write(models / CHECKPOINT, write_sdxl_checkpoint)
     _write(models / IDENTITYNET, write_identitynet)
+    _write(models / MID_CONTROLNET, write_mid_controlnet)
     _write(models / ADAPTER, write_ip_adapter)
     _write_face_pack(models / FACE_PACK)
     write_input_images(root / "input")
@@ -110,7 +108,7 @@ def make_standins(root: Path, force: bool = False) -> dict:
 def main() -> None:
     """Command line: python scripts/make_standins.py [--force] [--root DIR]."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, default=CACHE / "standins", help="where to write (default: %(default)s)")
+    parser.add_argument("--root", type=Path, default=STANDINS, help="where to write (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="rebuild even if the cache is complete")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="[standins] %(message)s")

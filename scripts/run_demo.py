@@ -17,12 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-
-from helpers.comfy_server import start_server  # noqa: E402
-from helpers.paths import CACHE, STANDINS, comfy_dir, standin_models  # noqa: E402
-from helpers.workflow_api import ui_to_api  # noqa: E402
+from scripts.harness.comfy_server import start_server
+from scripts.harness.paths import CACHE, REPO, STANDINS, comfy_dir, standin_models
+from scripts.harness.workflow_api import ui_to_api
 
 logger = logging.getLogger("demo")
 

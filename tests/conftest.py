@@ -1,12 +1,9 @@
 """Fixtures shared by the test tiers: stand-in models, the in-process host, the server and the browser."""
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # makes `helpers` importable
-
-from helpers.paths import STANDINS, standin_models  # noqa: E402
+from scripts.harness.paths import STANDINS, standin_models
 
 
 @pytest.fixture(scope="session")
@@ -19,7 +16,7 @@ def standins() -> Path:
 @pytest.fixture(scope="session")
 def comfy_host(tmp_path_factory):
     """The real ComfyUI imported in-process, with this pack loaded."""
-    from helpers.comfy_host import start_in_process
+    from scripts.harness.comfy_host import start_in_process
 
     return start_in_process(tmp_path_factory.mktemp("comfy_host_base"))
 
@@ -27,7 +24,7 @@ def comfy_host(tmp_path_factory):
 @pytest.fixture(scope="session")
 def comfy_server(tmp_path_factory, standins):
     """A real ComfyUI server on 127.0.0.1 with this pack and the stand-in models; stopped at the end of the session."""
-    from helpers.comfy_server import start_server
+    from scripts.harness.comfy_server import start_server
 
     inputs = sorted((standins / "input").iterdir())
     server = start_server(tmp_path_factory.mktemp("comfy_server_base"), standins / "models", inputs)

@@ -1,5 +1,6 @@
 """The stand-in InstantID adapter `ip-adapter.bin`: a torch pickle of {'image_proj': Resampler, 'ip_adapter': per-layer
-identity K/V projections} with the real key names, shapes and dtype (fp32) and random weights (SPEC §4).
+identity K/V projections} with the real key names, shapes and dtype (fp32) and random weights
+(docs/design.md, "Adapter file format").
 
 The per-layer widths of 'ip_adapter' come from diffusers' SDXL UNet2DConditionModel (built on `meta`): entry n is the
 n-th attention processor in diffusers order, and only cross-attention processors (attn2) have weights.
@@ -27,8 +28,8 @@ SDXL_DIFFUSERS_UNET_CONFIG = SDXL_DIFFUSERS_BLOCKS | {
     "out_channels": 4,
     "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
 }
-# SPEC §4: the cross-attention layers in diffusers order, as (block, layers, hidden width).
-SPEC_CROSS_ATTENTION_BLOCKS = (
+# docs/design.md: the cross-attention layers in diffusers order, as (block, layers, hidden width).
+DESIGN_CROSS_ATTENTION_BLOCKS = (
     ("down_blocks.1", 4, 640),
     ("down_blocks.2", 20, 1280),
     ("up_blocks.0", 30, 1280),
@@ -98,7 +99,7 @@ def image_proj_shapes(shape: ResamplerShape = ResamplerShape()) -> dict[str, tup
 
 def sdxl_cross_attention_layers() -> list[CrossAttentionLayer]:
     """SDXL's cross-attention layers in diffusers' attn_processors order, read from UNet2DConditionModel on meta;
-    checked against SPEC §4's block list."""
+    checked against the block list of docs/design.md."""
     from diffusers import UNet2DConditionModel
 
     with torch.device("meta"):
@@ -111,9 +112,9 @@ def sdxl_cross_attention_layers() -> list[CrossAttentionLayer]:
             layers.append(CrossAttentionLayer(index, processor, hidden, context_dim))
     found = tuple((block, len(group), group[0].hidden)
                   for block, group in ((b, list(g)) for b, g in itertools.groupby(layers, lambda layer: layer.block)))
-    if found != SPEC_CROSS_ATTENTION_BLOCKS or any(layer.index % 2 != 1 for layer in layers):
-        raise RuntimeError(f"diffusers' SDXL UNet gives cross-attention blocks {found}, SPEC §4 says "
-                           f"{SPEC_CROSS_ATTENTION_BLOCKS} at the odd processor positions")
+    if found != DESIGN_CROSS_ATTENTION_BLOCKS or any(layer.index % 2 != 1 for layer in layers):
+        raise RuntimeError(f"diffusers' SDXL UNet gives cross-attention blocks {found}, docs/design.md says "
+                           f"{DESIGN_CROSS_ATTENTION_BLOCKS} at the odd processor positions")
     return layers
 
 

@@ -125,14 +125,20 @@ INPUT_IMAGES: dict[str, tuple[int, int, list[tuple[float, float, float, int]]]] 
 }
 
 
+def input_image(name: str) -> np.ndarray:
+    """The stand-in input picture `name` (of INPUT_IMAGES) as H×W×3 uint8 RGB, before it is saved."""
+    width, height, faces = INPUT_IMAGES[name]
+    return standin_photo(width, height, faces, seed=list(INPUT_IMAGES).index(name))
+
+
 def write_input_images(input_dir: Path) -> list[Path]:
     """Write the stand-in input pictures (PNG and JPEG, by file name) into input_dir and return their paths."""
     input_dir = Path(input_dir)
     input_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for index, (name, (width, height, faces)) in enumerate(INPUT_IMAGES.items()):
+    for name in INPUT_IMAGES:
         path = input_dir / name
-        bgr = cv2.cvtColor(standin_photo(width, height, faces, seed=index), cv2.COLOR_RGB2BGR)
+        bgr = cv2.cvtColor(input_image(name), cv2.COLOR_RGB2BGR)
         params = [cv2.IMWRITE_JPEG_QUALITY, 95] if path.suffix == ".jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 6]
         if not cv2.imwrite(str(path), bgr, params):
             raise OSError(f"could not write {path}")

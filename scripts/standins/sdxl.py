@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from scripts.standins.comfy_env import import_comfy
+from scripts.harness.comfy_host import comfy_args_on_cpu
 from scripts.standins.random_weights import EMBEDDING_STD, Fill, Init, layer_init, make_tensor
 from scripts.standins.safetensors_stream import TensorSpec, write_safetensors
 
@@ -53,7 +53,7 @@ CLIP_LOGIT_SCALE = math.log(100.0)
 
 def sdxl_checkpoint_specs() -> list[TensorSpec]:
     """Every tensor of an SDXL checkpoint as ComfyUI saves it (names, shapes; floats stored as fp16), in save order."""
-    import_comfy()
+    comfy_args_on_cpu()
     import comfy.model_detection
     import comfy.sdxl_clip
     import comfy.supported_models

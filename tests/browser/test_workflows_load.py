@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from helpers.paths import REPO, WORKFLOWS
+from scripts.harness.paths import REPO, WORKFLOWS
 
 pytestmark = pytest.mark.browser
 

@@ -8,18 +8,26 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from importlib import metadata
 from pathlib import Path
 
 import aiohttp
 
-from .comfy_server import free_port
+from scripts.harness.comfy_server import free_port
 
-# Errors of the frontend itself (comfyui-frontend-package 1.32.9), seen with every custom node disabled too, so they
-# say nothing about this pack. GraphView's load() stores a setting before its definition is registered, and the
-# setting store's onChange then reads `.id` of the missing definition.
-KNOWN_FRONTEND_ERRORS = (
-    re.compile(r"^TypeError: Cannot read properties of undefined \(reading 'id'\)\n\s+at onChange \(.*/assets/index-"),
-)
+# Errors of the frontend itself, by comfyui-frontend-package version, seen with every custom node disabled too, so
+# they say nothing about this pack. 1.32.9 (ComfyUI 0.3.75): GraphView's load() stores a setting before its
+# definition is registered, and the setting store's onChange then reads `.id` of the missing definition.
+KNOWN_FRONTEND_ERRORS = {
+    "1.32.9": (re.compile(r"^TypeError: Cannot read properties of undefined \(reading 'id'\)\n\s+at onChange "
+                          r"\(.*/assets/index-"),),
+}
+
+
+def known_frontend_errors() -> tuple:
+    """The known errors of the frontend this venv serves (none known: every error counts)."""
+    return KNOWN_FRONTEND_ERRORS.get(metadata.version("comfyui-frontend-package"), ())
+
 
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
@@ -117,7 +125,7 @@ class Browser:
         return path
 
     def errors(self, settle_ms: int = 500) -> list[str]:
-        """Console errors and uncaught exceptions up to now, except the frontend's own KNOWN_FRONTEND_ERRORS.
+        """Console errors and uncaught exceptions up to now, except the known errors of the frontend itself.
 
         Events are read only while a command waits for its reply, so this first waits settle_ms in the page: what the
         page logged until then has arrived, in order, before that wait's reply.
@@ -125,7 +133,8 @@ class Browser:
         self.evaluate(f"new Promise(resolve => setTimeout(resolve, {int(settle_ms)}))")
         found = [c["text"] for c in self.console if c["type"] == "error"]
         found += [json.dumps(e.get("exception", {}).get("description", e.get("text")))[:500] for e in self.exceptions]
-        return [text for text in found if not any(known.search(text) for known in KNOWN_FRONTEND_ERRORS)]
+        known = known_frontend_errors()
+        return [text for text in found if not any(pattern.search(text) for pattern in known)]
 
     def close(self) -> None:
         """Close the connection and end the Chromium process."""

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .tiny_models import sdxl_conditioning
+from scripts.harness.conditioning import sdxl_conditioning
 
 LATENT = (1, 4, 16, 16)  # 128×128 pixels
 

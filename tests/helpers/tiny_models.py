@@ -85,14 +85,6 @@ MID_CONTROLNET_DEPTHS = ([0, 0, 0, 0, 1, 1], 1)
 """The transformer depths of a "mid" SDXL ControlNet (e.g. controlnet-canny-sdxl-1.0-mid), as ComfyUI detects them."""
 
 
-def sdxl_conditioning(seed: int) -> list:
-    """A CONDITIONING list as CLIPTextEncode would give for SDXL (77 tokens of 2048, pooled 1280, size ids)."""
-    gen = torch.Generator().manual_seed(seed)
-    return [[torch.randn(1, 77, TOKEN_DIM, generator=gen),
-             {"pooled_output": torch.randn(1, 1280, generator=gen), "width": 1024, "height": 1024,
-              "target_width": 1024, "target_height": 1024, "crop_w": 0, "crop_h": 0}]]
-
-
 # The tiny UNet's cross-attention layers in diffusers order (SDXL's blocks at 1/10 width, docs/design.md): (layers, width).
 TINY_DIFFUSERS_BLOCKS = [(4, 2 * MODEL_CHANNELS), (20, 4 * MODEL_CHANNELS), (30, 4 * MODEL_CHANNELS),
                          (6, 2 * MODEL_CHANNELS), (10, 4 * MODEL_CHANNELS)]

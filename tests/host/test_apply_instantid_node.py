@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 
 from helpers.host_runs import as_image, face_photo
-from helpers.tiny_models import sdxl_conditioning, tiny_controlnet, tiny_sdxl
+from helpers.tiny_models import tiny_controlnet, tiny_sdxl
+from scripts.harness.conditioning import sdxl_conditioning
 from scripts.standins.images import standin_photo
 
 pytestmark = pytest.mark.host

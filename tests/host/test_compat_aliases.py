@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from helpers.host_runs import denoise, face_photo
-from helpers.tiny_models import sdxl_conditioning, tiny_controlnet, tiny_sdxl
+from helpers.tiny_models import tiny_controlnet, tiny_sdxl
+from scripts.harness.conditioning import sdxl_conditioning
 
 pytestmark = pytest.mark.host
 

@@ -8,7 +8,8 @@ import torch
 from helpers import add_protocol
 from helpers.add_protocol import apply_other_pack
 from helpers.host_runs import denoise, make_faces, record_identity_calls
-from helpers.tiny_models import sdxl_conditioning, tiny_controlnet, tiny_sdxl
+from helpers.tiny_models import tiny_controlnet, tiny_sdxl
+from scripts.harness.conditioning import sdxl_conditioning
 
 pytestmark = pytest.mark.host
 

@@ -9,13 +9,13 @@ import torch
 from helpers.host_runs import make_faces
 from helpers.tiny_models import (
     MID_CONTROLNET_DEPTHS,
-    sdxl_conditioning,
     tiny_adapter_state_dict,
     tiny_controlnet,
     tiny_sd15,
     tiny_sd15_controlnet,
     tiny_sdxl,
 )
+from scripts.harness.conditioning import sdxl_conditioning
 
 pytestmark = pytest.mark.host
 

@@ -6,7 +6,8 @@ import torch
 from PIL import Image
 
 from helpers.host_runs import LATENT, denoise, make_faces, record_identity_calls
-from helpers.tiny_models import sdxl_conditioning, tiny_controlnet
+from helpers.tiny_models import tiny_controlnet
+from scripts.harness.conditioning import sdxl_conditioning
 
 pytestmark = pytest.mark.host
 

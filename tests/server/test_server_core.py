@@ -4,7 +4,7 @@ import io
 import pytest
 from PIL import Image
 
-from helpers.paths import PACK_LINK_NAME
+from scripts.harness.paths import PACK_LINK_NAME, comfy_dir
 
 pytestmark = pytest.mark.server
 
@@ -27,10 +27,12 @@ def core_sdxl_prompt(size: int = 128, steps: int = 1) -> dict:
     }
 
 
-def test_server_reports_comfyui_0_3_75_and_loads_this_pack(comfy_server):
+def test_server_reports_the_provisioned_comfyui_at_least_0_3_75_and_loads_this_pack(comfy_server):
     stats = comfy_server.get_json("/system_stats")
 
-    assert stats["system"]["comfyui_version"] == "0.3.75"
+    version = stats["system"]["comfyui_version"]
+    assert tuple(int(part) for part in version.split(".")[:3]) >= (0, 3, 75)
+    assert version in (comfy_dir() / "comfyui_version.py").read_text()
     log = comfy_server.log_tail(200_000)
     pack_lines = [line for line in log.splitlines() if line.rstrip().endswith(PACK_LINK_NAME)]
     assert "Import times for custom nodes" in log and pack_lines, log[-2000:]
@@ -68,8 +70,8 @@ def test_comfyui_controlnet_loader_loads_the_standin_identitynet(comfy_server):
 def test_ui_workflow_converts_to_the_prompt_the_frontend_would_queue(comfy_server):
     import json
 
-    from helpers.paths import REPO
-    from helpers.workflow_api import ui_to_api
+    from scripts.harness.paths import REPO
+    from scripts.harness.workflow_api import ui_to_api
 
     workflow = json.loads((REPO / "workflows" / "instantid_basic.json").read_text())
     sampler_id = next(str(n["id"]) for n in workflow["nodes"] if n["type"] == "KSampler")

@@ -29,7 +29,7 @@ def test_object_info_lists_every_node_with_its_types_and_a_tooltip_on_every_inpu
 
 
 def test_a_photo_without_a_face_comes_back_as_a_comfyui_error_naming_the_image(comfy_server):
-    from helpers.comfy_server import PromptError
+    from scripts.harness.comfy_server import PromptError
 
     prompt = {
         "1": {"class_type": "InstantIDLoadFaceAnalysis", "inputs": {"face_pack": "antelopev2", "provider": "CPU",
@@ -51,7 +51,7 @@ def test_a_photo_without_a_face_comes_back_as_a_comfyui_error_naming_the_image(c
 
 
 def test_the_example_workflows_are_offered_in_comfyuis_template_browser(comfy_server):
-    from helpers.paths import PACK_LINK_NAME, REPO
+    from scripts.harness.paths import PACK_LINK_NAME, REPO
 
     templates = comfy_server.get_json("/workflow_templates")
 

@@ -1,4 +1,7 @@
-"""Face analysis on the stand-in antelopev2 pack with the real insightface: choice, retries, inputs, errors, preview."""
+"""Face analysis on the stand-in antelopev2 pack with the real insightface: choice, retries, inputs, errors, preview.
+
+The pack and the photos are generated here, small and in seconds, by the stand-in generators: no cached files.
+"""
 import logging
 import shutil
 
@@ -19,7 +22,8 @@ from instantid_core.face_analysis import (
 )
 from instantid_core.faces import FaceAnalysisResult
 from instantid_core.keypoints import KEYPOINT_COLORS
-from scripts.standins.images import standin_photo
+from scripts.standins.face_pack import write_face_pack
+from scripts.standins.images import input_image, standin_photo
 
 pytestmark = pytest.mark.unit
 
@@ -27,9 +31,11 @@ CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
 
 
 @pytest.fixture(scope="module")
-def pack_dir(standins):
-    """The stand-in antelopev2 folder."""
-    return standins / "models" / "insightface" / "models" / "antelopev2"
+def pack_dir(tmp_path_factory):
+    """A stand-in antelopev2 folder, written by the stand-in generator."""
+    folder = tmp_path_factory.mktemp("face_pack") / "antelopev2"
+    write_face_pack(folder)
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +50,9 @@ def pack_copy(tmp_path, pack_dir):
     return shutil.copytree(pack_dir, tmp_path / "antelopev2")
 
 
-def stand_in_input(standins, name):
+def stand_in_input(name):
     """A stand-in input photo as (1, H, W, 3) float32 0..1, the layout of a ComfyUI IMAGE."""
-    bgr = cv2.imread(str(standins / "input" / name))
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)[None].astype(np.float32) / 255.0
+    return input_image(name)[None].astype(np.float32) / 255.0
 
 
 def stand_in_face_batch(width, height):
@@ -72,8 +77,8 @@ def test_only_the_detector_and_the_recogniser_are_loaded(faces_pack):
     assert faces_pack.providers[0] == CPU and faces_pack.det_size == 640
 
 
-def test_the_face_of_the_stand_in_photo_is_found_where_it_is_drawn_with_its_raw_embedding(faces_pack, standins):
-    (result,) = faces_pack.analyze(stand_in_input(standins, "instantid_face.png")).results
+def test_the_face_of_the_stand_in_photo_is_found_where_it_is_drawn_with_its_raw_embedding(faces_pack):
+    (result,) = faces_pack.analyze(stand_in_input("instantid_face.png")).results
 
     face = result.face
     assert near(centre(face), (384, 430)) and abs(float(face.bbox[2] - face.bbox[0]) - 300) < 30
@@ -81,8 +86,8 @@ def test_the_face_of_the_stand_in_photo_is_found_where_it_is_drawn_with_its_raw_
     assert np.linalg.norm(face.embedding) > 5  # raw, as the Resampler expects; a normalised one has norm 1
 
 
-def test_two_faces_come_left_first_and_index_picks_in_reading_order(faces_pack, standins):
-    two = stand_in_input(standins, "instantid_two_people.png")
+def test_two_faces_come_left_first_and_index_picks_in_reading_order(faces_pack):
+    two = stand_in_input("instantid_two_people.png")
 
     first = faces_pack.analyze(two, "index", 0).results[0]
     second = faces_pack.analyze(two, "index", 1).results[0]
@@ -92,14 +97,14 @@ def test_two_faces_come_left_first_and_index_picks_in_reading_order(faces_pack, 
     assert near(centre(second.face), (730, 360))
 
 
-def test_largest_picks_the_bigger_face(faces_pack, standins):
-    result = faces_pack.analyze(stand_in_input(standins, "instantid_two_people.png"), "largest").results[0]
+def test_largest_picks_the_bigger_face(faces_pack):
+    result = faces_pack.analyze(stand_in_input("instantid_two_people.png"), "largest").results[0]
 
     assert near(centre(result.face), (730, 360))  # 240 px, against 200 px on the left
 
 
-def test_an_index_out_of_range_names_the_image_and_how_many_faces_were_found(faces_pack, standins):
-    two = stand_in_input(standins, "instantid_two_people.png")
+def test_an_index_out_of_range_names_the_image_and_how_many_faces_were_found(faces_pack):
+    two = stand_in_input("instantid_two_people.png")
 
     with pytest.raises(InstantIDError, match=r"Reference image 0 \(of 1.*Face index 5 was requested but 2 face\(s\)"):
         faces_pack.analyze(two, "index", 5)
@@ -382,8 +387,8 @@ def test_malformed_batches_and_policies_are_refused_with_what_was_given(faces_pa
         faces_pack.analyze(images, on_no_face=on_no_face)
 
 
-def test_the_preview_draws_the_chosen_box_green_the_other_yellow_and_the_keypoints(faces_pack, standins):
-    picture = as_rgb_uint8(stand_in_input(standins, "instantid_two_people.png")[0])
+def test_the_preview_draws_the_chosen_box_green_the_other_yellow_and_the_keypoints(faces_pack):
+    picture = as_rgb_uint8(stand_in_input("instantid_two_people.png")[0])
     result = faces_pack.analyze([picture], "largest").results[0]
 
     preview = draw_preview(picture, result)

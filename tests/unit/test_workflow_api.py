@@ -1,7 +1,7 @@
 """The UI→API workflow converter follows the frontend's rules (tests/helpers/workflow_api.py)."""
 import pytest
 
-from helpers.workflow_api import WorkflowError, ui_to_api
+from scripts.harness.workflow_api import WorkflowError, ui_to_api
 
 pytestmark = pytest.mark.unit
 

@@ -121,3 +121,15 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
             inputs[entry["name"]] = value
         prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
     return prompt
+
+
+def lowered_prompt(workflow: dict, object_info: dict, size: int, steps: int) -> dict:
+    """The workflow as the frontend would queue it, with every empty latent at size×size and every KSampler at
+    `steps` steps (for a CPU); nothing else changes."""
+    prompt = ui_to_api(workflow, object_info)
+    for node in prompt.values():
+        if node["class_type"] == "EmptyLatentImage":
+            node["inputs"] |= {"width": size, "height": size}
+        if node["class_type"] == "KSampler":
+            node["inputs"]["steps"] = steps
+    return prompt

@@ -2,6 +2,7 @@
 import json
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -16,8 +17,10 @@ from .paths import PACK_LINK_NAME, REPO, comfy_dir
 
 log = logging.getLogger(__name__)
 
-# CPU memory: full-size SDXL in fp32 is ~10 GB for the UNet alone; bf16 halves it (see README, "Tests").
-DEFAULT_FLAGS = ("--bf16-unet", "--bf16-text-enc")
+# CPU memory: full-size SDXL in fp32 is ~10 GB for the UNet alone; bf16 halves it (see README, "Tests"). The classic
+# cache frees a node's outputs once no later node needs them; ComfyUI 0.33's default cache frees only under memory
+# pressure, and a server running the e2e workflows then nears this machine's 24 GiB. Both hosts accept the flag.
+DEFAULT_FLAGS = ("--bf16-unet", "--bf16-text-enc", "--cache-classic")
 
 
 def free_port() -> int:
@@ -84,10 +87,12 @@ class ComfyServer:
         """Post a prompt and wait for it; return its history entry."""
         return self.wait(self.post_prompt(prompt), timeout)
 
-    def output_images(self, entry: dict) -> list[bytes]:
-        """The PNG bytes of every image a finished prompt saved or previewed."""
+    def output_images(self, entry: dict, node_id: str | None = None) -> list[bytes]:
+        """The PNG bytes of every image a finished prompt saved or previewed (only node `node_id`'s when given)."""
         images = []
-        for node_output in entry["outputs"].values():
+        for node, node_output in entry["outputs"].items():
+            if node_id is not None and node != node_id:
+                continue
             for img in node_output.get("images", []):
                 images.append(self.get_bytes("/view", filename=img["filename"], subfolder=img["subfolder"], type=img["type"]))
         return images
@@ -108,7 +113,8 @@ class ComfyServer:
 
 
 def write_base_dir(base_dir: Path, models_dir: Path, input_files: list[Path]) -> Path:
-    """Lay out a ComfyUI base directory: this pack in custom_nodes/, inputs linked, models via extra_model_paths.yaml."""
+    """Lay out a ComfyUI base directory: this pack in custom_nodes/, inputs copied (ComfyUI 0.33 refuses links out of
+    input/), models via extra_model_paths.yaml."""
     (base_dir / "custom_nodes").mkdir(parents=True, exist_ok=True)
     link = base_dir / "custom_nodes" / PACK_LINK_NAME
     if not link.exists():
@@ -117,7 +123,7 @@ def write_base_dir(base_dir: Path, models_dir: Path, input_files: list[Path]) ->
     for f in input_files:
         target = base_dir / "input" / f.name
         if not target.exists():
-            target.symlink_to(f)
+            shutil.copyfile(f, target)
     yaml_path = base_dir / "extra_model_paths.yaml"
     folders = ("checkpoints", "controlnet", "instantid", "insightface", "vae", "loras")
     yaml_path.write_text("instantid_tests:\n" f"  base_path: {models_dir}\n" + "".join(f"  {f}: {f}/\n" for f in folders))

@@ -1,6 +1,8 @@
-"""The real ComfyUI imported in-process (host tier): CPU mode, a throw-away base directory, this pack loaded."""
+"""The real ComfyUI imported in-process (host tier, benchmarks, stand-in generators): CPU mode, a throw-away base
+directory, this pack loaded."""
 import asyncio
 import importlib
+import importlib.util
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -46,6 +48,21 @@ class ComfyHost:
         return self.nodes.NODE_CLASS_MAPPINGS[class_name]
 
 
+def comfy_args_on_cpu():
+    """ComfyUI's command-line arguments, switched to the CPU before comfy.model_management loads (it reads them
+    once); ComfyUI must be the one this venv was provisioned with."""
+    root = comfy_dir()
+    spec = importlib.util.find_spec("folder_paths")
+    if spec is None or Path(spec.origin).parent != root:
+        found = "no ComfyUI" if spec is None else f"the ComfyUI in {Path(spec.origin).parent}"
+        raise RuntimeError(f"This Python ({sys.executable}) imports {found}, not {root}: run `make host` (or "
+                           "scripts/provision.sh) for this venv.")
+    from comfy.cli_args import args
+
+    args.cpu = True
+    return args
+
+
 def start_in_process(base_dir: Path) -> ComfyHost:
     """Import ComfyUI (CPU only) with `base_dir` as its base directory and load this pack from custom_nodes/."""
     root = comfy_dir()
@@ -53,11 +70,7 @@ def start_in_process(base_dir: Path) -> ComfyHost:
     link = base_dir / "custom_nodes" / PACK_LINK_NAME
     if not link.exists():
         link.symlink_to(REPO, target_is_directory=True)
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    from comfy.cli_args import args
-
-    args.cpu = True
+    args = comfy_args_on_cpu()
     args.base_directory = str(base_dir)
     args.disable_api_nodes = True
     import folder_paths  # noqa: F401  (reads args.base_directory)
