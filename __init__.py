@@ -5,6 +5,7 @@ ComfyUI loads this package from `custom_nodes/`. The nodes use ComfyUI's V3 sche
 them), so tools such as pytest can import it.
 """
 
+
 async def comfy_entrypoint():
     """ComfyUI's entry point for V3 node packs: the pack's ComfyExtension."""
     from .nodes import comfy_entrypoint as nodes_entrypoint

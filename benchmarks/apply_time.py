@@ -5,6 +5,7 @@ tokens, the identity K/V of all layers + patching, and IdentityNet attachment.
 
 Stand-in weights are random, but every shape is the real one, so the times are the real ones for this machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,9 +58,14 @@ def main() -> None:
     _, t_net = repeat_timed(attach, args.runs)
     layers = len(glue.attn2_modules(model))
     adapter_gb = paths["adapter"].stat().st_size / 1e9
-    rows = [(f"load adapter ({adapter_gb:.2f} GB)", t_adapter), ("load face pack", t_pack),
-            ("face analysis (1 photo)", t_faces), ("identity tokens (Resampler)", t_tokens),
-            (f"identity K/V + patch {layers} layers", t_patch), ("keypoints + attach IdentityNet", t_net)]
+    rows = [
+        (f"load adapter ({adapter_gb:.2f} GB)", t_adapter),
+        ("load face pack", t_pack),
+        ("face analysis (1 photo)", t_faces),
+        ("identity tokens (Resampler)", t_tokens),
+        (f"identity K/V + patch {layers} layers", t_patch),
+        ("keypoints + attach IdentityNet", t_net),
+    ]
     apply_without = [a + b + c for a, b, c in zip(t_tokens, t_patch, t_net, strict=False)]
     apply_with = [f + a for f, a in zip(t_faces, apply_without, strict=False)]
     rows += [("one apply, face analysis excluded", apply_without), ("one apply, face analysis included", apply_with)]

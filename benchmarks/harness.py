@@ -1,5 +1,6 @@
 """What every benchmark phase shares: ComfyUI in-process on the stand-ins, the configurations, timed denoising steps,
 the time inside the patch, memory probes and the GPU→CPU synchronisation counter."""
+
 from __future__ import annotations
 
 import ctypes
@@ -24,19 +25,45 @@ CONFIGS = ("sdxl", "controlnet", "instantid")
 """The three configurations of the memory and scaling tables: A, B and C."""
 STEP_CONFIGS = ("sdxl", "controlnet", "identitynet", "instantid")
 """The step-time run adds D, our IdentityNet without the attention patch, so that C/D is the patch alone."""
-CONFIG_LABELS = {"sdxl": "A: plain SDXL", "controlnet": "B: SDXL + IdentityNet as a plain ControlNet (text context)",
-                 "identitynet": "D: SDXL + our Apply IdentityNet (face-token context), no attention patch",
-                 "instantid": "C: SDXL + full InstantID (our Apply IdentityNet + Patch Attention)"}
-NEEDS = {"sdxl": ("model",), "controlnet": ("model", "face_pack", "control_net"),
-         "instantid": ("model", "face_pack", "control_net", "adapter")}
+CONFIG_LABELS = {
+    "sdxl": "A: plain SDXL",
+    "controlnet": "B: SDXL + IdentityNet as a plain ControlNet (text context)",
+    "identitynet": "D: SDXL + our Apply IdentityNet (face-token context), no attention patch",
+    "instantid": "C: SDXL + full InstantID (our Apply IdentityNet + Patch Attention)",
+}
+NEEDS = {
+    "sdxl": ("model",),
+    "controlnet": ("model", "face_pack", "control_net"),
+    "instantid": ("model", "face_pack", "control_net", "adapter"),
+}
 """The models each configuration loads."""
 PHOTO = STANDINS / "input" / "instantid_face.png"
 CFG, STRENGTH, SEED, SCHEDULE_STEPS = 5.0, 0.8, 0, 20
 DEFAULTS = {
-    "cpu": {"dtype": "bf16", "size": 256, "batch": 1, "steps": 3, "runs": 5, "sizes": [256, 384, 512],
-            "batches": [1, 2], "scaling_steps": 3, "load_runs": 3, "face_runs": 10},
-    "cuda": {"dtype": "fp16", "size": 1024, "batch": 1, "steps": 20, "runs": 5, "sizes": [512, 768, 1024],
-             "batches": [1, 2, 4], "scaling_steps": 6, "load_runs": 3, "face_runs": 20},
+    "cpu": {
+        "dtype": "bf16",
+        "size": 256,
+        "batch": 1,
+        "steps": 3,
+        "runs": 5,
+        "sizes": [256, 384, 512],
+        "batches": [1, 2],
+        "scaling_steps": 3,
+        "load_runs": 3,
+        "face_runs": 10,
+    },
+    "cuda": {
+        "dtype": "fp16",
+        "size": 1024,
+        "batch": 1,
+        "steps": 20,
+        "runs": 5,
+        "sizes": [512, 768, 1024],
+        "batches": [1, 2, 4],
+        "scaling_steps": 6,
+        "load_runs": 3,
+        "face_runs": 20,
+    },
 }
 """Per device; every one can be overridden on the command line."""
 PATCH_END = 0.95
@@ -52,10 +79,12 @@ whatever torch can see."""
 def model_paths() -> dict[str, Path]:
     """The stand-in files, by role."""
     models = standin_models()
-    return {"model": models / "checkpoints" / "sdxl_standin.safetensors",
-            "control_net": models / "controlnet" / "instantid" / "diffusion_pytorch_model.safetensors",
-            "adapter": models / "instantid" / "ip-adapter.bin",
-            "face_pack": models / "insightface" / "models" / "antelopev2"}
+    return {
+        "model": models / "checkpoints" / "sdxl_standin.safetensors",
+        "control_net": models / "controlnet" / "instantid" / "diffusion_pytorch_model.safetensors",
+        "adapter": models / "instantid" / "ip-adapter.bin",
+        "face_pack": models / "insightface" / "models" / "antelopev2",
+    }
 
 
 def start_host(device: str, dtype: str):
@@ -156,8 +185,9 @@ def load_stack(host, roles, keep_dtype: bool) -> Stack:
         stack.face = stack.face_pack.analyze([photo_rgb()], "largest", 0, "error")
     if stack.adapter is not None:
         stack.tokens = stack.adapter.tokens(stack.face.embeddings(), "average", 0.0)
-        stack.patched = stack.module("nodes.host").apply_identity_attention(stack.model, stack.adapter, stack.tokens,
-                                                                           STRENGTH, 0.0, PATCH_END)
+        stack.patched = stack.module("nodes.host").apply_identity_attention(
+            stack.model, stack.adapter, stack.tokens, STRENGTH, 0.0, PATCH_END
+        )
     return stack
 
 
@@ -179,8 +209,9 @@ def configure(stack: Stack, config: str, width: int, height: int) -> tuple[objec
         positive, negative = node.apply_controlnet(positive, negative, stack.control_net, kps, STRENGTH, 0.0, 1.0)
         return stack.model, positive, negative
     glue = stack.module("nodes.host")
-    positive, negative = glue.apply_identitynet(positive, negative, stack.control_net, stack.tokens, kps, STRENGTH,
-                                                0.0, 1.0)
+    positive, negative = glue.apply_identitynet(
+        positive, negative, stack.control_net, stack.tokens, kps, STRENGTH, 0.0, 1.0
+    )
     return (stack.model if config == "identitynet" else stack.patched), positive, negative
 
 
@@ -199,9 +230,19 @@ def sample(setup: tuple[object, list, list], width: int, height: int, batch: int
     noise = torch.randn((batch, 4, height // 8, width // 8), generator=torch.Generator().manual_seed(SEED))
     sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), "normal", SCHEDULE_STEPS)
     callback = (lambda *_: on_step()) if on_step else None
-    comfy.sample.sample_custom(model, noise, CFG, comfy.samplers.sampler_object("euler"), sigmas[:steps + 1],
-                               positive, negative, torch.zeros_like(noise), callback=callback, disable_pbar=True,
-                               seed=SEED)
+    comfy.sample.sample_custom(
+        model,
+        noise,
+        CFG,
+        comfy.samplers.sampler_object("euler"),
+        sigmas[: steps + 1],
+        positive,
+        negative,
+        torch.zeros_like(noise),
+        callback=callback,
+        disable_pbar=True,
+        seed=SEED,
+    )
 
 
 class PatchTimer:
@@ -212,14 +253,18 @@ class PatchTimer:
     def __init__(self, stack: Stack):
         attention = stack.module("instantid_core.attention")
         guard = attention.IdentityAttentionGuard
-        self.originals = {(attention.IdentityAttention, "identity_term"): attention.IdentityAttention.identity_term,
-                          (guard, "remember_input"): guard.remember_input, (guard, "__call__"): guard.__call__}
+        self.originals = {
+            (attention.IdentityAttention, "identity_term"): attention.IdentityAttention.identity_term,
+            (guard, "remember_input"): guard.remember_input,
+            (guard, "__call__"): guard.__call__,
+        }
         self.spent = 0.0
         self.pending = []  # CUDA (start, end) event pairs not yet added to spent
         self.depth = 0
 
     def _timing(self, original):
         """original, timed at every outermost call."""
+
         def timed_call(*args, **kwargs):
             self.depth += 1
             start = _mark() if self.depth == 1 else None
@@ -231,6 +276,7 @@ class PatchTimer:
                     self.spent += time.perf_counter() - start
                 elif start is not None:
                     self.pending.append((start, _mark()))
+
         return timed_call
 
     def __enter__(self) -> PatchTimer:
@@ -260,8 +306,9 @@ def _mark():
     return event
 
 
-def step_seconds(setup, width: int, height: int, batch: int, steps: int,
-                 timer: PatchTimer | None = None) -> dict[str, list[float]]:
+def step_seconds(
+    setup, width: int, height: int, batch: int, steps: int, timer: PatchTimer | None = None
+) -> dict[str, list[float]]:
     """Seconds of each denoising step but the first (which also carries the sampler's setup): 'wall', 'cpu' (the
     process's CPU time, all threads, which other work on the machine inflates far less) and, with a timer entered,
     'patch' (inside our patch)."""
@@ -299,8 +346,10 @@ def syncs_per_step(setup, width: int, height: int, batch: int, steps: int) -> di
 def _is_pack_code(filename: str) -> bool:
     """Whether a source file is the pack's runtime code (through ComfyUI's custom_nodes link or this checkout)."""
     path = Path(filename)
-    linked = PACK_LINK_NAME in path.parts and path.parts[path.parts.index(PACK_LINK_NAME) + 1:][:1] in (
-        ("nodes",), ("instantid_core",))
+    linked = PACK_LINK_NAME in path.parts and path.parts[path.parts.index(PACK_LINK_NAME) + 1 :][:1] in (
+        ("nodes",),
+        ("instantid_core",),
+    )
     return linked or any(path.is_relative_to(code) for code in PACK_CODE)
 
 

@@ -5,6 +5,7 @@
 Phases: steps (interleaved step times, and synchronisations on CUDA), memory (one configuration), scaling, faces
 (face analysis latency and load times).
 """
+
 from __future__ import annotations
 
 import json
@@ -33,17 +34,27 @@ def steps_phase(s: dict) -> dict:
     for number in range(s["runs"]):
         for config, setup in setups.items():
             rounds[config].append(h.step_seconds(setup, size, size, batch, steps))
-        log.info("round %d/%d, s/step: %s", number + 1, s["runs"],
-                 ", ".join(f"{c} {fmean(r[-1]['wall']):.2f}" for c, r in rounds.items()))
+        log.info(
+            "round %d/%d, s/step: %s",
+            number + 1,
+            s["runs"],
+            ", ".join(f"{c} {fmean(r[-1]['wall']):.2f}" for c, r in rounds.items()),
+        )
     with h.PatchTimer(stack) as timer:
-        inside = [h.step_seconds(setups["instantid"], size, size, batch, steps, timer)["patch"]
-                  for _ in range(s["runs"])]
-    result = {"step_seconds": rounds, "patch_seconds": inside, "patch_bytes": h.patch_bytes(setups["instantid"][0]),
-              "compute_dtype": str(stack.module("nodes.host").model_compute_dtype(stack.model)),
-              "weight_dtype": str(stack.model.model.get_dtype())}
+        inside = [
+            h.step_seconds(setups["instantid"], size, size, batch, steps, timer)["patch"] for _ in range(s["runs"])
+        ]
+    result = {
+        "step_seconds": rounds,
+        "patch_seconds": inside,
+        "patch_bytes": h.patch_bytes(setups["instantid"][0]),
+        "compute_dtype": str(stack.module("nodes.host").model_compute_dtype(stack.model)),
+        "weight_dtype": str(stack.model.model.get_dtype()),
+    }
     if s["device"] == "cuda":
-        result["syncs"] = {config: h.syncs_per_step(setup, size, size, batch, steps)
-                           for config, setup in setups.items()}
+        result["syncs"] = {
+            config: h.syncs_per_step(setup, size, size, batch, steps) for config, setup in setups.items()
+        }
     return result
 
 
@@ -58,8 +69,12 @@ def memory_phase(s: dict) -> dict:
     h.sample(setup, s["size"], s["size"], s["batch"], 1)
     after_load = probe.reset()
     h.sample(setup, s["size"], s["size"], s["batch"], s["steps"])
-    return {"after_load": after_load, "load_peak": load_peak, "sampling_peak": probe.peak(),
-            "load_seconds": stack.load_seconds}
+    return {
+        "after_load": after_load,
+        "load_peak": load_peak,
+        "sampling_peak": probe.peak(),
+        "load_seconds": stack.load_seconds,
+    }
 
 
 def scaling_phase(s: dict) -> dict:
@@ -79,8 +94,16 @@ def scaling_phase(s: dict) -> dict:
             before = probe.reset()
             with h.PatchTimer(stack) as timer:
                 seconds = h.step_seconds(setup, size, size, batch, s["scaling_steps"], timer)
-            rows.append({"size": size, "batch": batch, "config": config, "step_seconds": seconds, "before": before,
-                         "peak": probe.peak()})
+            rows.append(
+                {
+                    "size": size,
+                    "batch": batch,
+                    "config": config,
+                    "step_seconds": seconds,
+                    "before": before,
+                    "peak": probe.peak(),
+                }
+            )
             log.info("%d² batch %d %s: %.2f s/step", size, batch, config, fmean(seconds["wall"]))
     return {"rows": rows}
 
@@ -91,8 +114,10 @@ def faces_phase(s: dict) -> dict:
     import onnxruntime
 
     host = h.start_host(s["device"], s["dtype"])
-    loads = {role: [h.timed(lambda role=role: h.load_model(host, role))[1] for _ in range(s["load_runs"])]
-             for role in ("face_pack", "adapter", "control_net")}
+    loads = {
+        role: [h.timed(lambda role=role: h.load_model(host, role))[1] for _ in range(s["load_runs"])]
+        for role in ("face_pack", "adapter", "control_net")
+    }
     available = onnxruntime.get_available_providers()
     providers = ["CPU"] + (["CUDA"] if "CUDAExecutionProvider" in available else [])
     rgb = h.photo_rgb()
@@ -102,13 +127,24 @@ def faces_phase(s: dict) -> dict:
         pack = h.load_model(host, "face_pack", provider)
         for size in pack.detection_sizes:
             faces = pack.detect(bgr, size)
-            latency[f"{provider} {size}"] = {"faces": len(faces), "seconds": [
-                h.timed(lambda pack=pack, size=size: pack.detect(bgr, size))[1] for _ in range(s["face_runs"])]}
-        latency[f"{provider} analyze"] = {"faces": len(pack.find_faces(rgb)), "seconds": [
-            h.timed(lambda pack=pack: pack.analyze([rgb]))[1] for _ in range(s["face_runs"])]}
+            latency[f"{provider} {size}"] = {
+                "faces": len(faces),
+                "seconds": [
+                    h.timed(lambda pack=pack, size=size: pack.detect(bgr, size))[1] for _ in range(s["face_runs"])
+                ],
+            }
+        latency[f"{provider} analyze"] = {
+            "faces": len(pack.find_faces(rgb)),
+            "seconds": [h.timed(lambda pack=pack: pack.analyze([rgb]))[1] for _ in range(s["face_runs"])],
+        }
         log.info("face analysis on %s: %s", provider, pack.providers[0])
-    return {"loads": loads, "latency": latency, "providers_available": available,
-            "photo_size": [rgb.shape[1], rgb.shape[0]], "face_sizes": list(pack.detection_sizes)}
+    return {
+        "loads": loads,
+        "latency": latency,
+        "providers_available": available,
+        "photo_size": [rgb.shape[1], rgb.shape[0]],
+        "face_sizes": list(pack.detection_sizes),
+    }
 
 
 PHASES = {"steps": steps_phase, "memory": memory_phase, "scaling": scaling_phase, "faces": faces_phase}
@@ -117,8 +153,9 @@ PHASES = {"steps": steps_phase, "memory": memory_phase, "scaling": scaling_phase
 def main() -> None:
     """Run the phase named on the command line with the given settings; write its figures as JSON."""
     phase, settings, out = sys.argv[1], json.loads(sys.argv[2]), Path(sys.argv[3])
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
     log.setLevel(logging.INFO)
     warnings.filterwarnings("ignore", category=FutureWarning, module="insightface")  # its own deprecation notices
     out.write_text(json.dumps(PHASES[phase](settings)))

@@ -8,6 +8,7 @@ Each phase runs in a fresh process (benchmarks/measure.py), so memory peaks do n
 device: on the CPU a small resolution that finishes in minutes, on CUDA the GPU sizes (docs/design.md, "Performance": 1024², 20 steps,
 fp16).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,9 +41,12 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when torch sees one, else cpu")
     parser.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), help="UNet and IdentityNet weights (cpu: bf16)")
-    parser.add_argument("--upcast", action="store_true",
-                        help="on the CPU, let ComfyUI upcast bf16/fp16 weights to fp32 at every call (its default); "
-                             "without it they are computed in their own dtype, as on a GPU")
+    parser.add_argument(
+        "--upcast",
+        action="store_true",
+        help="on the CPU, let ComfyUI upcast bf16/fp16 weights to fp32 at every call (its default); "
+        "without it they are computed in their own dtype, as on a GPU",
+    )
     parser.add_argument("--size", type=int, help="width = height in pixels of the step-time and memory runs")
     parser.add_argument("--batch", type=int, help="batch of the step-time and memory runs")
     parser.add_argument("--steps", type=int, help="steps per sample; the first is not timed (it holds the setup)")
@@ -64,8 +68,10 @@ def settings_from(args: argparse.Namespace) -> dict:
     given = {key: value for key, value in vars(args).items() if value is not None and key in h.DEFAULTS[device]}
     settings = h.DEFAULTS[device] | given | {"device": device}
     if not all(2 <= settings[key] <= h.SCHEDULE_STEPS for key in ("steps", "scaling_steps")):
-        raise SystemExit(f"--steps and --scaling-steps must lie in 2..{h.SCHEDULE_STEPS}: the first step of a sample "
-                         f"is not timed, and samples take the first steps of a {h.SCHEDULE_STEPS}-step schedule")
+        raise SystemExit(
+            f"--steps and --scaling-steps must lie in 2..{h.SCHEDULE_STEPS}: the first step of a sample "
+            f"is not timed, and samples take the first steps of a {h.SCHEDULE_STEPS}-step schedule"
+        )
     settings["keep_dtype"] = device == "cpu" and not args.upcast
     return settings
 
@@ -82,10 +88,12 @@ def run_phase(name: str, settings: dict) -> dict:
 
 def measure_all(settings: dict) -> dict:
     """Every phase, step times first (the least disturbed by page-cache misses once the files have been read)."""
-    return {"steps": run_phase("steps", settings),
-            "memory": {config: run_phase("memory", settings | {"config": config}) for config in h.CONFIGS},
-            "scaling": run_phase("scaling", settings),
-            "faces": run_phase("faces", settings)}
+    return {
+        "steps": run_phase("steps", settings),
+        "memory": {config: run_phase("memory", settings | {"config": config}) for config in h.CONFIGS},
+        "scaling": run_phase("scaling", settings),
+        "faces": run_phase("faces", settings),
+    }
 
 
 def cpu_model() -> str:
@@ -118,6 +126,7 @@ def comfy_version() -> str:
 
 def git_commit() -> str:
     """This repo's commit, marked when the working tree has changes."""
+
     def git(*args):
         return subprocess.run(["git", *args], cwd=h.REPO, capture_output=True, text=True).stdout.strip()
 
@@ -128,17 +137,28 @@ def environment(settings: dict) -> dict:
     """Date, machine, versions and load of the machine at the start."""
     import torch
 
-    return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpu": cpu_model(),
-            "cores": os.cpu_count(), "memory": memory_total(), "torch_threads": torch.get_num_threads(),
-            "gpu": torch.cuda.get_device_name(0) if settings["device"] == "cuda" else None,
-            "cuda_seen": torch.cuda.is_available(),
-            "versions": {"Python": platform.python_version(), "torch": torch.__version__, "ComfyUI": comfy_version(),
-                         "insightface": package_version("insightface"),
-                         "onnxruntime": package_version("onnxruntime", "onnxruntime-gpu"),
-                         "numpy": package_version("numpy"), "safetensors": package_version("safetensors"),
-                         "diffusers": "not used"},
-            "commit": git_commit(), "load_start": os.getloadavg(),
-            "adapter_file_bytes": h.model_paths()["adapter"].stat().st_size}
+    return {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "memory": memory_total(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if settings["device"] == "cuda" else None,
+        "cuda_seen": torch.cuda.is_available(),
+        "versions": {
+            "Python": platform.python_version(),
+            "torch": torch.__version__,
+            "ComfyUI": comfy_version(),
+            "insightface": package_version("insightface"),
+            "onnxruntime": package_version("onnxruntime", "onnxruntime-gpu"),
+            "numpy": package_version("numpy"),
+            "safetensors": package_version("safetensors"),
+            "diffusers": "not used",
+        },
+        "commit": git_commit(),
+        "load_start": os.getloadavg(),
+        "adapter_file_bytes": h.model_paths()["adapter"].stat().st_size,
+    }
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 The file holds the Resampler (`image_proj`) and, for every cross-attention layer n of the UNet, the two projections
 `ip_adapter.{n}.to_k_ip.weight` / `ip_adapter.{n}.to_v_ip.weight` of shape (hidden, token_dim) (docs/design.md, "Adapter file format").
 """
+
 from __future__ import annotations
 
 import logging

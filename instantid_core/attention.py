@@ -13,6 +13,7 @@ Composition with other packs' attention patches, in every order:
 - a patch that replaces ours later is caught by the guard (`IdentityAttentionGuard`, an output patch, which hosts
   append rather than replace): it then adds the identity term itself.
 """
+
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,8 +32,17 @@ ATTN2_INPUT = "instantid_attn2_input"
 """extra_options key: the cross-attention's input, kept by the guard in case our replace patch was replaced."""
 AttentionFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int, dict], torch.Tensor]
 
-WEIGHT_TYPES = ("linear", "ease in", "ease out", "ease in-out", "reverse in-out",
-                "weak input", "weak output", "weak middle", "strong middle")
+WEIGHT_TYPES = (
+    "linear",
+    "ease in",
+    "ease out",
+    "ease in-out",
+    "reverse in-out",
+    "weak input",
+    "weak output",
+    "weak middle",
+    "strong middle",
+)
 WEAK = 0.25
 
 
@@ -62,8 +72,12 @@ class IdentityKV(torch.nn.Module):
 
     def __init__(self, kv: dict[int, tuple[torch.Tensor, torch.Tensor]]):
         super().__init__()
-        self.k = torch.nn.ParameterDict({str(i): torch.nn.Parameter(k, requires_grad=False) for i, (k, _) in kv.items()})
-        self.v = torch.nn.ParameterDict({str(i): torch.nn.Parameter(v, requires_grad=False) for i, (_, v) in kv.items()})
+        self.k = torch.nn.ParameterDict(
+            {str(i): torch.nn.Parameter(k, requires_grad=False) for i, (k, _) in kv.items()}
+        )
+        self.v = torch.nn.ParameterDict(
+            {str(i): torch.nn.Parameter(v, requires_grad=False) for i, (_, v) in kv.items()}
+        )
 
     def layer(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys and values of one adapter index."""
@@ -120,7 +134,8 @@ class RegionMask:
                 raise InstantIDError(
                     f"The mask given to {self.owner}: the mask is {mask_w}×{mask_h} but the image being generated is "
                     f"{latent_hw[1] * 8}×{latent_hw[0] * 8}: use a mask with the image's aspect ratio "
-                    f"(e.g. made at the same size as the empty latent image).")
+                    f"(e.g. made at the same size as the empty latent image)."
+                )
             m = F.interpolate(self.mask.unsqueeze(1).float(), size=(h, w), mode="bilinear", align_corners=False)
             m = m.reshape(m.shape[0], h * w, 1)[torch.arange(rows) % m.shape[0]]
             self._cache[key] = m.to(device=device, dtype=dtype)
@@ -147,8 +162,8 @@ class IdentityAttention:
         k_all, v_all = self.kv.layer(self.adapter_index[key])
         chunks = extra_options["cond_or_uncond"]
         rows = q.shape[0] // len(chunks)
-        k = torch.cat([k_all[c:c + 1].expand(rows, -1, -1) for c in chunks]).to(q.device, q.dtype)
-        v = torch.cat([v_all[c:c + 1].expand(rows, -1, -1) for c in chunks]).to(q.device, q.dtype) * self.scales[key]
+        k = torch.cat([k_all[c : c + 1].expand(rows, -1, -1) for c in chunks]).to(q.device, q.dtype)
+        v = torch.cat([v_all[c : c + 1].expand(rows, -1, -1) for c in chunks]).to(q.device, q.dtype) * self.scales[key]
         gate = self.gate.mask(extra_options["sigmas"])
         if gate is not None:
             v = torch.where(gate.to(v.device), v, 0.0)
@@ -208,8 +223,14 @@ class IdentityAttentionPatch:
     Light: the identity K/V live in `shared`; a model clone gets its own patch through `fork`.
     """
 
-    def __init__(self, shared: IdentityAttention, key: tuple[str, int, int], previous: Callable | None = None,
-                 models: Callable[[], list] = list, added: tuple[AddedCallback, ...] = ()):
+    def __init__(
+        self,
+        shared: IdentityAttention,
+        key: tuple[str, int, int],
+        previous: Callable | None = None,
+        models: Callable[[], list] = list,
+        added: tuple[AddedCallback, ...] = (),
+    ):
         self.shared = shared
         self.key = key
         self.previous = previous
@@ -277,8 +298,9 @@ class IdentityAttentionGuard:
         if id(self.shared) in extra_options.get(APPLIED, ()) or key not in self.shared.adapter_index:
             return out
         attn2 = self.attn2_modules[key]
-        term = self.shared.identity_term(key, attn2.to_q(extra_options[ATTN2_INPUT]), extra_options["n_heads"],
-                                      extra_options)
+        term = self.shared.identity_term(
+            key, attn2.to_q(extra_options[ATTN2_INPUT]), extra_options["n_heads"], extra_options
+        )
         projection = attn2.to_out[0]
         return out + projection(term) - projection(term.new_zeros(1, 1, term.shape[-1]))  # the bias cancels
 

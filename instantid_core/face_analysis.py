@@ -4,6 +4,7 @@ Only the detector and the recogniser are kept (InstantID needs nothing else), on
 the user picks. A photo without a face is retried at smaller detection sizes and then with a border around it (tight
 close-ups) before it counts as faceless.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,16 +28,23 @@ RECOGNIZER_FILE = "glintr100.onnx"
 FACE_PACK_FILES = (DETECTOR_FILE, RECOGNIZER_FILE, "1k3d68.onnx", "2d106det.onnx", "genderage.onnx")
 MODEL_ROLES = {"detection": DETECTOR_FILE, "recognition": RECOGNIZER_FILE}
 """insightface task -> the pack file that must fill it; the only two models kept."""
-PACK_SOURCE = ("insightface's antelopev2 model pack (listed at https://github.com/deepinsight/insightface/tree/master/"
-               "python-package; insightface does not download it itself, InstantID's README links a copy)")
+PACK_SOURCE = (
+    "insightface's antelopev2 model pack (listed at https://github.com/deepinsight/insightface/tree/master/"
+    "python-package; insightface does not download it itself, InstantID's README links a copy)"
+)
 
 PROVIDERS = ("auto", "CUDA", "ROCm", "CoreML", "DirectML", "CPU")
-ORT_PROVIDERS = {"CUDA": "CUDAExecutionProvider", "ROCm": "ROCMExecutionProvider",
-                 "CoreML": "CoreMLExecutionProvider", "DirectML": "DmlExecutionProvider", "CPU": "CPUExecutionProvider"}
+ORT_PROVIDERS = {
+    "CUDA": "CUDAExecutionProvider",
+    "ROCm": "ROCMExecutionProvider",
+    "CoreML": "CoreMLExecutionProvider",
+    "DirectML": "DmlExecutionProvider",
+    "CPU": "CPUExecutionProvider",
+}
 """Our provider choices -> onnxruntime's names; 'auto' tries them in this order."""
 _INSTALL_HINTS = {
     "CUDA": "pip uninstall onnxruntime, then pip install onnxruntime-gpu (never both onnxruntime and onnxruntime-gpu: "
-            "they share one module and the CPU-only one wins), with the CUDA and cuDNN versions it names",
+    "they share one module and the CPU-only one wins), with the CUDA and cuDNN versions it names",
     "ROCm": "install AMD's ROCm build of onnxruntime (onnxruntime-rocm) in place of onnxruntime, never both",
     "CoreML": "CoreML comes with the standard onnxruntime package on macOS only",
     "DirectML": "pip uninstall onnxruntime, then pip install onnxruntime-directml (Windows; never both)",
@@ -63,9 +71,11 @@ def resolve_providers(requested: str, available: Sequence[str]) -> tuple[list[st
     if requested == "auto":
         requested = next((name for name in PROVIDERS[1:] if ORT_PROVIDERS[name] in available), "CPU")
     elif requested != "CPU" and ORT_PROVIDERS[requested] not in available:
-        warning = (f"Face analysis: the {requested} provider ({ORT_PROVIDERS[requested]}) is not available in this "
-                   f"onnxruntime (available: {', '.join(available) or 'none'}), so it runs on the CPU. To use "
-                   f"{requested}: {_INSTALL_HINTS[requested]}.")
+        warning = (
+            f"Face analysis: the {requested} provider ({ORT_PROVIDERS[requested]}) is not available in this "
+            f"onnxruntime (available: {', '.join(available) or 'none'}), so it runs on the CPU. To use "
+            f"{requested}: {_INSTALL_HINTS[requested]}."
+        )
         return [cpu], warning
     return list(dict.fromkeys([ORT_PROVIDERS[requested], cpu])), None
 
@@ -75,25 +85,35 @@ def check_face_pack(pack_dir: Path) -> None:
     pack_dir = Path(pack_dir)
     expected = ", ".join(FACE_PACK_FILES)
     if not pack_dir.is_dir():
-        raise InstantIDError(f"Face model pack not found: there is no folder {pack_dir}. It must hold the five files "
-                             f"{expected} of {PACK_SOURCE}. Download it, unzip it and put the five files into "
-                             f"models/insightface/models/{pack_dir.name}/.")
+        raise InstantIDError(
+            f"Face model pack not found: there is no folder {pack_dir}. It must hold the five files "
+            f"{expected} of {PACK_SOURCE}. Download it, unzip it and put the five files into "
+            f"models/insightface/models/{pack_dir.name}/."
+        )
     nested = _nested_pack(pack_dir)
     if nested is not None:
-        raise InstantIDError(f"The face pack is nested one folder too deep: its files are in {nested}, not in "
-                             f"{pack_dir} (the zip's own folder was unpacked inside the pack folder). Move the "
-                             f".onnx files up into {pack_dir} and delete the empty {nested.name} folder.")
+        raise InstantIDError(
+            f"The face pack is nested one folder too deep: its files are in {nested}, not in "
+            f"{pack_dir} (the zip's own folder was unpacked inside the pack folder). Move the "
+            f".onnx files up into {pack_dir} and delete the empty {nested.name} folder."
+        )
     missing = [name for name in MODEL_ROLES.values() if not (pack_dir / name).is_file()]
     if missing:
-        raise InstantIDError(f"The face pack in {pack_dir} lacks {', '.join(missing)}, which InstantID needs (a "
-                             f"complete pack holds {expected}): download the complete {PACK_SOURCE}.")
+        raise InstantIDError(
+            f"The face pack in {pack_dir} lacks {', '.join(missing)}, which InstantID needs (a "
+            f"complete pack holds {expected}): download the complete {PACK_SOURCE}."
+        )
     for name in MODEL_ROLES.values():
         found = model_files.identify(pack_dir / name)
         if found.kind != model_files.ONNX:
             raise InstantIDError(f"{pack_dir / name} is not a usable ONNX model: it is {found.description}.")
     for stray in sorted({path.name for path in pack_dir.glob("*.onnx")} - set(FACE_PACK_FILES)):
-        logger.warning("%s in the face pack folder %s is not part of antelopev2: it is ignored (insightface still "
-                       "opens every .onnx file there, so moving it out makes loading faster).", stray, pack_dir)
+        logger.warning(
+            "%s in the face pack folder %s is not part of antelopev2: it is ignored (insightface still "
+            "opens every .onnx file there, so moving it out makes loading faster).",
+            stray,
+            pack_dir,
+        )
 
 
 def _nested_pack(pack_dir: Path) -> Path | None:
@@ -147,9 +167,13 @@ class FaceModels:
         app.prepare(ctx_id=-1 if providers[0] == ORT_PROVIDERS["CPU"] else 0, det_size=(det_size, det_size))
         used = tuple(app.models["detection"].session.get_providers())
         if used[0] != providers[0]:
-            logger.warning("Face analysis asked onnxruntime for %s, but it runs on %s: onnxruntime could not start "
-                           "%s (see its log above; usually a missing or mismatched CUDA/cuDNN library).",
-                           providers[0], used[0], providers[0])
+            logger.warning(
+                "Face analysis asked onnxruntime for %s, but it runs on %s: onnxruntime could not start "
+                "%s (see its log above; usually a missing or mismatched CUDA/cuDNN library).",
+                providers[0],
+                used[0],
+                providers[0],
+            )
         logger.info("Face analysis loaded from %s on %s (detection size %d).", pack_dir, used[0], det_size)
         return cls(app=app, pack_dir=pack_dir, providers=used, det_size=det_size)
 
@@ -167,8 +191,9 @@ class FaceModels:
         faces = []
         for box, kps in zip(boxes, keypoints, strict=False):
             embedding = self.app.models["recognition"].get(bgr, Face(bbox=box[:4], kps=kps, det_score=box[4]))
-            faces.append(DetectedFace(embedding=embedding, kps=kps, bbox=box[:4], det_score=box[4],
-                                      image_size=(width, height)))
+            faces.append(
+                DetectedFace(embedding=embedding, kps=kps, bbox=box[:4], det_score=box[4], image_size=(width, height))
+            )
         return faces
 
     def find_faces(self, rgb: np.ndarray) -> tuple[DetectedFace, ...]:
@@ -182,12 +207,24 @@ class FaceModels:
         bordered = cv2.copyMakeBorder(bgr, pad_y, pad_y, pad_x, pad_x, cv2.BORDER_CONSTANT, value=(0, 0, 0))
         shift = np.array([pad_x, pad_y], dtype=np.float32)
         image_size = (bgr.shape[1], bgr.shape[0])
-        return sort_reading_order([dataclasses.replace(face, kps=face.kps - shift, bbox=face.bbox - np.tile(shift, 2),
-                                                       image_size=image_size)
-                                   for face in self.detect(bordered, self.det_size)])
+        return sort_reading_order(
+            [
+                dataclasses.replace(
+                    face, kps=face.kps - shift, bbox=face.bbox - np.tile(shift, 2), image_size=image_size
+                )
+                for face in self.detect(bordered, self.det_size)
+            ]
+        )
 
-    def analyze(self, images: np.ndarray | Sequence[np.ndarray], choice: str = "largest", index: int = 0,
-                on_no_face: str = "error", photo: str = REFERENCE_PHOTO, no_face_hint: str = "") -> InstantIDFaces:
+    def analyze(
+        self,
+        images: np.ndarray | Sequence[np.ndarray],
+        choice: str = "largest",
+        index: int = 0,
+        on_no_face: str = "error",
+        photo: str = REFERENCE_PHOTO,
+        no_face_hint: str = "",
+    ) -> InstantIDFaces:
         """Find the faces of every picture of a batch (B, H, W, C) and choose one face per picture.
 
         Messages call each picture `photo` and its batch index, so they name the input it came from. The error for a
@@ -197,16 +234,31 @@ class FaceModels:
         if on_no_face not in NO_FACE_POLICIES:
             raise InstantIDError(f"Unknown no-face policy {on_no_face!r}: use one of {', '.join(NO_FACE_POLICIES)}.")
         if isinstance(images, np.ndarray) and images.ndim != 4:
-            raise InstantIDError(f"Expected a batch of pictures (batch, height, width, channels), got shape "
-                                 f"{images.shape}.")
+            raise InstantIDError(
+                f"Expected a batch of pictures (batch, height, width, channels), got shape {images.shape}."
+            )
         if len(images) == 0:
             raise InstantIDError(f"{photo} batch is empty: connect at least one picture.")
-        return InstantIDFaces([self._analyze_one(as_rgb_uint8(image), photo, batch_index, len(images), choice, index,
-                                                 on_no_face, no_face_hint)
-                               for batch_index, image in enumerate(images)])
+        return InstantIDFaces(
+            [
+                self._analyze_one(
+                    as_rgb_uint8(image), photo, batch_index, len(images), choice, index, on_no_face, no_face_hint
+                )
+                for batch_index, image in enumerate(images)
+            ]
+        )
 
-    def _analyze_one(self, rgb: np.ndarray, photo: str, batch_index: int, count: int, choice: str, index: int,
-                     on_no_face: str, no_face_hint: str) -> FaceAnalysisResult:
+    def _analyze_one(
+        self,
+        rgb: np.ndarray,
+        photo: str,
+        batch_index: int,
+        count: int,
+        choice: str,
+        index: int,
+        on_no_face: str,
+        no_face_hint: str,
+    ) -> FaceAnalysisResult:
         """The faces of picture batch_index of count and the chosen one, or a skipped result."""
         where = f"{photo} {batch_index} (of {count}, counted from 0; {rgb.shape[1]}×{rgb.shape[0]} px)"
         faces = self.find_faces(rgb)
@@ -225,10 +277,12 @@ class FaceModels:
     def _no_face(self) -> tuple[str, str]:
         """What the search for a face found in a picture without one, and what to do about it."""
         tried = ", ".join(str(size) for size in self.detection_sizes)
-        return (f": no face found (tried detection sizes {tried} and a padded border)",
-                "Use a photo where the face is clearly visible, roughly frontal and not cut off. If the face is small "
-                "in a large photo, crop closer to it or load the face analysis with a larger detection size; if it "
-                "fills the whole photo, crop less close.")
+        return (
+            f": no face found (tried detection sizes {tried} and a padded border)",
+            "Use a photo where the face is clearly visible, roughly frontal and not cut off. If the face is small "
+            "in a large photo, crop closer to it or load the face analysis with a larger detection size; if it "
+            "fills the whole photo, crop less close.",
+        )
 
 
 def _flat_colour(rgb: np.ndarray) -> tuple[str, str] | None:
@@ -237,10 +291,12 @@ def _flat_colour(rgb: np.ndarray) -> tuple[str, str] | None:
     if not (rgb == rgb[:1, :1]).all():
         return None
     red, green, blue = (int(v) for v in rgb[0, 0])
-    return (f" is a single flat colour (every pixel is RGB {red}, {green}, {blue}), so it has no face",
-            "A loader gives such a picture for a file it could not read, e.g. ComfyUI's Load Image for some 16-bit "
-            "PNGs (16-bit greyscale): re-save the picture as an 8-bit PNG or a JPEG and load that; otherwise "
-            "connect a photo with a face.")
+    return (
+        f" is a single flat colour (every pixel is RGB {red}, {green}, {blue}), so it has no face",
+        "A loader gives such a picture for a file it could not read, e.g. ComfyUI's Load Image for some 16-bit "
+        "PNGs (16-bit greyscale): re-save the picture as an 8-bit PNG or a JPEG and load that; otherwise "
+        "connect a photo with a face.",
+    )
 
 
 def _open_pack(pack_dir: Path, providers: list[str]):
@@ -250,24 +306,35 @@ def _open_pack(pack_dir: Path, providers: list[str]):
     try:
         app = FaceAnalysis(name=str(pack_dir.resolve()), providers=providers, allowed_modules=list(MODEL_ROLES))
     except Exception as e:  # onnxruntime and insightface raise their own exception types for files they cannot use
-        broken = [f"{path.name} is {found.description}" for path in sorted(pack_dir.glob("*.onnx"))
-                  if (found := model_files.identify(path)).kind != model_files.ONNX]
+        broken = [
+            f"{path.name} is {found.description}"
+            for path in sorted(pack_dir.glob("*.onnx"))
+            if (found := model_files.identify(path)).kind != model_files.ONNX
+        ]
         if broken:
-            raise InstantIDError(f"insightface opens every .onnx file in {pack_dir}, and {'; '.join(broken)}. "
-                                 "Download it again or move it out of the folder.") from e
-        raise InstantIDError(f"insightface could not load the face pack in {pack_dir} ({type(e).__name__}: {e}). "
-                             f"{DETECTOR_FILE} must be insightface's SCRFD detector and {RECOGNIZER_FILE} its "
-                             "ArcFace recogniser, as in antelopev2.") from e
+            raise InstantIDError(
+                f"insightface opens every .onnx file in {pack_dir}, and {'; '.join(broken)}. "
+                "Download it again or move it out of the folder."
+            ) from e
+        raise InstantIDError(
+            f"insightface could not load the face pack in {pack_dir} ({type(e).__name__}: {e}). "
+            f"{DETECTOR_FILE} must be insightface's SCRFD detector and {RECOGNIZER_FILE} its "
+            "ArcFace recogniser, as in antelopev2."
+        ) from e
     for task, expected in MODEL_ROLES.items():
         model = app.models.get(task)
         taken = Path(model.model_file).name if model is not None else None
         if taken is None:
-            raise InstantIDError(f"insightface does not take {pack_dir / expected} for face {task}: the file is not "
-                                 f"the {expected} of antelopev2. Download the complete {PACK_SOURCE}.")
+            raise InstantIDError(
+                f"insightface does not take {pack_dir / expected} for face {task}: the file is not "
+                f"the {expected} of antelopev2. Download the complete {PACK_SOURCE}."
+            )
         if taken != expected:
-            raise InstantIDError(f"insightface takes {taken} for face {task} in {pack_dir} instead of the pack's own "
-                                 f"{expected} (it uses the first such file in name order): move {taken} out of the "
-                                 "folder.")
+            raise InstantIDError(
+                f"insightface takes {taken} for face {task} in {pack_dir} instead of the pack's own "
+                f"{expected} (it uses the first such file in name order): move {taken} out of the "
+                "folder."
+            )
     return app
 
 
@@ -287,8 +354,9 @@ def draw_preview(image_rgb_uint8: np.ndarray, result: FaceAnalysisResult) -> np.
     return canvas
 
 
-def _label(canvas: np.ndarray, text: str, corner: tuple[int, int], colour: tuple[int, int, int],
-           thickness: int) -> None:
+def _label(
+    canvas: np.ndarray, text: str, corner: tuple[int, int], colour: tuple[int, int, int], thickness: int
+) -> None:
     """Write text just above corner (x, y), or just below it where the picture's top edge leaves no room, in place."""
     scale = 0.6 * thickness
     (width, height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)

@@ -1,4 +1,5 @@
 """Detected faces, face choice (largest or by reading-order index) and combination of several identity embeddings."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -96,8 +97,10 @@ class InstantIDFaces:
     def result(self, index: int) -> FaceAnalysisResult:
         """The analysis of reference image `index`; an error when it is out of range or was skipped."""
         if not 0 <= index < len(self.results):
-            raise InstantIDError(f"Reference image {index} was requested but the face analysis holds "
-                                 f"{len(self.results)} image(s) (indices 0..{len(self.results) - 1}).")
+            raise InstantIDError(
+                f"Reference image {index} was requested but the face analysis holds "
+                f"{len(self.results)} image(s) (indices 0..{len(self.results) - 1})."
+            )
         if self.results[index].skipped:
             raise InstantIDError(f"Reference image {index} has no face (it was skipped): choose another image.")
         return self.results[index]
@@ -176,7 +179,9 @@ def combine_embeddings(embeddings, method: str):
         direction = (values / norms).mean(axis=0, keepdims=True)
         length = np.linalg.norm(direction)
         if length < 1e-6:
-            raise InstantIDError("The normalised embeddings cancel out (opposite directions): use 'average' or 'concat'.")
+            raise InstantIDError(
+                "The normalised embeddings cancel out (opposite directions): use 'average' or 'concat'."
+            )
         combined = direction / length * norms.mean()
     else:
         combined = values.copy()

@@ -4,6 +4,7 @@ The reference pipeline feeds the raw embedding of the chosen face to the Resampl
 zeros for the unconditional ones. A little uniform noise on those zeros (`noise`) is a common refinement: it makes
 the negative side a "generic face" rather than "no face" and softens over-burned results.
 """
+
 from __future__ import annotations
 
 import logging
@@ -65,15 +66,28 @@ class InstantIDAdapter:
         """Per adapter index: keys and values (2, tokens, width) of the stacked tokens, computed once, in dtype."""
         return compute_identity_kv(self.weights, tokens.stacked(), dtype)
 
-    def identity_attention(self, layers: list[CrossAttentionLayer], tokens: IdentityTokens, weight: float,
-                           weight_type: str, gate: SigmaGate, region: RegionMask | None, dtype: torch.dtype,
-                           attention: AttentionFn) -> IdentityAttention:
+    def identity_attention(
+        self,
+        layers: list[CrossAttentionLayer],
+        tokens: IdentityTokens,
+        weight: float,
+        weight_type: str,
+        gate: SigmaGate,
+        region: RegionMask | None,
+        dtype: torch.dtype,
+        attention: AttentionFn,
+    ) -> IdentityAttention:
         """What every patched layer of one apply shares, for the model's cross-attention `layers` (in the UNet's
         input → middle → output walk): the layers paired one to one with this adapter's K/V weights (or an error
         before anything is computed), per-layer scales of `weight` by `weight_type`, the gate, the region, and the
         identity K/V computed once in `dtype`."""
         adapter_index = assign_adapter_indices(layers, self.weights.layer_widths, self.weights.token_dim)
         multipliers = layer_multipliers(weight_type, layers)
-        return IdentityAttention(kv=IdentityKV(self.identity_kv(tokens, dtype)), adapter_index=adapter_index,
-                                 scales={layer.key: weight * m for layer, m in zip(layers, multipliers, strict=False)},
-                                 gate=gate, region=region, attention=attention)
+        return IdentityAttention(
+            kv=IdentityKV(self.identity_kv(tokens, dtype)),
+            adapter_index=adapter_index,
+            scales={layer.key: weight * m for layer, m in zip(layers, multipliers, strict=False)},
+            gate=gate,
+            region=region,
+            attention=attention,
+        )

@@ -1,4 +1,5 @@
 """Conversions between ComfyUI's IMAGE batches (B, H, W, C float 0..1) and uint8 RGB pictures."""
+
 from __future__ import annotations
 
 import numpy as np

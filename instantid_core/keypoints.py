@@ -4,6 +4,7 @@ Keypoints are (5, 2) arrays of (x, y) in pixels, in insightface's order: left ey
 mouth corner (as seen in the image). Coordinates are continuous, with (0, 0) at the top-left corner of the
 top-left pixel, so pixel (i, j) covers [i, i+1) × [j, j+1).
 """
+
 from __future__ import annotations
 
 import logging
@@ -139,8 +140,9 @@ def _size(size: tuple[int, int], what: str) -> tuple[int, int]:
     return int(width), int(height)
 
 
-def keypoint_image(result, size: tuple[int, int], placement: str, face_fraction: float = 0.35,
-                   all_faces: bool = False) -> np.ndarray:
+def keypoint_image(
+    result, size: tuple[int, int], placement: str, face_fraction: float = 0.35, all_faces: bool = False
+) -> np.ndarray:
     """The keypoint rendering of one analysed photo (a FaceAnalysisResult) at size (width, height).
 
     'centered' scales the chosen face to face_fraction and moves the other faces with it (same transform).
@@ -159,7 +161,10 @@ def keypoint_image(result, size: tuple[int, int], placement: str, face_fraction:
         placed = [as_keypoints(f.kps) * scale + offset for f in faces]
     chosen_placed = placed[faces.index(chosen)]
     if face_too_small(chosen_placed):
-        logger.warning("The face in the keypoint image spans %.0f px, under %.0f px: identity will be weak. "
-                       "Generate a larger image or place the face bigger.", keypoint_extent(chosen_placed),
-                       SMALL_FACE_WARNING_PX)
+        logger.warning(
+            "The face in the keypoint image spans %.0f px, under %.0f px: identity will be weak. "
+            "Generate a larger image or place the face bigger.",
+            keypoint_extent(chosen_placed),
+            SMALL_FACE_WARNING_PX,
+        )
     return draw_keypoints(placed, *size)

@@ -4,6 +4,7 @@
 `weights_only=True` and memory-mapped tensors), the graph signature of an ONNX file, the first bytes of anything else.
 `load_tensors(path)` loads every tensor of a safetensors file or torch pickle with the same safety rules.
 """
+
 from __future__ import annotations
 
 import json
@@ -259,7 +260,9 @@ def _onnx_identity(path: Path) -> FileIdentity:
 
 
 def _onnx_value(value) -> str:
-    dims = [str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?") for d in value.type.tensor_type.shape.dim]
+    dims = [
+        str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?") for d in value.type.tensor_type.shape.dim
+    ]
     return f"{value.name} {'×'.join(dims)}"
 
 
@@ -317,7 +320,9 @@ def identify_shapes(shapes: Mapping[str, Sequence[int]]) -> FileIdentity:
 def _identify_ip_adapter_family(shapes: Mapping[str, Sequence[int]]) -> FileIdentity:
     proj = {k.removeprefix("image_proj."): tuple(v) for k, v in shapes.items() if k.startswith("image_proj.")}
     pairs = sum(1 for k in shapes if k.startswith("ip_adapter.") and k.endswith(".to_k_ip.weight"))
-    ip_widths = {tuple(v)[-1] for k, v in shapes.items() if k.startswith("ip_adapter.") and k.endswith(".to_k_ip.weight")}
+    ip_widths = {
+        tuple(v)[-1] for k, v in shapes.items() if k.startswith("ip_adapter.") and k.endswith(".to_k_ip.weight")
+    }
     base = _base(ip_widths.pop()) if len(ip_widths) == 1 else "an unknown model"
     if "latents" in proj and "proj_in.weight" in proj:
         emb = proj["proj_in.weight"][-1]
@@ -390,6 +395,4 @@ def _checkpoint(shapes: Mapping[str, Sequence[int]]) -> FileIdentity:
         return FileIdentity(SD15_CHECKPOINT, "an SD1.5 checkpoint (cross-attention width 768), not SDXL")
     if context == 1024:
         return FileIdentity(SD2_CHECKPOINT, "an SD2.x checkpoint (cross-attention width 1024), not SDXL")
-    return FileIdentity(
-        CHECKPOINT, f"a checkpoint for {_base(context)} (cross-attention width {context or 'unknown'})"
-    )
+    return FileIdentity(CHECKPOINT, f"a checkpoint for {_base(context)} (cross-attention width {context or 'unknown'})")

@@ -4,6 +4,7 @@ The tensor names are those of InstantID's `ip-adapter.bin` `image_proj` dict (do
 `proj_out`, `norm_out` and, per layer i, an attention block `layers.i.0.*` and a feed-forward block `layers.i.1.*`.
 Every dimension is read from the tensors; nothing assumes the 1280/2048/16/512 of the published file.
 """
+
 from __future__ import annotations
 
 import logging

@@ -6,6 +6,7 @@ have the odd numbers 1, 3, 5, ...). ComfyUI names the same layers by block key `
 them input → middle → output. This module turns the list of layers found in the model into that numbering, so no
 layer list is ever written by hand.
 """
+
 from dataclasses import dataclass
 
 from .errors import InstantIDError
@@ -29,7 +30,9 @@ def diffusers_order(layers: list[CrossAttentionLayer]) -> list[CrossAttentionLay
     return sorted(layers, key=lambda layer: _DIFFUSERS_GROUP_ORDER[layer.key[0]])  # sorted() is stable
 
 
-def assign_adapter_indices(layers: list[CrossAttentionLayer], kv_widths: dict[int, int], token_dim: int) -> dict[tuple[str, int, int], int]:
+def assign_adapter_indices(
+    layers: list[CrossAttentionLayer], kv_widths: dict[int, int], token_dim: int
+) -> dict[tuple[str, int, int], int]:
     """Map every cross-attention layer's key to the adapter K/V index it uses; refuse a mismatched model/adapter pair."""
     ordered = diffusers_order(layers)
     indices = sorted(kv_widths)
@@ -37,18 +40,21 @@ def assign_adapter_indices(layers: list[CrossAttentionLayer], kv_widths: dict[in
         raise InstantIDError(
             f"This model has {len(ordered)} cross-attention layers but the InstantID adapter has K/V weights for "
             f"{len(indices)} layers. InstantID is made for SDXL (70 layers): load an SDXL checkpoint, or the adapter "
-            f"file that belongs to this model.")
+            f"file that belongs to this model."
+        )
     mapping = {}
     for position, (layer, index) in enumerate(zip(ordered, indices, strict=False)):
         expected = 2 * position + 1
         if index != expected:
             raise InstantIDError(
                 f"The adapter's K/V weights are numbered {indices[:4]}..., expected 1, 3, 5, ... (one pair per "
-                f"cross-attention layer): the adapter file is not in the InstantID layout.")
+                f"cross-attention layer): the adapter file is not in the InstantID layout."
+            )
         if kv_widths[index] != layer.inner_dim or layer.context_dim != token_dim:
             raise InstantIDError(
                 f"Adapter layer {index} is {kv_widths[index]} wide for {token_dim}-wide tokens, but the model's layer "
                 f"{layer.key} is {layer.inner_dim} wide with {layer.context_dim}-wide context. The model is not SDXL, "
-                f"or the adapter belongs to another model.")
+                f"or the adapter belongs to another model."
+            )
         mapping[layer.key] = index
     return mapping

@@ -1,4 +1,5 @@
 """ComfyUI nodes of the InstantID pack: one module per graph stage, all registered in one extension."""
+
 from comfy_api.latest import ComfyExtension, io
 from typing_extensions import override
 

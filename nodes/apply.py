@@ -1,4 +1,5 @@
 """Apply InstantID (and Advanced): face analysis, IdentityNet and attention patching in one node."""
+
 import logging
 from dataclasses import dataclass
 
@@ -22,8 +23,10 @@ log = logging.getLogger(__name__)
 
 NO_FACE_CHOICES = ("error", "pass through")
 """What the all-in-one nodes do when no face is found: stop, or return their inputs unchanged (with a warning)."""
-PASS_THROUGH_HINT = ("Or set no_face to 'pass through' to leave photos without a face out, and to pass model and "
-                     "conditioning through unchanged (with a warning) when no usable face is left.")
+PASS_THROUGH_HINT = (
+    "Or set no_face to 'pass through' to leave photos without a face out, and to pass model and "
+    "conditioning through unchanged (with a warning) when no usable face is left."
+)
 """The end of a no-face error of the nodes that have the no_face option."""
 POSE_PHOTO = "Pose photo (image_kps)"
 """What messages call the photo whose pose is copied."""
@@ -46,8 +49,19 @@ class InstantIDSettings:
     no_face: str | None = None  # 'error' or 'pass through'; None where the node has no such option (an error)
 
 
-def apply_instantid(face_analysis, instantid, control_net, image, model, positive, negative,
-                    settings: InstantIDSettings, image_kps=None, mask=None, node: str = "the InstantID node"):
+def apply_instantid(
+    face_analysis,
+    instantid,
+    control_net,
+    image,
+    model,
+    positive,
+    negative,
+    settings: InstantIDSettings,
+    image_kps=None,
+    mask=None,
+    node: str = "the InstantID node",
+):
     """(model, positive, negative) with InstantID applied; inputs are checked before anything is built.
 
     With settings.no_face 'pass through', photos without a face are skipped, and when no face is left (or the pose
@@ -57,23 +71,50 @@ def apply_instantid(face_analysis, instantid, control_net, image, model, positiv
     host.check_identitynet(control_net)
     policy = "skip" if settings.no_face == "pass through" else "error"
     hint = "" if settings.no_face is None else PASS_THROUGH_HINT
-    faces = face_analysis.analyze(to_uint8_rgb(image), settings.face_choice, settings.face_index, policy,
-                                  no_face_hint=hint)
-    pose = faces if image_kps is None else face_analysis.analyze(to_uint8_rgb(image_kps[:1]), settings.face_choice,
-                                                                 settings.face_index, policy, POSE_PHOTO, hint)
+    faces = face_analysis.analyze(
+        to_uint8_rgb(image), settings.face_choice, settings.face_index, policy, no_face_hint=hint
+    )
+    pose = (
+        faces
+        if image_kps is None
+        else face_analysis.analyze(
+            to_uint8_rgb(image_kps[:1]), settings.face_choice, settings.face_index, policy, POSE_PHOTO, hint
+        )
+    )
     usable = [result for result in pose.results if not result.skipped]
     if not faces.chosen_faces or not usable:
-        log.warning("InstantID: no face in the %s; passing model and conditioning through unchanged "
-                    "(no_face = 'pass through').", "reference photos" if not faces.chosen_faces else "pose photo")
+        log.warning(
+            "InstantID: no face in the %s; passing model and conditioning through unchanged "
+            "(no_face = 'pass through').",
+            "reference photos" if not faces.chosen_faces else "pose photo",
+        )
         return model, positive, negative
     reference = usable[0]
     keypoints = to_image_batch([keypoint_image(reference, reference.face.image_size, "as in source")])
     tokens = instantid.tokens(faces.embeddings(), settings.combine_embeds, settings.noise)
-    patched = host.apply_identity_attention(model, instantid, tokens, settings.adapter_weight, settings.start_percent,
-                                            settings.end_percent, settings.weight_type, mask, node)
-    positive, negative = host.apply_identitynet(positive, negative, control_net, tokens, keypoints,
-                                                settings.identitynet_strength, settings.start_percent,
-                                                settings.end_percent, mask, node=node)
+    patched = host.apply_identity_attention(
+        model,
+        instantid,
+        tokens,
+        settings.adapter_weight,
+        settings.start_percent,
+        settings.end_percent,
+        settings.weight_type,
+        mask,
+        node,
+    )
+    positive, negative = host.apply_identitynet(
+        positive,
+        negative,
+        control_net,
+        tokens,
+        keypoints,
+        settings.identitynet_strength,
+        settings.start_percent,
+        settings.end_percent,
+        mask,
+        node=node,
+    )
     return patched, positive, negative
 
 
@@ -83,8 +124,11 @@ def graph_inputs(face_input: str = "face_analysis") -> list:
     return [
         INSTANTID.Input("instantid", tooltip="The InstantID adapter, from 'Load InstantID Adapter'."),
         FACEANALYSIS.Input(face_input, tooltip="The face models, from 'Load InstantID Face Analysis'."),
-        io.ControlNet.Input("control_net", tooltip="IdentityNet, loaded with 'Load ControlNet Model' from "
-                                                   "controlnet/instantid/diffusion_pytorch_model.safetensors."),
+        io.ControlNet.Input(
+            "control_net",
+            tooltip="IdentityNet, loaded with 'Load ControlNet Model' from "
+            "controlnet/instantid/diffusion_pytorch_model.safetensors.",
+        ),
         io.Image.Input("image", tooltip="One or more reference photos of the person."),
         io.Model.Input("model", tooltip="An SDXL model."),
         io.Conditioning.Input("positive", tooltip="Positive conditioning (the prompt)."),
@@ -94,23 +138,37 @@ def graph_inputs(face_input: str = "face_analysis") -> list:
 
 def _no_face_input() -> io.Combo.Input:
     """What to do when no face is found."""
-    return io.Combo.Input("no_face", options=list(NO_FACE_CHOICES), default="error",
-                          tooltip="No face in the photos: stop with an error (default), or, for unattended runs, "
-                                  "pass model and conditioning through unchanged with a warning.")
+    return io.Combo.Input(
+        "no_face",
+        options=list(NO_FACE_CHOICES),
+        default="error",
+        tooltip="No face in the photos: stop with an error (default), or, for unattended runs, "
+        "pass model and conditioning through unchanged with a warning.",
+    )
 
 
 def optional_inputs() -> list:
     """The optional inputs of the all-in-one nodes and their aliases."""
     return [
-        io.Image.Input("image_kps", optional=True, tooltip="A photo whose face pose to copy (its keypoints drive "
-                                                          "IdentityNet); default: the reference photo's pose."),
-        io.Mask.Input("mask", optional=True, tooltip="Region where the identity applies (attention and "
-                                                     "IdentityNet); nothing changes outside it."),
+        io.Image.Input(
+            "image_kps",
+            optional=True,
+            tooltip="A photo whose face pose to copy (its keypoints drive "
+            "IdentityNet); default: the reference photo's pose.",
+        ),
+        io.Mask.Input(
+            "mask",
+            optional=True,
+            tooltip="Region where the identity applies (attention and IdentityNet); nothing changes outside it.",
+        ),
     ]
 
 
-OUTPUTS = [io.Model.Output(display_name="MODEL"), io.Conditioning.Output(display_name="positive"),
-            io.Conditioning.Output(display_name="negative")]
+OUTPUTS = [
+    io.Model.Output(display_name="MODEL"),
+    io.Conditioning.Output(display_name="positive"),
+    io.Conditioning.Output(display_name="negative"),
+]
 
 
 class InstantIDApply(PercentRangeNode):
@@ -126,8 +184,14 @@ class InstantIDApply(PercentRangeNode):
             description="Face analysis + IdentityNet + identity attention, for the common case.",
             inputs=[
                 *graph_inputs(),
-                io.Float.Input("weight", default=0.8, min=0.0, max=5.0, step=0.01,
-                               tooltip="Identity strength: the adapter weight and IdentityNet strength together."),
+                io.Float.Input(
+                    "weight",
+                    default=0.8,
+                    min=0.0,
+                    max=5.0,
+                    step=0.01,
+                    tooltip="Identity strength: the adapter weight and IdentityNet strength together.",
+                ),
                 *percent_inputs("InstantID"),
                 _no_face_input(),
                 *optional_inputs(),
@@ -136,14 +200,46 @@ class InstantIDApply(PercentRangeNode):
         )
 
     @classmethod
-    def execute(cls, instantid, face_analysis, control_net, image, model, positive, negative, weight, start_percent,
-                end_percent, no_face, image_kps=None, mask=None) -> io.NodeOutput:
+    def execute(
+        cls,
+        instantid,
+        face_analysis,
+        control_net,
+        image,
+        model,
+        positive,
+        negative,
+        weight,
+        start_percent,
+        end_percent,
+        no_face,
+        image_kps=None,
+        mask=None,
+    ) -> io.NodeOutput:
         """Apply InstantID."""
         cls.check_percents(start_percent, end_percent)
-        settings = InstantIDSettings(adapter_weight=weight, identitynet_strength=weight, start_percent=start_percent,
-                                     end_percent=end_percent, no_face=no_face)
-        return io.NodeOutput(*apply_instantid(face_analysis, instantid, control_net, image, model, positive,
-                                              negative, settings, image_kps, mask, cls.label()))
+        settings = InstantIDSettings(
+            adapter_weight=weight,
+            identitynet_strength=weight,
+            start_percent=start_percent,
+            end_percent=end_percent,
+            no_face=no_face,
+        )
+        return io.NodeOutput(
+            *apply_instantid(
+                face_analysis,
+                instantid,
+                control_net,
+                image,
+                model,
+                positive,
+                negative,
+                settings,
+                image_kps,
+                mask,
+                cls.label(),
+            )
+        )
 
 
 class InstantIDApplyAdvanced(PercentRangeNode):
@@ -159,10 +255,22 @@ class InstantIDApplyAdvanced(PercentRangeNode):
             description="Face analysis + IdentityNet + identity attention, with every setting exposed.",
             inputs=[
                 *graph_inputs(),
-                io.Float.Input("adapter_weight", default=0.8, min=-1.0, max=5.0, step=0.01,
-                               tooltip="Strength of the identity attention in the UNet (likeness)."),
-                io.Float.Input("identitynet_strength", default=0.8, min=0.0, max=10.0, step=0.01,
-                               tooltip="Strength of IdentityNet (face shape and pose)."),
+                io.Float.Input(
+                    "adapter_weight",
+                    default=0.8,
+                    min=-1.0,
+                    max=5.0,
+                    step=0.01,
+                    tooltip="Strength of the identity attention in the UNet (likeness).",
+                ),
+                io.Float.Input(
+                    "identitynet_strength",
+                    default=0.8,
+                    min=0.0,
+                    max=10.0,
+                    step=0.01,
+                    tooltip="Strength of IdentityNet (face shape and pose).",
+                ),
                 *percent_inputs("InstantID"),
                 weight_type_input(),
                 *token_inputs(),
@@ -174,14 +282,54 @@ class InstantIDApplyAdvanced(PercentRangeNode):
         )
 
     @classmethod
-    def execute(cls, instantid, face_analysis, control_net, image, model, positive, negative, adapter_weight,
-                identitynet_strength, start_percent, end_percent, weight_type, combine_embeds, noise, face_choice,
-                face_index, no_face, image_kps=None, mask=None) -> io.NodeOutput:
+    def execute(
+        cls,
+        instantid,
+        face_analysis,
+        control_net,
+        image,
+        model,
+        positive,
+        negative,
+        adapter_weight,
+        identitynet_strength,
+        start_percent,
+        end_percent,
+        weight_type,
+        combine_embeds,
+        noise,
+        face_choice,
+        face_index,
+        no_face,
+        image_kps=None,
+        mask=None,
+    ) -> io.NodeOutput:
         """Apply InstantID."""
         cls.check_percents(start_percent, end_percent)
-        settings = InstantIDSettings(adapter_weight=adapter_weight, identitynet_strength=identitynet_strength,
-                                     start_percent=start_percent, end_percent=end_percent, noise=noise,
-                                     combine_embeds=combine_embeds, weight_type=weight_type, face_choice=face_choice,
-                                     face_index=face_index, no_face=no_face)
-        return io.NodeOutput(*apply_instantid(face_analysis, instantid, control_net, image, model, positive,
-                                              negative, settings, image_kps, mask, cls.label()))
+        settings = InstantIDSettings(
+            adapter_weight=adapter_weight,
+            identitynet_strength=identitynet_strength,
+            start_percent=start_percent,
+            end_percent=end_percent,
+            noise=noise,
+            combine_embeds=combine_embeds,
+            weight_type=weight_type,
+            face_choice=face_choice,
+            face_index=face_index,
+            no_face=no_face,
+        )
+        return io.NodeOutput(
+            *apply_instantid(
+                face_analysis,
+                instantid,
+                control_net,
+                image,
+                model,
+                positive,
+                negative,
+                settings,
+                image_kps,
+                mask,
+                cls.label(),
+            )
+        )

@@ -1,4 +1,5 @@
 """InstantID Patch Attention: identity tokens attended to by every cross-attention layer of the UNet."""
+
 from comfy_api.latest import io
 
 from . import host
@@ -24,27 +25,41 @@ class InstantIDPatchAttention(PercentRangeNode):
             display_name="InstantID Patch Attention",
             category=CATEGORY,
             description="Adds weight × attention(face tokens) to the text attention of every cross-attention layer "
-                        "(70 on SDXL). Other packs' attention patches on the model keep working.",
+            "(70 on SDXL). Other packs' attention patches on the model keep working.",
             inputs=[
                 io.Model.Input("model", tooltip="An SDXL model."),
                 INSTANTID.Input("instantid", tooltip="The InstantID adapter."),
                 INSTANTID_FACE.Input("face", tooltip="The reference faces, from 'InstantID Face Analysis'."),
-                io.Float.Input("weight", default=0.8, min=-1.0, max=5.0, step=0.01,
-                               tooltip="Strength of the identity attention (the paper's adapter scale)."),
+                io.Float.Input(
+                    "weight",
+                    default=0.8,
+                    min=-1.0,
+                    max=5.0,
+                    step=0.01,
+                    tooltip="Strength of the identity attention (the paper's adapter scale).",
+                ),
                 *percent_inputs("the identity attention"),
                 weight_type_input(),
                 *token_inputs(),
-                io.Mask.Input("mask", optional=True, tooltip="Region where the identity applies (e.g. one person "
-                                                             "of several); nothing changes outside it."),
+                io.Mask.Input(
+                    "mask",
+                    optional=True,
+                    tooltip="Region where the identity applies (e.g. one person "
+                    "of several); nothing changes outside it.",
+                ),
             ],
             outputs=[io.Model.Output(display_name="MODEL")],
         )
 
     @classmethod
-    def execute(cls, model, instantid, face, weight, start_percent, end_percent, weight_type, combine_embeds, noise,
-                mask=None) -> io.NodeOutput:
+    def execute(
+        cls, model, instantid, face, weight, start_percent, end_percent, weight_type, combine_embeds, noise, mask=None
+    ) -> io.NodeOutput:
         """Make the tokens and patch a clone of the model."""
         cls.check_percents(start_percent, end_percent)
         tokens = instantid.tokens(face.embeddings(), combine_embeds, noise)
-        return io.NodeOutput(host.apply_identity_attention(model, instantid, tokens, weight, start_percent,
-                                                           end_percent, weight_type, mask, cls.label()))
+        return io.NodeOutput(
+            host.apply_identity_attention(
+                model, instantid, tokens, weight, start_percent, end_percent, weight_type, mask, cls.label()
+            )
+        )

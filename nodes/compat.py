@@ -4,6 +4,7 @@ Each alias keeps that pack's class name, input names, widget order, defaults, op
 pack's implementation: every cross-attention layer patched (the middle block too), errors instead of silent
 fall-backs, dtypes that follow the model. `FACE_EMBEDS` carries our identity tokens between the two split nodes.
 """
+
 from comfy_api.latest import io
 
 from ..instantid_core.errors import InstantIDError
@@ -21,8 +22,17 @@ PROVIDER_NAMES = {"CPU": "CPU", "CUDA": "CUDA", "ROCM": "ROCm", "CoreML": "CoreM
 """ComfyUI_InstantID's provider options -> ours (checked against the core's list by the host tests)."""
 COMBINE_OPTIONS = ("average", "norm average", "concat")
 """ComfyUI_InstantID's combine_embeds options, in its order (each one of the core's COMBINE_METHODS)."""
-WEIGHT_TYPE_OPTIONS = ("linear", "ease in", "ease out", "ease in-out", "reverse in-out", "weak input", "weak output",
-                       "weak middle", "strong middle")
+WEIGHT_TYPE_OPTIONS = (
+    "linear",
+    "ease in",
+    "ease out",
+    "ease in-out",
+    "reverse in-out",
+    "weak input",
+    "weak output",
+    "weak middle",
+    "strong middle",
+)
 """The weight types of the compat attention patch, in ComfyUI_IPAdapter's order (each one of the core's)."""
 COMPAT_NOISE = 0.35
 """ComfyUI_InstantID's Apply InstantID perturbs the negative identity by this much (not exposed as a widget)."""
@@ -60,9 +70,16 @@ class InstantIDModelLoaderCompat(io.ComfyNode):
     def define_schema(cls):
         """Node schema."""
         return io.Schema(
-            node_id="InstantIDModelLoader", display_name="Load InstantID Model (compatible)", category=CATEGORY,
-            inputs=[io.Combo.Input("instantid_file", options=host.adapter_files(),
-                                   tooltip="InstantID's ip-adapter.bin in models/instantid/.")],
+            node_id="InstantIDModelLoader",
+            display_name="Load InstantID Model (compatible)",
+            category=CATEGORY,
+            inputs=[
+                io.Combo.Input(
+                    "instantid_file",
+                    options=host.adapter_files(),
+                    tooltip="InstantID's ip-adapter.bin in models/instantid/.",
+                )
+            ],
             outputs=[INSTANTID.Output(display_name="INSTANTID")],
         )
 
@@ -79,11 +96,17 @@ class InstantIDFaceAnalysisCompat(io.ComfyNode):
     def define_schema(cls):
         """Node schema."""
         return io.Schema(
-            node_id="InstantIDFaceAnalysis", display_name="InstantID Face Analysis Loader (compatible)",
+            node_id="InstantIDFaceAnalysis",
+            display_name="InstantID Face Analysis Loader (compatible)",
             category=CATEGORY,
-            inputs=[io.Combo.Input("provider", options=list(PROVIDER_NAMES),
-                                   tooltip="Where onnxruntime runs the face models; unavailable ones fall back to "
-                                           "the CPU with a warning.")],
+            inputs=[
+                io.Combo.Input(
+                    "provider",
+                    options=list(PROVIDER_NAMES),
+                    tooltip="Where onnxruntime runs the face models; unavailable ones fall back to "
+                    "the CPU with a warning.",
+                )
+            ],
             outputs=[FACEANALYSIS.Output(display_name="FACEANALYSIS")],
         )
 
@@ -100,10 +123,13 @@ class FaceKeypointsPreprocessorCompat(io.ComfyNode):
     def define_schema(cls):
         """Node schema."""
         return io.Schema(
-            node_id="FaceKeypointsPreprocessor", display_name="Face Keypoints Preprocessor (compatible)",
+            node_id="FaceKeypointsPreprocessor",
+            display_name="Face Keypoints Preprocessor (compatible)",
             category=CATEGORY,
-            inputs=[FACEANALYSIS.Input("faceanalysis", tooltip="The face models."),
-                    io.Image.Input("image", tooltip="Photo(s) whose face keypoints to draw, at their own size.")],
+            inputs=[
+                FACEANALYSIS.Input("faceanalysis", tooltip="The face models."),
+                io.Image.Input("image", tooltip="Photo(s) whose face keypoints to draw, at their own size."),
+            ],
             outputs=[io.Image.Output(display_name="IMAGE")],
         )
 
@@ -122,22 +148,58 @@ class ApplyInstantIDCompat(CompatPercentRangeNode):
     def define_schema(cls):
         """Node schema."""
         return io.Schema(
-            node_id="ApplyInstantID", display_name="Apply InstantID (compatible)", category=CATEGORY,
-            inputs=[*graph_inputs("insightface"),
-                    _float("weight", 0.8, 0.0, 5.0, 0.01, "Identity strength (adapter weight and IdentityNet)."),
-                    *percent_inputs("InstantID", PERCENT_NAMES), *optional_inputs()],
+            node_id="ApplyInstantID",
+            display_name="Apply InstantID (compatible)",
+            category=CATEGORY,
+            inputs=[
+                *graph_inputs("insightface"),
+                _float("weight", 0.8, 0.0, 5.0, 0.01, "Identity strength (adapter weight and IdentityNet)."),
+                *percent_inputs("InstantID", PERCENT_NAMES),
+                *optional_inputs(),
+            ],
             outputs=list(OUTPUTS),
         )
 
     @classmethod
-    def execute(cls, instantid, insightface, control_net, image, model, positive, negative, weight, start_at, end_at,
-                image_kps=None, mask=None) -> io.NodeOutput:
+    def execute(
+        cls,
+        instantid,
+        insightface,
+        control_net,
+        image,
+        model,
+        positive,
+        negative,
+        weight,
+        start_at,
+        end_at,
+        image_kps=None,
+        mask=None,
+    ) -> io.NodeOutput:
         """Apply InstantID with this pack's implementation."""
         cls.check_percents(start_at, end_at)
-        settings = InstantIDSettings(adapter_weight=weight, identitynet_strength=weight, start_percent=start_at,
-                                     end_percent=end_at, noise=COMPAT_NOISE)
-        return io.NodeOutput(*apply_instantid(insightface, instantid, control_net, image, model, positive, negative,
-                                              settings, image_kps, mask, cls.label()))
+        settings = InstantIDSettings(
+            adapter_weight=weight,
+            identitynet_strength=weight,
+            start_percent=start_at,
+            end_percent=end_at,
+            noise=COMPAT_NOISE,
+        )
+        return io.NodeOutput(
+            *apply_instantid(
+                insightface,
+                instantid,
+                control_net,
+                image,
+                model,
+                positive,
+                negative,
+                settings,
+                image_kps,
+                mask,
+                cls.label(),
+            )
+        )
 
 
 class ApplyInstantIDAdvancedCompat(CompatPercentRangeNode):
@@ -147,28 +209,70 @@ class ApplyInstantIDAdvancedCompat(CompatPercentRangeNode):
     def define_schema(cls):
         """Node schema."""
         return io.Schema(
-            node_id="ApplyInstantIDAdvanced", display_name="Apply InstantID Advanced (compatible)", category=CATEGORY,
-            inputs=[*graph_inputs("insightface"),
-                    _float("ip_weight", 0.8, 0.0, 3.0, 0.01, "Strength of the identity attention."),
-                    _float("cn_strength", 0.8, 0.0, 10.0, 0.01, "Strength of IdentityNet."),
-                    *percent_inputs("InstantID", PERCENT_NAMES),
-                    _float("noise", 0.0, 0.0, 1.0, 0.1, "Noise in the negative identity."),
-                    io.Combo.Input("combine_embeds", options=list(COMBINE_OPTIONS),
-                                   default="average", tooltip="How several reference photos are combined."),
-                    *optional_inputs()],
+            node_id="ApplyInstantIDAdvanced",
+            display_name="Apply InstantID Advanced (compatible)",
+            category=CATEGORY,
+            inputs=[
+                *graph_inputs("insightface"),
+                _float("ip_weight", 0.8, 0.0, 3.0, 0.01, "Strength of the identity attention."),
+                _float("cn_strength", 0.8, 0.0, 10.0, 0.01, "Strength of IdentityNet."),
+                *percent_inputs("InstantID", PERCENT_NAMES),
+                _float("noise", 0.0, 0.0, 1.0, 0.1, "Noise in the negative identity."),
+                io.Combo.Input(
+                    "combine_embeds",
+                    options=list(COMBINE_OPTIONS),
+                    default="average",
+                    tooltip="How several reference photos are combined.",
+                ),
+                *optional_inputs(),
+            ],
             outputs=list(OUTPUTS),
         )
 
     @classmethod
-    def execute(cls, instantid, insightface, control_net, image, model, positive, negative, ip_weight, cn_strength,
-                start_at, end_at, noise, combine_embeds, image_kps=None, mask=None) -> io.NodeOutput:
+    def execute(
+        cls,
+        instantid,
+        insightface,
+        control_net,
+        image,
+        model,
+        positive,
+        negative,
+        ip_weight,
+        cn_strength,
+        start_at,
+        end_at,
+        noise,
+        combine_embeds,
+        image_kps=None,
+        mask=None,
+    ) -> io.NodeOutput:
         """Apply InstantID with this pack's implementation."""
         cls.check_percents(start_at, end_at)
-        settings = InstantIDSettings(adapter_weight=ip_weight, identitynet_strength=cn_strength,
-                                     start_percent=start_at, end_percent=end_at, noise=noise,
-                                     combine_embeds=combine_embeds)
-        return io.NodeOutput(*apply_instantid(insightface, instantid, control_net, image, model, positive, negative,
-                                              settings, image_kps, mask, cls.label()))
+        settings = InstantIDSettings(
+            adapter_weight=ip_weight,
+            identitynet_strength=cn_strength,
+            start_percent=start_at,
+            end_percent=end_at,
+            noise=noise,
+            combine_embeds=combine_embeds,
+        )
+        return io.NodeOutput(
+            *apply_instantid(
+                insightface,
+                instantid,
+                control_net,
+                image,
+                model,
+                positive,
+                negative,
+                settings,
+                image_kps,
+                mask,
+                cls.label(),
+            )
+        )
 
 
 class InstantIDAttentionPatchCompat(CompatPercentRangeNode):
@@ -178,31 +282,40 @@ class InstantIDAttentionPatchCompat(CompatPercentRangeNode):
     def define_schema(cls):
         """Node schema."""
         return io.Schema(
-            node_id="InstantIDAttentionPatch", display_name="InstantID Patch Attention (compatible)",
+            node_id="InstantIDAttentionPatch",
+            display_name="InstantID Patch Attention (compatible)",
             category=CATEGORY,
-            inputs=[INSTANTID.Input("instantid", tooltip="The InstantID adapter."),
-                    FACEANALYSIS.Input("insightface", tooltip="The face models."),
-                    io.Image.Input("image", tooltip="Reference photo(s) of the person."),
-                    io.Model.Input("model", tooltip="An SDXL model."),
-                    _float("weight", 1.0, -1.0, 3.0, 0.01, "Strength of the identity attention."),
-                    *percent_inputs("the identity attention", PERCENT_NAMES),
-                    _float("noise", 0.0, 0.0, 1.0, 0.1, "Noise in the negative identity."),
-                    io.Combo.Input("weight_type", options=list(WEIGHT_TYPE_OPTIONS),
-                                   optional=True, tooltip="Per-block profile of the weight."),
-                    io.Mask.Input("mask", optional=True, tooltip="Region where the identity applies.")],
+            inputs=[
+                INSTANTID.Input("instantid", tooltip="The InstantID adapter."),
+                FACEANALYSIS.Input("insightface", tooltip="The face models."),
+                io.Image.Input("image", tooltip="Reference photo(s) of the person."),
+                io.Model.Input("model", tooltip="An SDXL model."),
+                _float("weight", 1.0, -1.0, 3.0, 0.01, "Strength of the identity attention."),
+                *percent_inputs("the identity attention", PERCENT_NAMES),
+                _float("noise", 0.0, 0.0, 1.0, 0.1, "Noise in the negative identity."),
+                io.Combo.Input(
+                    "weight_type",
+                    options=list(WEIGHT_TYPE_OPTIONS),
+                    optional=True,
+                    tooltip="Per-block profile of the weight.",
+                ),
+                io.Mask.Input("mask", optional=True, tooltip="Region where the identity applies."),
+            ],
             outputs=[io.Model.Output(display_name="MODEL"), FACE_EMBEDS.Output(display_name="FACE_EMBEDS")],
         )
 
     @classmethod
-    def execute(cls, instantid, insightface, image, model, weight, start_at, end_at, noise, weight_type="linear",
-                mask=None) -> io.NodeOutput:
+    def execute(
+        cls, instantid, insightface, image, model, weight, start_at, end_at, noise, weight_type="linear", mask=None
+    ) -> io.NodeOutput:
         """Patch the attention; weight 0 leaves the model as it is and only makes the face embeddings."""
         cls.check_percents(start_at, end_at)
         tokens = _face_tokens(insightface, instantid, image, noise)
         if weight == 0:
             return io.NodeOutput(model, tokens)
-        patched = host.apply_identity_attention(model, instantid, tokens, weight, start_at, end_at, weight_type, mask,
-                                                cls.label())
+        patched = host.apply_identity_attention(
+            model, instantid, tokens, weight, start_at, end_at, weight_type, mask, cls.label()
+        )
         return io.NodeOutput(patched, tokens)
 
 
@@ -213,31 +326,54 @@ class ApplyInstantIDControlNetCompat(CompatPercentRangeNode):
     def define_schema(cls):
         """Node schema."""
         return io.Schema(
-            node_id="ApplyInstantIDControlNet", display_name="InstantID Apply ControlNet (compatible)",
+            node_id="ApplyInstantIDControlNet",
+            display_name="InstantID Apply ControlNet (compatible)",
             category=CATEGORY,
-            inputs=[FACE_EMBEDS.Input("face_embeds", tooltip="From 'InstantID Patch Attention'."),
-                    io.ControlNet.Input("control_net", tooltip="IdentityNet."),
-                    io.Image.Input("image_kps", tooltip="The keypoint image."),
-                    io.Conditioning.Input("positive", tooltip="Positive conditioning."),
-                    io.Conditioning.Input("negative", tooltip="Negative conditioning."),
-                    _float("strength", 1.0, 0.0, 10.0, 0.01, "Strength of IdentityNet."),
-                    *percent_inputs("IdentityNet", PERCENT_NAMES),
-                    io.Mask.Input("mask", optional=True, tooltip="Region where IdentityNet acts.")],
+            inputs=[
+                FACE_EMBEDS.Input("face_embeds", tooltip="From 'InstantID Patch Attention'."),
+                io.ControlNet.Input("control_net", tooltip="IdentityNet."),
+                io.Image.Input("image_kps", tooltip="The keypoint image."),
+                io.Conditioning.Input("positive", tooltip="Positive conditioning."),
+                io.Conditioning.Input("negative", tooltip="Negative conditioning."),
+                _float("strength", 1.0, 0.0, 10.0, 0.01, "Strength of IdentityNet."),
+                *percent_inputs("IdentityNet", PERCENT_NAMES),
+                io.Mask.Input("mask", optional=True, tooltip="Region where IdentityNet acts."),
+            ],
             outputs=[io.Conditioning.Output(display_name="positive"), io.Conditioning.Output(display_name="negative")],
         )
 
     @classmethod
-    def execute(cls, face_embeds, control_net, image_kps, positive, negative, strength, start_at, end_at,
-                mask=None) -> io.NodeOutput:
+    def execute(
+        cls, face_embeds, control_net, image_kps, positive, negative, strength, start_at, end_at, mask=None
+    ) -> io.NodeOutput:
         """Attach IdentityNet; strength 0 leaves the conditioning as it is."""
         cls.check_percents(start_at, end_at)
         if strength == 0:
             return io.NodeOutput(positive, negative)
         if face_embeds is None:
             raise InstantIDError("No FACE_EMBEDS: connect 'InstantID Patch Attention' to face_embeds.")
-        return io.NodeOutput(*host.apply_identitynet(positive, negative, control_net, face_embeds, image_kps,
-                                                      strength, start_at, end_at, mask, node=cls.label()))
+        return io.NodeOutput(
+            *host.apply_identitynet(
+                positive,
+                negative,
+                control_net,
+                face_embeds,
+                image_kps,
+                strength,
+                start_at,
+                end_at,
+                mask,
+                node=cls.label(),
+            )
+        )
 
 
-COMPAT_NODES = [InstantIDModelLoaderCompat, InstantIDFaceAnalysisCompat, FaceKeypointsPreprocessorCompat, ApplyInstantIDCompat,
-                ApplyInstantIDAdvancedCompat, InstantIDAttentionPatchCompat, ApplyInstantIDControlNetCompat]
+COMPAT_NODES = [
+    InstantIDModelLoaderCompat,
+    InstantIDFaceAnalysisCompat,
+    FaceKeypointsPreprocessorCompat,
+    ApplyInstantIDCompat,
+    ApplyInstantIDAdvancedCompat,
+    InstantIDAttentionPatchCompat,
+    ApplyInstantIDControlNetCompat,
+]

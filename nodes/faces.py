@@ -1,4 +1,5 @@
 """Face analysis node: finds the faces of a batch of reference photos and picks one per photo."""
+
 from comfy_api.latest import io, ui
 
 from ..instantid_core.face_analysis import NO_FACE_POLICIES, draw_preview
@@ -24,9 +25,13 @@ class InstantIDAnalyzeFaces(io.ComfyNode):
                 FACEANALYSIS.Input("face_analysis", tooltip="The face models, from 'Load InstantID Face Analysis'."),
                 io.Image.Input("image", tooltip="One or more reference photos of the person (a batch)."),
                 *face_choice_inputs(),
-                io.Combo.Input("no_face", options=list(NO_FACE_POLICIES), default="error",
-                               tooltip="A photo without a face: stop with an error naming it, or skip it (logged) "
-                                       "and use the others."),
+                io.Combo.Input(
+                    "no_face",
+                    options=list(NO_FACE_POLICIES),
+                    default="error",
+                    tooltip="A photo without a face: stop with an error naming it, or skip it (logged) "
+                    "and use the others.",
+                ),
             ],
             outputs=[INSTANTID_FACE.Output(display_name="face"), io.Image.Output(display_name="preview")],
         )

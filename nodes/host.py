@@ -26,6 +26,7 @@ on every host the suite runs against:
   batched_number, transformer_options)` reading the context from `cond["crossattn_controlnet"]` and returning
   `{"input"|"middle"|"output": [residual or None]}`; the conditioning keys `control` and `control_apply_to_uncond`.
 """
+
 import itertools
 import logging
 import os
@@ -82,8 +83,10 @@ def adapter_path(name: str) -> str:
     """Full path of an adapter file, or an error naming the folders searched."""
     path = folder_paths.get_full_path(ADAPTER_FOLDER, name)
     if path is None:
-        raise InstantIDError(f"InstantID adapter '{name}' not found in {folder_paths.get_folder_paths(ADAPTER_FOLDER)}: "
-                             f"put ip-adapter.bin into models/instantid/.")
+        raise InstantIDError(
+            f"InstantID adapter '{name}' not found in {folder_paths.get_folder_paths(ADAPTER_FOLDER)}: "
+            f"put ip-adapter.bin into models/instantid/."
+        )
     return path
 
 
@@ -106,18 +109,23 @@ def face_pack_path(name: str) -> str:
     return next((c for c in candidates if os.path.isdir(c)), candidates[0])
 
 
-def comfy_attention_fn(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, extra_options: dict) -> torch.Tensor:
+def comfy_attention_fn(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, extra_options: dict
+) -> torch.Tensor:
     """ComfyUI's own attention, exactly as an unpatched cross-attention layer calls it."""
-    return comfy_attention.optimized_attention(q, k, v, heads, attn_precision=extra_options.get("attn_precision"),
-                                               transformer_options=extra_options)
+    return comfy_attention.optimized_attention(
+        q, k, v, heads, attn_precision=extra_options.get("attn_precision"), transformer_options=extra_options
+    )
 
 
 def attn2_modules(model) -> dict[tuple[str, int, int], torch.nn.Module]:
     """Every cross-attention module of a ModelPatcher's UNet by block key, in ComfyUI's input → middle → output walk."""
     unet = model.get_model_object("diffusion_model")
-    groups = [("input", enumerate(getattr(unet, "input_blocks", []))),
-              ("middle", [(0, getattr(unet, "middle_block", None))]),
-              ("output", enumerate(getattr(unet, "output_blocks", [])))]
+    groups = [
+        ("input", enumerate(getattr(unet, "input_blocks", []))),
+        ("middle", [(0, getattr(unet, "middle_block", None))]),
+        ("output", enumerate(getattr(unet, "output_blocks", []))),
+    ]
     found = {}
     for name, blocks in groups:
         for number, block in blocks:
@@ -143,8 +151,10 @@ def model_compute_dtype(model) -> torch.dtype:
 def sigma_gate(model, start_percent: float, end_percent: float) -> SigmaGate:
     """The start/end percents as sigma bounds of this model's schedule (None where the bound never excludes)."""
     sampling = model.get_model_object("model_sampling")
-    return SigmaGate(sigma_start=None if start_percent <= 0.0 else float(sampling.percent_to_sigma(start_percent)),
-                     sigma_end=None if end_percent >= 1.0 else float(sampling.percent_to_sigma(end_percent)))
+    return SigmaGate(
+        sigma_start=None if start_percent <= 0.0 else float(sampling.percent_to_sigma(start_percent)),
+        sigma_end=None if end_percent >= 1.0 else float(sampling.percent_to_sigma(end_percent)),
+    )
 
 
 def kv_patcher_class() -> type:
@@ -185,8 +195,9 @@ def patch_cross_attention(model, shared: IdentityAttention, modules: dict, kv_pa
         patched.add_callback_with_key(CallbacksMP.ON_CLONE, FORK_ON_CLONE, fork_identity_patches)
     existing = _attn2_replace_patches(patched)
     for key in shared.adapter_index:
-        patch = IdentityAttentionPatch(shared, key, previous=existing.get(key, existing.get(key[:2])),
-                                       models=lambda: [kv_patcher])
+        patch = IdentityAttentionPatch(
+            shared, key, previous=existing.get(key, existing.get(key[:2])), models=lambda: [kv_patcher]
+        )
         patched.set_model_attn2_replace(patch, *key)
     guard = IdentityAttentionGuard(shared, modules, models=lambda: [kv_patcher])
     patched.set_model_attn2_patch(guard.remember_input)
@@ -200,9 +211,17 @@ def node_label(display_name: str) -> str:
     return f"'{display_name}'" + (f" (node #{context.node_id})" if context is not None else "")
 
 
-def apply_identity_attention(model, adapter: InstantIDAdapter, tokens: IdentityTokens, weight: float,
-                             start_percent: float, end_percent: float, weight_type: str = "linear", mask=None,
-                             node: str = "the InstantID node"):
+def apply_identity_attention(
+    model,
+    adapter: InstantIDAdapter,
+    tokens: IdentityTokens,
+    weight: float,
+    start_percent: float,
+    end_percent: float,
+    weight_type: str = "linear",
+    mask=None,
+    node: str = "the InstantID node",
+):
     """A clone of `model` whose every cross-attention layer adds the identity attention; `model` is left untouched.
 
     The UNet is read once; the core pairs its layers with the adapter's K/V weights (refusing a mismatch before
@@ -211,13 +230,27 @@ def apply_identity_attention(model, adapter: InstantIDAdapter, tokens: IdentityT
     """
     modules = attn2_modules(model)
     if not modules:
-        raise InstantIDError(f"The model ({type(model.model).__name__}) has no UNet cross-attention layers, so "
-                             "InstantID cannot patch it: InstantID works with SDXL checkpoints.")
+        raise InstantIDError(
+            f"The model ({type(model.model).__name__}) has no UNet cross-attention layers, so "
+            "InstantID cannot patch it: InstantID works with SDXL checkpoints."
+        )
     layers = [cross_attention_layer(key, attn2) for key, attn2 in modules.items()]
-    shared = adapter.identity_attention(layers, tokens, weight, weight_type, sigma_gate(model, start_percent, end_percent),
-                                        RegionMask.from_mask(mask, node), model_compute_dtype(model), comfy_attention_fn)
-    log.info("InstantID: identity attention on %d cross-attention layers (%s, %.2f MB of K/V)", len(layers),
-             weight_type, sum(p.numel() * p.element_size() for p in shared.kv.parameters()) / 2**20)
+    shared = adapter.identity_attention(
+        layers,
+        tokens,
+        weight,
+        weight_type,
+        sigma_gate(model, start_percent, end_percent),
+        RegionMask.from_mask(mask, node),
+        model_compute_dtype(model),
+        comfy_attention_fn,
+    )
+    log.info(
+        "InstantID: identity attention on %d cross-attention layers (%s, %.2f MB of K/V)",
+        len(layers),
+        weight_type,
+        sum(p.numel() * p.element_size() for p in shared.kv.parameters()) / 2**20,
+    )
     return patch_cross_attention(model, shared, modules, managed_kv(shared.kv))
 
 
@@ -251,18 +284,28 @@ class IdentityNetControl(comfy.controlnet.ControlNet):
         control_prev = previous.get_control(x_noisy, t, cond, batched_number, transformer_options) if previous else None
         chunks = transformer_options["cond_or_uncond"]
         rows = x_noisy.shape[0] // len(chunks)
-        context = torch.cat([self.identity_tokens[c:c + 1].expand(rows, -1, -1) for c in chunks])
+        context = torch.cat([self.identity_tokens[c : c + 1].expand(rows, -1, -1) for c in chunks])
         self.previous_controlnet = None  # our own residuals only; the previous ones are merged below
         try:
-            own = super().get_control(x_noisy, t, dict(cond, crossattn_controlnet=context), batched_number,
-                                      transformer_options)
+            own = super().get_control(
+                x_noisy, t, dict(cond, crossattn_controlnet=context), batched_number, transformer_options
+            )
         finally:
             self.previous_controlnet = previous
         if own is not None and self.region is not None:
             latent_hw = tuple(x_noisy.shape[-2:])
-            own = {name: [None if r is None else r * self.region.for_layer(*r.shape[-2:], rows, latent_hw, r.device, r.dtype)
-                          .reshape(rows, 1, *r.shape[-2:]).repeat(len(chunks), 1, 1, 1) for r in residuals]
-                   for name, residuals in own.items()}
+            own = {
+                name: [
+                    None
+                    if r is None
+                    else r
+                    * self.region.for_layer(*r.shape[-2:], rows, latent_hw, r.device, r.dtype)
+                    .reshape(rows, 1, *r.shape[-2:])
+                    .repeat(len(chunks), 1, 1, 1)
+                    for r in residuals
+                ]
+                for name, residuals in own.items()
+            }
         return _sum_controls(own, control_prev)
 
 
@@ -273,8 +316,7 @@ def _sum_controls(own: dict | None, previous: dict | None) -> dict | None:
     merged = {}
     for name in set(own) | set(previous):
         a, b = own.get(name, []), previous.get(name, [])
-        merged[name] = [x if y is None else y if x is None else x + y
-                        for x, y in itertools.zip_longest(a, b)]
+        merged[name] = [x if y is None else y if x is None else x + y for x, y in itertools.zip_longest(a, b)]
     return merged
 
 
@@ -284,6 +326,7 @@ IDENTITYNET_TRANSFORMER_DEPTHS = ((0, 0, 0, 0, 2, 2, 0, 10, 10), 10)
 
 def transformer_depths(control_model) -> tuple[tuple[int, ...], int]:
     """The number of transformer blocks in each input block and in the middle block of a ComfyUI ControlNet."""
+
     def depth(block) -> int:
         return sum(isinstance(m, BasicTransformerBlock) for m in block.modules())
 
@@ -294,22 +337,29 @@ def check_identitynet(control_net) -> None:
     """Refuse a CONTROL_NET that is missing, is not an SDXL ControlNet with 2048-wide cross-attention, or has not
     IdentityNet's block structure (a "mid" or "small" SDXL ControlNet). A full-size SDXL ControlNet of another kind
     has IdentityNet's shapes exactly and cannot be told apart."""
-    expected = (f"load InstantID's IdentityNet ({IDENTITYNET_FILE}, from https://huggingface.co/InstantX/InstantID) "
-                "with ComfyUI's 'Load ControlNet Model' node")
+    expected = (
+        f"load InstantID's IdentityNet ({IDENTITYNET_FILE}, from https://huggingface.co/InstantX/InstantID) "
+        "with ComfyUI's 'Load ControlNet Model' node"
+    )
     if control_net is None:
         raise InstantIDError(f"No ControlNet is connected to 'control_net': {expected}.")
     if not isinstance(control_net, comfy.controlnet.ControlNet) or getattr(control_net, "control_model", None) is None:
-        raise InstantIDError(f"The 'control_net' input is a {type(control_net).__name__}, not a ControlNet model: "
-                             f"{expected}.")
+        raise InstantIDError(
+            f"The 'control_net' input is a {type(control_net).__name__}, not a ControlNet model: {expected}."
+        )
     model = control_net.control_model
     widths = {block.attn2.to_k.in_features for block in model.modules() if isinstance(block, BasicTransformerBlock)}
     label_emb = getattr(model, "label_emb", None)
     first_linear = next((m for m in label_emb.modules() if isinstance(m, torch.nn.Linear)), None) if label_emb else None
     adm_width = first_linear.in_features if first_linear is not None else None
     if widths != {2048} or adm_width != 2816:
-        found = f"cross-attention width {', '.join(map(str, sorted(widths))) or 'none'}, ADM input {adm_width or 'none'}"
-        raise InstantIDError(f"The ControlNet connected to 'control_net' is not an SDXL ControlNet with 2048-wide "
-                             f"cross-attention ({found}), so it is not IdentityNet: {expected}.")
+        found = (
+            f"cross-attention width {', '.join(map(str, sorted(widths))) or 'none'}, ADM input {adm_width or 'none'}"
+        )
+        raise InstantIDError(
+            f"The ControlNet connected to 'control_net' is not an SDXL ControlNet with 2048-wide "
+            f"cross-attention ({found}), so it is not IdentityNet: {expected}."
+        )
     depths = transformer_depths(model)
     if depths != IDENTITYNET_TRANSFORMER_DEPTHS:
         (found_input, found_middle), (want_input, want_middle) = depths, IDENTITYNET_TRANSFORMER_DEPTHS
@@ -318,11 +368,23 @@ def check_identitynet(control_net) -> None:
             f"({', '.join(str(d) for d in found_input if d)} in its input blocks, {found_middle} in the middle) where "
             f"IdentityNet has {sum(want_input) + want_middle} ({', '.join(str(d) for d in want_input if d)}, "
             f"{want_middle} in the middle): it is a smaller SDXL ControlNet (a 'mid' or 'small' one), not IdentityNet: "
-            f"{expected}.")
+            f"{expected}."
+        )
 
 
-def apply_identitynet(positive, negative, control_net, tokens: IdentityTokens, image: torch.Tensor, strength: float,
-                      start_percent: float, end_percent: float, mask=None, vae=None, node: str = "the InstantID node"):
+def apply_identitynet(
+    positive,
+    negative,
+    control_net,
+    tokens: IdentityTokens,
+    image: torch.Tensor,
+    strength: float,
+    start_percent: float,
+    end_percent: float,
+    mask=None,
+    vae=None,
+    node: str = "the InstantID node",
+):
     """(positive, negative) with IdentityNet attached to every entry, chained after any ControlNet already there;
     `node` names the calling node in errors about its mask."""
     check_identitynet(control_net)

@@ -1,4 +1,5 @@
 """Apply IdentityNet: the keypoint ControlNet, conditioned on the face tokens instead of the text."""
+
 from comfy_api.latest import io
 
 from . import host
@@ -16,34 +17,78 @@ class InstantIDApplyIdentityNet(PercentRangeNode):
             display_name="Apply IdentityNet",
             category=CATEGORY,
             description="InstantID's IdentityNet: a ControlNet on the face keypoints whose cross-attention sees the "
-                        "face tokens (positive: the identity, negative: the empty identity).",
+            "face tokens (positive: the identity, negative: the empty identity).",
             inputs=[
                 io.Conditioning.Input("positive", tooltip="Positive conditioning (the prompt)."),
                 io.Conditioning.Input("negative", tooltip="Negative conditioning."),
-                io.ControlNet.Input("control_net", tooltip="IdentityNet, loaded with 'Load ControlNet Model' from "
-                                                           "controlnet/instantid/diffusion_pytorch_model.safetensors."),
+                io.ControlNet.Input(
+                    "control_net",
+                    tooltip="IdentityNet, loaded with 'Load ControlNet Model' from "
+                    "controlnet/instantid/diffusion_pytorch_model.safetensors.",
+                ),
                 INSTANTID.Input("instantid", tooltip="The InstantID adapter (its Resampler makes the face tokens)."),
                 INSTANTID_FACE.Input("face", tooltip="The reference faces, from 'InstantID Face Analysis'."),
-                io.Image.Input("image", tooltip="The keypoint image (from 'InstantID Keypoints'), any size: it is "
-                                                "centre-cropped and resized to the latent."),
-                io.Float.Input("strength", default=0.8, min=0.0, max=10.0, step=0.01,
-                               tooltip="IdentityNet's strength: how much the face's shape and pose are enforced."),
+                io.Image.Input(
+                    "image",
+                    tooltip="The keypoint image (from 'InstantID Keypoints'), any size: it is "
+                    "centre-cropped and resized to the latent.",
+                ),
+                io.Float.Input(
+                    "strength",
+                    default=0.8,
+                    min=0.0,
+                    max=10.0,
+                    step=0.01,
+                    tooltip="IdentityNet's strength: how much the face's shape and pose are enforced.",
+                ),
                 *percent_inputs("IdentityNet"),
                 *token_inputs(),
-                io.Mask.Input("mask", optional=True, tooltip="Limits IdentityNet's effect to this region (e.g. "
-                                                             "around the face); the rest follows the prompt."),
-                io.Vae.Input("vae", optional=True, tooltip="Only for ControlNets that need a VAE (IdentityNet "
-                                                           "does not)."),
+                io.Mask.Input(
+                    "mask",
+                    optional=True,
+                    tooltip="Limits IdentityNet's effect to this region (e.g. "
+                    "around the face); the rest follows the prompt.",
+                ),
+                io.Vae.Input(
+                    "vae", optional=True, tooltip="Only for ControlNets that need a VAE (IdentityNet does not)."
+                ),
             ],
             outputs=[io.Conditioning.Output(display_name="positive"), io.Conditioning.Output(display_name="negative")],
         )
 
     @classmethod
-    def execute(cls, positive, negative, control_net, instantid, face, image, strength, start_percent, end_percent,
-                combine_embeds, noise, mask=None, vae=None) -> io.NodeOutput:
+    def execute(
+        cls,
+        positive,
+        negative,
+        control_net,
+        instantid,
+        face,
+        image,
+        strength,
+        start_percent,
+        end_percent,
+        combine_embeds,
+        noise,
+        mask=None,
+        vae=None,
+    ) -> io.NodeOutput:
         """Make the tokens and attach IdentityNet."""
         cls.check_percents(start_percent, end_percent)
         host.check_identitynet(control_net)
         tokens = instantid.tokens(face.embeddings(), combine_embeds, noise)
-        return io.NodeOutput(*host.apply_identitynet(positive, negative, control_net, tokens, image, strength,
-                                                      start_percent, end_percent, mask, vae, cls.label()))
+        return io.NodeOutput(
+            *host.apply_identitynet(
+                positive,
+                negative,
+                control_net,
+                tokens,
+                image,
+                strength,
+                start_percent,
+                end_percent,
+                mask,
+                vae,
+                cls.label(),
+            )
+        )

@@ -1,5 +1,6 @@
 """The pack's edge types, the node inputs several nodes share (so each is defined once, with its tooltip) and the
 check of the start/end inputs."""
+
 from comfy_api.latest import io
 
 from ..instantid_core.attention import WEIGHT_TYPES
@@ -25,12 +26,23 @@ def percent_inputs(what: str, names: tuple[str, str] = PERCENT_NAMES) -> list:
     """The start/end inputs (named `names`): the part of sampling where `what` acts."""
     start, end = names
     return [
-        io.Float.Input(start, default=0.0, min=0.0, max=1.0, step=0.001,
-                       tooltip=f"When {what} starts, as a fraction of sampling (0 = first step). Must not be after "
-                               f"{end}; equal values switch {what} off."),
-        io.Float.Input(end, default=1.0, min=0.0, max=1.0, step=0.001,
-                       tooltip=f"When {what} ends, as a fraction of sampling (1 = last step). Must not be before "
-                               f"{start}."),
+        io.Float.Input(
+            start,
+            default=0.0,
+            min=0.0,
+            max=1.0,
+            step=0.001,
+            tooltip=f"When {what} starts, as a fraction of sampling (0 = first step). Must not be after "
+            f"{end}; equal values switch {what} off.",
+        ),
+        io.Float.Input(
+            end,
+            default=1.0,
+            min=0.0,
+            max=1.0,
+            step=0.001,
+            tooltip=f"When {what} ends, as a fraction of sampling (1 = last step). Must not be before {start}.",
+        ),
     ]
 
 
@@ -50,14 +62,21 @@ class PercentRangeNode(io.ComfyNode):
         """What is wrong with start/end, or None. ComfyUI leaves the range check of inputs that validate_inputs
         takes to it, so 0..1 is checked here too; a linked value (None before it is computed) passes."""
         start_name, end_name = cls.PERCENT_NAMES
-        outside = [f"{name} is {value:g}" for name, value in ((start_name, start), (end_name, end))
-                   if value is not None and not 0.0 <= value <= 1.0]
+        outside = [
+            f"{name} is {value:g}"
+            for name, value in ((start_name, start), (end_name, end))
+            if value is not None and not 0.0 <= value <= 1.0
+        ]
         if outside:
-            problem = (f"{' and '.join(outside)}, outside 0..1: {start_name} and {end_name} are fractions of sampling "
-                       "(0 = first step, 1 = last step).")
+            problem = (
+                f"{' and '.join(outside)}, outside 0..1: {start_name} and {end_name} are fractions of sampling "
+                "(0 = first step, 1 = last step)."
+            )
         elif start is not None and end is not None and start > end:
-            problem = (f"{start_name} ({start:g}) is after {end_name} ({end:g}), so there is no part of sampling to "
-                       f"act in. Set {start_name} to at most {end_name} (0 and 1: from the first step to the last).")
+            problem = (
+                f"{start_name} ({start:g}) is after {end_name} ({end:g}), so there is no part of sampling to "
+                f"act in. Set {start_name} to at most {end_name} (0 and 1: from the first step to the last)."
+            )
         else:
             return None
         return f"{cls.define_schema().display_name}: {problem}"
@@ -79,28 +98,51 @@ class PercentRangeNode(io.ComfyNode):
 def face_choice_inputs() -> list:
     """How a face is picked when a reference photo shows several."""
     return [
-        io.Combo.Input("face_choice", options=list(CHOICE_MODES), default="largest",
-                       tooltip="Which face to use when a photo shows several: the largest, or the one at face_index."),
-        io.Int.Input("face_index", default=0, min=0, max=63,
-                     tooltip="With face_choice 'index': the face's position in reading order (left to right, then "
-                             "top to bottom), from 0."),
+        io.Combo.Input(
+            "face_choice",
+            options=list(CHOICE_MODES),
+            default="largest",
+            tooltip="Which face to use when a photo shows several: the largest, or the one at face_index.",
+        ),
+        io.Int.Input(
+            "face_index",
+            default=0,
+            min=0,
+            max=63,
+            tooltip="With face_choice 'index': the face's position in reading order (left to right, then "
+            "top to bottom), from 0.",
+        ),
     ]
 
 
 def token_inputs() -> list:
     """How identity tokens are made from the reference faces."""
     return [
-        io.Combo.Input("combine_embeds", options=list(COMBINE_METHODS), default="average",
-                       tooltip="With several reference photos: average the identities, average their directions "
-                               "('norm average'), or keep each ('concat', more tokens)."),
-        io.Float.Input("noise", default=0.0, min=0.0, max=1.0, step=0.01,
-                       tooltip="Noise in the negative identity (0 = the reference: zeros). 0.2-0.4 can soften "
-                               "over-saturated results."),
+        io.Combo.Input(
+            "combine_embeds",
+            options=list(COMBINE_METHODS),
+            default="average",
+            tooltip="With several reference photos: average the identities, average their directions "
+            "('norm average'), or keep each ('concat', more tokens).",
+        ),
+        io.Float.Input(
+            "noise",
+            default=0.0,
+            min=0.0,
+            max=1.0,
+            step=0.01,
+            tooltip="Noise in the negative identity (0 = the reference: zeros). 0.2-0.4 can soften "
+            "over-saturated results.",
+        ),
     ]
 
 
 def weight_type_input() -> io.Combo.Input:
     """Per-block profile of the identity attention's weight."""
-    return io.Combo.Input("weight_type", options=list(WEIGHT_TYPES), default="linear",
-                          tooltip="How the weight is spread over the UNet: the same everywhere ('linear'), or "
-                                  "weaker/stronger in the input, middle or output blocks.")
+    return io.Combo.Input(
+        "weight_type",
+        options=list(WEIGHT_TYPES),
+        default="linear",
+        tooltip="How the weight is spread over the UNet: the same everywhere ('linear'), or "
+        "weaker/stronger in the input, middle or output blocks.",
+    )

@@ -1,4 +1,5 @@
 """Keypoint image node: the 5-point face rendering IdentityNet is conditioned on."""
+
 from comfy_api.latest import io
 
 from ..instantid_core.images import to_image_batch
@@ -18,22 +19,52 @@ class InstantIDKeypoints(io.ComfyNode):
             category=CATEGORY,
             description="Renders the 5 face keypoints (eyes, nose, mouth corners) as IdentityNet expects them.",
             inputs=[
-                INSTANTID_FACE.Input("face", tooltip="Faces from 'InstantID Face Analysis' (e.g. of a photo with the pose "
-                                           "you want)."),
-                io.Int.Input("width", default=1024, min=64, max=8192, step=8,
-                             tooltip="Width of the keypoint image; use the size of the image you generate."),
-                io.Int.Input("height", default=1024, min=64, max=8192, step=8,
-                             tooltip="Height of the keypoint image; use the size of the image you generate."),
-                io.Combo.Input("placement", options=list(PLACEMENTS), default=PLACEMENTS[0],
-                               tooltip="'as in source': where the face is in its photo (centre-cropped to this "
-                                       "size). 'centered': moved to the middle and scaled by face_fraction."),
-                io.Float.Input("face_fraction", default=0.35, min=0.05, max=1.0, step=0.01,
-                               tooltip="With 'centered': how much of the shorter side the keypoints span."),
-                io.Int.Input("reference_index", default=0, min=0, max=4095,
-                             tooltip="Which photo of the analysed batch to take the keypoints from."),
-                io.Boolean.Input("all_faces", default=False,
-                                 tooltip="Draw every face found in that photo (e.g. two people), not only the "
-                                         "chosen one."),
+                INSTANTID_FACE.Input(
+                    "face", tooltip="Faces from 'InstantID Face Analysis' (e.g. of a photo with the pose you want)."
+                ),
+                io.Int.Input(
+                    "width",
+                    default=1024,
+                    min=64,
+                    max=8192,
+                    step=8,
+                    tooltip="Width of the keypoint image; use the size of the image you generate.",
+                ),
+                io.Int.Input(
+                    "height",
+                    default=1024,
+                    min=64,
+                    max=8192,
+                    step=8,
+                    tooltip="Height of the keypoint image; use the size of the image you generate.",
+                ),
+                io.Combo.Input(
+                    "placement",
+                    options=list(PLACEMENTS),
+                    default=PLACEMENTS[0],
+                    tooltip="'as in source': where the face is in its photo (centre-cropped to this "
+                    "size). 'centered': moved to the middle and scaled by face_fraction.",
+                ),
+                io.Float.Input(
+                    "face_fraction",
+                    default=0.35,
+                    min=0.05,
+                    max=1.0,
+                    step=0.01,
+                    tooltip="With 'centered': how much of the shorter side the keypoints span.",
+                ),
+                io.Int.Input(
+                    "reference_index",
+                    default=0,
+                    min=0,
+                    max=4095,
+                    tooltip="Which photo of the analysed batch to take the keypoints from.",
+                ),
+                io.Boolean.Input(
+                    "all_faces",
+                    default=False,
+                    tooltip="Draw every face found in that photo (e.g. two people), not only the chosen one.",
+                ),
             ],
             outputs=[io.Image.Output(display_name="keypoints")],
         )

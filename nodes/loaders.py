@@ -1,4 +1,5 @@
 """Loader nodes: the InstantID adapter file and the face analysis models."""
+
 from comfy_api.latest import io
 
 from ..instantid_core.face_analysis import PROVIDERS, FaceModels
@@ -18,9 +19,13 @@ class InstantIDLoadAdapter(io.ComfyNode):
             display_name="Load InstantID Adapter",
             category=CATEGORY,
             description="Loads InstantID's adapter (ip-adapter.bin or .safetensors) from models/instantid.",
-            inputs=[io.Combo.Input("adapter_file", options=host.adapter_files(),
-                                   tooltip="InstantID's ip-adapter.bin (or a .safetensors conversion) in "
-                                           "models/instantid/.")],
+            inputs=[
+                io.Combo.Input(
+                    "adapter_file",
+                    options=host.adapter_files(),
+                    tooltip="InstantID's ip-adapter.bin (or a .safetensors conversion) in models/instantid/.",
+                )
+            ],
             outputs=[INSTANTID.Output(display_name="INSTANTID")],
         )
 
@@ -42,15 +47,28 @@ class InstantIDLoadFaceAnalysis(io.ComfyNode):
             category=CATEGORY,
             description="Loads the detector and recogniser of a face pack in models/insightface/models/.",
             inputs=[
-                io.Combo.Input("face_pack", options=host.face_pack_names(),
-                               tooltip="Folder in models/insightface/models/ holding the five .onnx files "
-                                       "(InstantID is trained with antelopev2)."),
-                io.Combo.Input("provider", options=list(PROVIDERS), default="auto",
-                               tooltip="Where onnxruntime runs the face models. 'auto' picks the best one installed; "
-                                       "one that is not installed falls back to the CPU with a warning."),
-                io.Int.Input("detection_size", default=640, min=128, max=1280, step=32,
-                             tooltip="Detector input size in pixels. Smaller finds close-ups; analysis also retries "
-                                     "smaller sizes when no face is found."),
+                io.Combo.Input(
+                    "face_pack",
+                    options=host.face_pack_names(),
+                    tooltip="Folder in models/insightface/models/ holding the five .onnx files "
+                    "(InstantID is trained with antelopev2).",
+                ),
+                io.Combo.Input(
+                    "provider",
+                    options=list(PROVIDERS),
+                    default="auto",
+                    tooltip="Where onnxruntime runs the face models. 'auto' picks the best one installed; "
+                    "one that is not installed falls back to the CPU with a warning.",
+                ),
+                io.Int.Input(
+                    "detection_size",
+                    default=640,
+                    min=128,
+                    max=1280,
+                    step=32,
+                    tooltip="Detector input size in pixels. Smaller finds close-ups; analysis also retries "
+                    "smaller sizes when no face is found.",
+                ),
             ],
             outputs=[FACEANALYSIS.Output(display_name="FACEANALYSIS")],
         )

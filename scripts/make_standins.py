@@ -14,6 +14,7 @@
 Every file has the real format and random weights: it is a stand-in, never a real model. A `COMPLETE` marker holding the
 generator version is written last; a run with a complete, current cache does nothing. `--force` rebuilds.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -6,6 +6,7 @@ The server is the provisioned ComfyUI (scripts/provision.sh) with this pack. Mod
 With the stand-ins the resolution and step count are lowered (it says so on the console); pass --size/--steps to
 choose them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,15 +26,23 @@ logger = logging.getLogger("demo")
 
 WORKFLOW = REPO / "workflows" / "instantid_basic.json"
 STANDIN_SIZE, STANDIN_STEPS = 256, 4
-MODEL_INPUTS = {"ckpt_name": "checkpoints", "control_net_name": "controlnet", "adapter_file": "instantid",
-                "instantid_file": "instantid"}
+MODEL_INPUTS = {
+    "ckpt_name": "checkpoints",
+    "control_net_name": "controlnet",
+    "adapter_file": "instantid",
+    "instantid_file": "instantid",
+}
 """Prompt inputs that name model files, and the models/ subfolder each lives in."""
 
 
 def model_files(prompt: dict) -> list[Path]:
     """The model files a prompt names, relative to a models/ folder."""
-    return [Path(MODEL_INPUTS[name]) / value for node in prompt.values()
-            for name, value in node["inputs"].items() if name in MODEL_INPUTS and isinstance(value, str)]
+    return [
+        Path(MODEL_INPUTS[name]) / value
+        for node in prompt.values()
+        for name, value in node["inputs"].items()
+        if name in MODEL_INPUTS and isinstance(value, str)
+    ]
 
 
 def image_files(prompt: dict) -> list[str]:
@@ -72,23 +81,33 @@ def main() -> None:
     finally:
         probe.stop()
 
-    use_real = all((real_models / f).exists() for f in model_files(prompt)) and \
-        (real_models / "insightface" / "models" / "antelopev2").is_dir()
+    use_real = (
+        all((real_models / f).exists() for f in model_files(prompt))
+        and (real_models / "insightface" / "models" / "antelopev2").is_dir()
+    )
     if use_real:
         models, inputs_dir = real_models, comfy_dir() / "input"
         logger.info("using the real models in %s", models)
     else:
         models, inputs_dir = standin_models(), STANDINS / "input"
         missing = [str(f) for f in model_files(prompt) if not (real_models / f).exists()]
-        logger.info("real models not found in %s (missing: %s): using the STAND-IN models in %s (random weights, "
-                    "the picture shows that the pipeline runs, not what InstantID looks like)",
-                    real_models, ", ".join(missing) or "antelopev2", models)
+        logger.info(
+            "real models not found in %s (missing: %s): using the STAND-IN models in %s (random weights, "
+            "the picture shows that the pipeline runs, not what InstantID looks like)",
+            real_models,
+            ", ".join(missing) or "antelopev2",
+            models,
+        )
     size = args.size or (None if use_real else STANDIN_SIZE)
     steps = args.steps or (None if use_real else STANDIN_STEPS)
     if size or steps:
         lower_cost(prompt, size, steps)
-        logger.info("running at %s px, %s steps (lowered for the %s)", size, steps,
-                    "command line" if use_real else "stand-ins on this machine")
+        logger.info(
+            "running at %s px, %s steps (lowered for the %s)",
+            size,
+            steps,
+            "command line" if use_real else "stand-ins on this machine",
+        )
     pictures = [inputs_dir / name for name in image_files(prompt)]
     absent = [str(p) for p in pictures if not p.is_file()]
     if absent:

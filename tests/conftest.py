@@ -1,4 +1,5 @@
 """Fixtures shared by the test tiers: stand-in models, the in-process host, the server and the browser."""
+
 from pathlib import Path
 
 import pytest

@@ -1,5 +1,6 @@
 """The real ComfyUI imported in-process (host tier, benchmarks, stand-in generators): CPU mode, a throw-away base
 directory, this pack loaded."""
+
 import asyncio
 import importlib
 import importlib.util
@@ -55,8 +56,10 @@ def comfy_args_on_cpu():
     spec = importlib.util.find_spec("folder_paths")
     if spec is None or Path(spec.origin).parent != root:
         found = "no ComfyUI" if spec is None else f"the ComfyUI in {Path(spec.origin).parent}"
-        raise RuntimeError(f"This Python ({sys.executable}) imports {found}, not {root}: run `make host` (or "
-                           "scripts/provision.sh) for this venv.")
+        raise RuntimeError(
+            f"This Python ({sys.executable}) imports {found}, not {root}: run `make host` (or "
+            "scripts/provision.sh) for this venv."
+        )
     from comfy.cli_args import args
 
     args.cpu = True
@@ -85,6 +88,10 @@ def start_in_process(base_dir: Path) -> ComfyHost:
     asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
     if PACK_LINK_NAME not in nodes.LOADED_MODULE_DIRS:
         raise RuntimeError(f"ComfyUI did not import this pack from {link}: see the log above for the import error")
-    pack_nodes = {k: v for k, v in nodes.NODE_CLASS_MAPPINGS.items() if k not in before and PACK_LINK_NAME in getattr(v, "RELATIVE_PYTHON_MODULE", "")}
+    pack_nodes = {
+        k: v
+        for k, v in nodes.NODE_CLASS_MAPPINGS.items()
+        if k not in before and PACK_LINK_NAME in getattr(v, "RELATIVE_PYTHON_MODULE", "")
+    }
     log.info("ComfyUI %s imported from %s with %d pack nodes", __version__, root, len(pack_nodes))
     return ComfyHost(root=root, version=__version__, nodes=nodes, pack_nodes=pack_nodes)

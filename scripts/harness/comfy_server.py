@@ -1,4 +1,5 @@
 """A real ComfyUI server started on a free 127.0.0.1 port with this pack and the stand-in models (server tier)."""
+
 import json
 import logging
 import os
@@ -59,8 +60,11 @@ class ComfyServer:
 
     def post_prompt(self, prompt: dict) -> str:
         """POST an API-format prompt; return its id, or raise PromptError with ComfyUI's validation errors."""
-        req = urllib.request.Request(self.url + "/prompt", data=json.dumps({"prompt": prompt, "client_id": "tests"}).encode(),
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            self.url + "/prompt",
+            data=json.dumps({"prompt": prompt, "client_id": "tests"}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         try:
             with urllib.request.urlopen(req, timeout=60) as r:
                 return json.loads(r.read())["prompt_id"]
@@ -73,7 +77,9 @@ class ComfyServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"ComfyUI exited (code {self.process.returncode}) while running a prompt:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"ComfyUI exited (code {self.process.returncode}) while running a prompt:\n{self.log_tail()}"
+                )
             history = self.get_json(f"/history/{prompt_id}")
             if prompt_id in history:
                 entry = history[prompt_id]
@@ -94,7 +100,9 @@ class ComfyServer:
             if node_id is not None and node != node_id:
                 continue
             for img in node_output.get("images", []):
-                images.append(self.get_bytes("/view", filename=img["filename"], subfolder=img["subfolder"], type=img["type"]))
+                images.append(
+                    self.get_bytes("/view", filename=img["filename"], subfolder=img["subfolder"], type=img["type"])
+                )
         return images
 
     def log_tail(self, chars: int = 6000) -> str:
@@ -126,18 +134,35 @@ def write_base_dir(base_dir: Path, models_dir: Path, input_files: list[Path]) ->
             shutil.copyfile(f, target)
     yaml_path = base_dir / "extra_model_paths.yaml"
     folders = ("checkpoints", "controlnet", "instantid", "insightface", "vae", "loras")
-    yaml_path.write_text("instantid_tests:\n" f"  base_path: {models_dir}\n" + "".join(f"  {f}: {f}/\n" for f in folders))
+    yaml_path.write_text(f"instantid_tests:\n  base_path: {models_dir}\n" + "".join(f"  {f}: {f}/\n" for f in folders))
     return yaml_path
 
 
-def start_server(base_dir: Path, models_dir: Path, input_files: list[Path], flags=DEFAULT_FLAGS, timeout: float = 300) -> ComfyServer:
+def start_server(
+    base_dir: Path, models_dir: Path, input_files: list[Path], flags=DEFAULT_FLAGS, timeout: float = 300
+) -> ComfyServer:
     """Start ComfyUI on a free port with this pack and the given models; wait until it answers /system_stats."""
     yaml_path = write_base_dir(base_dir, models_dir, input_files)
     port = free_port()
     log_path = base_dir / "comfyui.log"
-    cmd = [sys.executable, str(comfy_dir() / "main.py"), "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-           "--base-directory", str(base_dir), "--extra-model-paths-config", str(yaml_path),
-           "--database-url", "sqlite:///:memory:", "--disable-api-nodes", "--disable-auto-launch", *flags]
+    cmd = [
+        sys.executable,
+        str(comfy_dir() / "main.py"),
+        "--cpu",
+        "--listen",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--base-directory",
+        str(base_dir),
+        "--extra-model-paths-config",
+        str(yaml_path),
+        "--database-url",
+        "sqlite:///:memory:",
+        "--disable-api-nodes",
+        "--disable-auto-launch",
+        *flags,
+    ]
     log.info("starting ComfyUI: %s", " ".join(cmd))
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(log_path, "wb") as out:

@@ -1,5 +1,6 @@
 """Where the provisioned ComfyUI host, the stand-in models and this repo live. scripts/provision.sh writes the same
 facts from the shell; tests/unit/test_harness.py checks that the two agree."""
+
 import os
 import sys
 from pathlib import Path
@@ -33,8 +34,10 @@ def comfy_dir() -> Path:
     """The ComfyUI folder this Python imports, as scripts/provision.sh recorded it in the venv."""
     recorded = Path(sys.prefix) / COMFY_RECORD
     if not recorded.is_file():
-        raise RuntimeError(f"No ComfyUI is provisioned for this Python ({sys.prefix} has no {COMFY_RECORD}): run "
-                           "`make host`, or `COMFYUI_DIR=/path/to/ComfyUI bash scripts/provision.sh` for your own.")
+        raise RuntimeError(
+            f"No ComfyUI is provisioned for this Python ({sys.prefix} has no {COMFY_RECORD}): run "
+            "`make host`, or `COMFYUI_DIR=/path/to/ComfyUI bash scripts/provision.sh` for your own."
+        )
     return Path(recorded.read_text().strip())
 
 

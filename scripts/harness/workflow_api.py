@@ -9,6 +9,7 @@ ComfyUI has no Python converter; the frontend's graphToPrompt is the reference. 
   becomes the value of the input it feeds. Muted nodes (mode 2) are dropped; bypassed nodes (mode 4) pass their first
   input of the same type through.
 """
+
 from __future__ import annotations
 
 from typing import Any

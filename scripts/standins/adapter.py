@@ -5,6 +5,7 @@ identity K/V projections} with the real key names, shapes and dtype (fp32) and r
 The per-layer widths of 'ip_adapter' come from diffusers' SDXL UNet2DConditionModel (built on `meta`): entry n is the
 n-th attention processor in diffusers order, and only cross-attention processors (attn2) have weights.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -110,11 +111,15 @@ def sdxl_cross_attention_layers() -> list[CrossAttentionLayer]:
         if attention.is_cross_attention:
             hidden, context_dim = attention.to_k.weight.shape
             layers.append(CrossAttentionLayer(index, processor, hidden, context_dim))
-    found = tuple((block, len(group), group[0].hidden)
-                  for block, group in ((b, list(g)) for b, g in itertools.groupby(layers, lambda layer: layer.block)))
+    found = tuple(
+        (block, len(group), group[0].hidden)
+        for block, group in ((b, list(g)) for b, g in itertools.groupby(layers, lambda layer: layer.block))
+    )
     if found != DESIGN_CROSS_ATTENTION_BLOCKS or any(layer.index % 2 != 1 for layer in layers):
-        raise RuntimeError(f"diffusers' SDXL UNet gives cross-attention blocks {found}, docs/design.md says "
-                           f"{DESIGN_CROSS_ATTENTION_BLOCKS} at the odd processor positions")
+        raise RuntimeError(
+            f"diffusers' SDXL UNet gives cross-attention blocks {found}, docs/design.md says "
+            f"{DESIGN_CROSS_ATTENTION_BLOCKS} at the odd processor positions"
+        )
     return layers
 
 
@@ -140,12 +145,18 @@ def write_ip_adapter(path: Path, seed: int = 2) -> int:
     """Write the stand-in ip-adapter.bin (about 1.7 GB, built in memory for torch.save); returns its size in bytes."""
     parts = {"image_proj": image_proj_shapes(), "ip_adapter": ip_adapter_shapes()}
     state = {
-        part: {name: make_tensor(TensorSpec(f"{part}.{name}", shape, STORAGE_DTYPE), adapter_init(name, shape), seed)
-               for name, shape in shapes.items()}
+        part: {
+            name: make_tensor(TensorSpec(f"{part}.{name}", shape, STORAGE_DTYPE), adapter_init(name, shape), seed)
+            for name, shape in shapes.items()
+        }
         for part, shapes in parts.items()
     }
-    logger.info("ip-adapter: image_proj %d tensors (%.1f M), ip_adapter %d tensors (%.1f M)",
-                len(state["image_proj"]), sum(t.numel() for t in state["image_proj"].values()) / 1e6,
-                len(state["ip_adapter"]), sum(t.numel() for t in state["ip_adapter"].values()) / 1e6)
+    logger.info(
+        "ip-adapter: image_proj %d tensors (%.1f M), ip_adapter %d tensors (%.1f M)",
+        len(state["image_proj"]),
+        sum(t.numel() for t in state["image_proj"].values()) / 1e6,
+        len(state["ip_adapter"]),
+        sum(t.numel() for t in state["ip_adapter"].values()) / 1e6,
+    )
     torch.save(state, path)
     return path.stat().st_size

@@ -20,6 +20,7 @@ None of them is trained: they are stand-ins (random weights), not the real antel
   norm of about 22 (like glintr100's 15..30), and different identity seeds are far apart.
 - The landmark and gender/age models are tiny random graphs (pooling and one linear layer) with the real shapes.
 """
+
 from __future__ import annotations
 
 import logging
@@ -173,8 +174,12 @@ def _detector_level(g: _Graph, pooled: str, stride: int, windows: tuple[int, ...
     box = g.op("Concat", [g.op("Unsqueeze", [d, last]) for d in distances], axis=-1)
 
     rel = KEYPOINTS_IN_FACE - 0.5
-    kx = g.op("Add", [g.op("Unsqueeze", [cx, last]), g.op("Mul", [g.op("Unsqueeze", [width, last]), g.const(rel[:, 0])])])
-    ky = g.op("Add", [g.op("Unsqueeze", [cy, last]), g.op("Mul", [g.op("Unsqueeze", [height, last]), g.const(rel[:, 1])])])
+    kx = g.op(
+        "Add", [g.op("Unsqueeze", [cx, last]), g.op("Mul", [g.op("Unsqueeze", [width, last]), g.const(rel[:, 0])])]
+    )
+    ky = g.op(
+        "Add", [g.op("Unsqueeze", [cy, last]), g.op("Mul", [g.op("Unsqueeze", [height, last]), g.const(rel[:, 1])])]
+    )
     points = g.op("Concat", [g.op("Unsqueeze", [kx, last]), g.op("Unsqueeze", [ky, last])], axis=-1)  # [A,h,w,5,2]
     points = g.op("Reshape", [points, g.const([0, 0, 0, 10], np.int64)])
 

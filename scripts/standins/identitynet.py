@@ -1,5 +1,6 @@
 """The stand-in IdentityNet: a diffusers-format SDXL ControlNet with InstantID's real config and random fp16 weights
 (the init rule, hint gains included, is in controlnet.py)."""
+
 from __future__ import annotations
 
 import os
@@ -8,8 +9,10 @@ from pathlib import Path
 from scripts.standins.controlnet import build_meta_controlnet, controlnet_specs, write_controlnet
 from scripts.standins.sdxl import SDXL_DIFFUSERS_BLOCKS
 
-METADATA = {"instantid_standin": "stand-in InstantID IdentityNet (SDXL ControlNet) with random weights, "
-                                 "not a real model", "format": "pt"}
+METADATA = {
+    "instantid_standin": "stand-in InstantID IdentityNet (SDXL ControlNet) with random weights, not a real model",
+    "format": "pt",
+}
 CONFIG_NAME = "config.json"
 # InstantID's published ControlNetModel config (the values that differ from diffusers' defaults, and the key ones).
 INSTANTID_CONTROLNET_CONFIG = SDXL_DIFFUSERS_BLOCKS | {

@@ -11,6 +11,7 @@ channel never falls far below red and blue, so that nothing but the faces looks 
 This lets every test tier run the real insightface code (SCRFD decoding, NMS, alignment, ArcFace) on pictures whose
 "right answer" is known: where the faces are, how big, and who they are.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -4,6 +4,7 @@ Scales: Linear/conv weights ~ N(0, gain^2 / fan_in), biases 0, norm weights 1, e
 output is added back onto a residual stream get a smaller gain, so activations stay near unit size through deep stacks
 (finite in fp16 as well as fp32).
 """
+
 from __future__ import annotations
 
 import math

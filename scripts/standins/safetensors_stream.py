@@ -1,5 +1,6 @@
 """A .safetensors writer that streams: the header first (offsets computed from the shapes), then each tensor's bytes,
 made on demand one at a time, so memory holds about one tensor however large the file is."""
+
 from __future__ import annotations
 
 import json
@@ -63,27 +64,38 @@ def safetensors_header(specs: Sequence[TensorSpec], metadata: Mapping[str, str] 
             raise ValueError(f"tensor name {spec.name!r} appears twice (or clashes with __metadata__)")
         if spec.dtype not in DTYPE_CODES:
             raise ValueError(f"tensor {spec.name!r}: dtype {spec.dtype} cannot be stored in safetensors")
-        header[spec.name] = {"dtype": DTYPE_CODES[spec.dtype], "shape": list(spec.shape),
-                             "data_offsets": [offset, offset + spec.nbytes]}
+        header[spec.name] = {
+            "dtype": DTYPE_CODES[spec.dtype],
+            "shape": list(spec.shape),
+            "data_offsets": [offset, offset + spec.nbytes],
+        }
         offset += spec.nbytes
     text = json.dumps(header, separators=(",", ":")).encode("utf-8")
     text += b" " * (-len(text) % HEADER_ALIGNMENT)
     return struct.pack("<Q", len(text)) + text
 
 
-def write_safetensors(path: Path, specs: Sequence[TensorSpec], make_tensor: Callable[[TensorSpec], torch.Tensor],
-                      metadata: Mapping[str, str] | None = None) -> int:
+def write_safetensors(
+    path: Path,
+    specs: Sequence[TensorSpec],
+    make_tensor: Callable[[TensorSpec], torch.Tensor],
+    metadata: Mapping[str, str] | None = None,
+) -> int:
     """Write `specs` to `path`, asking `make_tensor(spec)` for each tensor in turn; returns the file size in bytes."""
     if sys.byteorder != "little":
-        raise RuntimeError("safetensors stores little-endian bytes; this writer copies native bytes and needs a little-endian machine")
+        raise RuntimeError(
+            "safetensors stores little-endian bytes; this writer copies native bytes and needs a little-endian machine"
+        )
     header = safetensors_header(specs, metadata)
     with open(path, "wb") as f:
         f.write(header)
         for spec in specs:
             tensor = make_tensor(spec)
             if tuple(tensor.shape) != tuple(spec.shape) or tensor.dtype != spec.dtype:
-                raise ValueError(f"tensor {spec.name!r}: made {tuple(tensor.shape)} {tensor.dtype}, "
-                                 f"the header says {spec.shape} {spec.dtype}")
+                raise ValueError(
+                    f"tensor {spec.name!r}: made {tuple(tensor.shape)} {tensor.dtype}, "
+                    f"the header says {spec.shape} {spec.dtype}"
+                )
             raw = tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8)
             f.write(memoryview(raw.numpy()))
             del tensor, raw

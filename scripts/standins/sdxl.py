@@ -4,6 +4,7 @@ in the key layout ComfyUI saves and its CheckpointLoaderSimple detects as SDXL.
 Key names and shapes come from ComfyUI's own classes built on the `meta` device and its own saving conversions
 (`model_base.state_dict_for_saving`), so nothing is hand-listed; the tensors are then streamed to disk one at a time.
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,11 +24,23 @@ STORAGE_DTYPE = torch.float16
 UNET_PREFIX = "model.diffusion_model."
 # The UNet config ComfyUI's model detection derives from a real SDXL base checkpoint.
 SDXL_UNET_CONFIG = {
-    "use_checkpoint": False, "image_size": 32, "use_spatial_transformer": True, "legacy": False,
-    "num_classes": "sequential", "adm_in_channels": 2816, "in_channels": 4, "out_channels": 4, "model_channels": 320,
-    "num_res_blocks": [2, 2, 2], "channel_mult": [1, 2, 4], "transformer_depth": [0, 0, 2, 2, 10, 10],
-    "transformer_depth_output": [0, 0, 0, 2, 2, 2, 10, 10, 10], "transformer_depth_middle": 10,
-    "use_linear_in_transformer": True, "context_dim": 2048, "use_temporal_resblock": False,
+    "use_checkpoint": False,
+    "image_size": 32,
+    "use_spatial_transformer": True,
+    "legacy": False,
+    "num_classes": "sequential",
+    "adm_in_channels": 2816,
+    "in_channels": 4,
+    "out_channels": 4,
+    "model_channels": 320,
+    "num_res_blocks": [2, 2, 2],
+    "channel_mult": [1, 2, 4],
+    "transformer_depth": [0, 0, 2, 2, 10, 10],
+    "transformer_depth_output": [0, 0, 0, 2, 2, 2, 10, 10, 10],
+    "transformer_depth_middle": 10,
+    "use_linear_in_transformer": True,
+    "context_dim": 2048,
+    "use_temporal_resblock": False,
     "use_temporal_attention": False,
 }
 # SDXL's block layout in diffusers' config terms, shared by the base UNet and by InstantID's IdentityNet.
@@ -45,8 +58,18 @@ SDXL_DIFFUSERS_BLOCKS = {
     "projection_class_embeddings_input_dim": 2816,
 }
 # SDXL's VAE: ComfyUI's default SD AutoencoderKL (comfy/sd.py), 4 latent channels.
-SDXL_VAE_DDCONFIG = {"double_z": True, "z_channels": 4, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 128,
-                     "ch_mult": [1, 2, 4, 4], "num_res_blocks": 2, "attn_resolutions": [], "dropout": 0.0}
+SDXL_VAE_DDCONFIG = {
+    "double_z": True,
+    "z_channels": 4,
+    "resolution": 256,
+    "in_channels": 3,
+    "out_ch": 3,
+    "ch": 128,
+    "ch_mult": [1, 2, 4, 4],
+    "num_res_blocks": 2,
+    "attn_resolutions": [],
+    "dropout": 0.0,
+}
 SDXL_VAE_EMBED_DIM = 4
 CLIP_LOGIT_SCALE = math.log(100.0)
 
@@ -70,8 +93,10 @@ def sdxl_checkpoint_specs() -> list[TensorSpec]:
     detected = comfy.model_detection.model_config_from_unet(state_dict, UNET_PREFIX)
     if type(detected) is not comfy.supported_models.SDXL:
         raise RuntimeError(f"ComfyUI detects the stand-in layout as {type(detected).__name__}, not SDXL")
-    return [TensorSpec(name, tuple(t.shape), STORAGE_DTYPE if t.is_floating_point() else t.dtype)
-            for name, t in state_dict.items()]
+    return [
+        TensorSpec(name, tuple(t.shape), STORAGE_DTYPE if t.is_floating_point() else t.dtype)
+        for name, t in state_dict.items()
+    ]
 
 
 def sdxl_init(name: str, shape: tuple[int, ...]) -> Init:
@@ -91,5 +116,6 @@ def write_sdxl_checkpoint(path: Path, seed: int = 0) -> int:
     """Write the stand-in SDXL checkpoint to `path` (about 6.9 GB); returns its size in bytes."""
     specs = sdxl_checkpoint_specs()
     logger.info("SDXL checkpoint: %d tensors, %.2f G parameters", len(specs), sum(s.numel for s in specs) / 1e9)
-    return write_safetensors(path, specs, lambda spec: make_tensor(spec, sdxl_init(spec.name, spec.shape), seed),
-                             METADATA)
+    return write_safetensors(
+        path, specs, lambda spec: make_tensor(spec, sdxl_init(spec.name, spec.shape), seed), METADATA
+    )

@@ -1,4 +1,5 @@
 """The real ComfyUI frontend (served by the test server) opens in headless Chromium with this pack loaded, cleanly."""
+
 import pytest
 
 pytestmark = pytest.mark.browser

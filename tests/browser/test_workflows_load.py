@@ -1,5 +1,6 @@
 """Every example workflow and both ComfyUI_InstantID workflows load in the real frontend with no missing node types
 and no console errors; a screenshot of one is kept in test-artifacts/."""
+
 import json
 
 import pytest

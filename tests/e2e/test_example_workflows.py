@@ -3,6 +3,7 @@ full-size stand-in models (the compat workflows' file names are linked to the st
 
 Lowered for a CPU: every empty latent is 256×256 and every KSampler runs 2 steps; nothing else in a workflow changes.
 """
+
 import io
 import json
 

@@ -13,6 +13,7 @@ apply to a model:
 The callback here attends to a few random tokens of its own, so its contribution depends on q (it reacts to the
 layer's input, as the real one does) and differs per apply (`tag`); every call is recorded in CALLS.
 """
+
 import torch
 
 NO_SIGMA = 999999999.9  # the sigma those packs assume when a call carries none
@@ -67,13 +68,16 @@ def other_pack_attention(out, q, k, v, extra_options, *, tag, weight, sigma_star
     return weight * plain_attention(q, keys.expand(rows, -1, -1), values.expand(rows, -1, -1), extra_options["n_heads"])
 
 
-def apply_other_pack(model, keys, tag: int, weight: float = 1.0, start_percent: float = 0.0,
-                     end_percent: float = 1.0):
+def apply_other_pack(model, keys, tag: int, weight: float = 1.0, start_percent: float = 0.0, end_percent: float = 1.0):
     """A clone of `model` with the apply `tag` made the way those packs apply: register, or `add` to what is there."""
     patched = model.clone()
     sampling = patched.get_model_object("model_sampling")
-    kwargs = {"tag": tag, "weight": weight, "sigma_start": float(sampling.percent_to_sigma(start_percent)),
-              "sigma_end": float(sampling.percent_to_sigma(end_percent))}
+    kwargs = {
+        "tag": tag,
+        "weight": weight,
+        "sigma_start": float(sampling.percent_to_sigma(start_percent)),
+        "sigma_end": float(sampling.percent_to_sigma(end_percent)),
+    }
     options = dict(patched.model_options.get("transformer_options", {}))
     options["patches_replace"] = dict(options.get("patches_replace", {}))
     attn2 = options["patches_replace"]["attn2"] = dict(options["patches_replace"].get("attn2", {}))

@@ -1,4 +1,5 @@
 """Headless Debian Chromium driven over the DevTools protocol (browser tier)."""
+
 import asyncio
 import base64
 import json
@@ -19,8 +20,12 @@ from scripts.harness.comfy_server import free_port
 # they say nothing about this pack. 1.32.9 (ComfyUI 0.3.75): GraphView's load() stores a setting before its
 # definition is registered, and the setting store's onChange then reads `.id` of the missing definition.
 KNOWN_FRONTEND_ERRORS = {
-    "1.32.9": (re.compile(r"^TypeError: Cannot read properties of undefined \(reading 'id'\)\n\s+at onChange "
-                          r"\(.*/assets/index-"),),
+    "1.32.9": (
+        re.compile(
+            r"^TypeError: Cannot read properties of undefined \(reading 'id'\)\n\s+at onChange "
+            r"\(.*/assets/index-"
+        ),
+    ),
 }
 
 
@@ -29,9 +34,17 @@ def known_frontend_errors() -> tuple:
     return KNOWN_FRONTEND_ERRORS.get(metadata.version("comfyui-frontend-package"), ())
 
 
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-                  "--window-size=1400,900")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--window-size=1400,900",
+)
 
 
 class CdpError(RuntimeError):
@@ -44,9 +57,17 @@ class Browser:
     def __init__(self, executable: str):
         self._profile = tempfile.mkdtemp(prefix="instantid-chromium-")
         port = free_port()
-        self.process = subprocess.Popen([executable, *CHROMIUM_FLAGS, f"--remote-debugging-port={port}",
-                                         f"--user-data-dir={self._profile}", "about:blank"],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            [
+                executable,
+                *CHROMIUM_FLAGS,
+                f"--remote-debugging-port={port}",
+                f"--user-data-dir={self._profile}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self._loop = asyncio.new_event_loop()
         self._next_id = 0
         self.console: list[dict] = []
@@ -153,5 +174,7 @@ def find_chromium() -> str:
     """Path of Debian's chromium; `make test` installs it (scripts/ensure_chromium.sh)."""
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if not path:
-        raise RuntimeError("chromium is not installed: run `make test` (it installs Debian's chromium) or `apt-get install chromium`.")
+        raise RuntimeError(
+            "chromium is not installed: run `make test` (it installs Debian's chromium) or `apt-get install chromium`."
+        )
     return path

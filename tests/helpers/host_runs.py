@@ -1,4 +1,5 @@
 """Running the tiny models the way the host tests need: faces, one denoising step, recording identity calls."""
+
 from pathlib import Path
 from typing import NamedTuple
 
@@ -26,8 +27,13 @@ def make_faces(pack, seeds=(1,)):
     results = []
     for index, seed in enumerate(seeds):
         embedding = np.random.default_rng(seed).normal(0, 1, 512) * 1.0
-        face = pack.faces.DetectedFace(embedding=embedding, kps=[[40, 50], [80, 50], [60, 70], [45, 95], [75, 95]],
-                                       bbox=[25, 25, 100, 110], det_score=0.9, image_size=(128, 128))
+        face = pack.faces.DetectedFace(
+            embedding=embedding,
+            kps=[[40, 50], [80, 50], [60, 70], [45, 95], [75, 95]],
+            bbox=[25, 25, 100, 110],
+            det_score=0.9,
+            image_size=(128, 128),
+        )
         results.append(pack.faces.FaceAnalysisResult(faces=(face,), chosen=0, batch_index=index))
     return pack.faces.InstantIDFaces(results)
 
@@ -42,9 +48,18 @@ def denoise(model, positive=None, negative=None, sigma=None, seed=0):
     positive = positive if positive is not None else sdxl_conditioning(10)
     negative = negative if negative is not None else sdxl_conditioning(11)
     noise = torch.randn(LATENT, generator=torch.Generator().manual_seed(seed))
-    return comfy.sample.sample_custom(model, noise, 5.0, comfy.samplers.sampler_object("euler"),
-                                      torch.tensor([sigma, 0.0]), positive, negative, torch.zeros(LATENT),
-                                      disable_pbar=True, seed=seed)
+    return comfy.sample.sample_custom(
+        model,
+        noise,
+        5.0,
+        comfy.samplers.sampler_object("euler"),
+        torch.tensor([sigma, 0.0]),
+        positive,
+        negative,
+        torch.zeros(LATENT),
+        disable_pbar=True,
+        seed=seed,
+    )
 
 
 class IdentityCall(NamedTuple):

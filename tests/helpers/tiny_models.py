@@ -5,6 +5,7 @@ transformer depths, the block layout, the context width and the ADM input are SD
 initialisation, so every tensor is initialised here with a fixed seed. ComfyUI is imported on first use (the host
 fixture must set it up first).
 """
+
 import importlib
 import math
 
@@ -18,13 +19,26 @@ DEPTHS = [0, 0, 2, 2, 10, 10]
 def tiny_unet_config() -> dict:
     """The unet_config ComfyUI's model detection would produce for SDXL, at 32 base channels."""
     return {
-        "use_checkpoint": False, "image_size": 32, "in_channels": 4, "out_channels": 4, "model_channels": MODEL_CHANNELS,
-        "num_res_blocks": [2, 2, 2], "channel_mult": [1, 2, 4], "transformer_depth": list(DEPTHS),
+        "use_checkpoint": False,
+        "image_size": 32,
+        "in_channels": 4,
+        "out_channels": 4,
+        "model_channels": MODEL_CHANNELS,
+        "num_res_blocks": [2, 2, 2],
+        "channel_mult": [1, 2, 4],
+        "transformer_depth": list(DEPTHS),
         "transformer_depth_middle": DEPTHS[-1],
         "transformer_depth_output": [DEPTHS[0]] * 3 + [DEPTHS[2]] * 3 + [DEPTHS[4]] * 3,
-        "use_spatial_transformer": True, "use_linear_in_transformer": True, "context_dim": TOKEN_DIM,
-        "num_classes": "sequential", "adm_in_channels": 2816, "legacy": False, "use_temporal_attention": False,
-        "use_temporal_resblock": False, "num_head_channels": 16, "num_heads": -1,
+        "use_spatial_transformer": True,
+        "use_linear_in_transformer": True,
+        "context_dim": TOKEN_DIM,
+        "num_classes": "sequential",
+        "adm_in_channels": 2816,
+        "legacy": False,
+        "use_temporal_attention": False,
+        "use_temporal_resblock": False,
+        "num_head_channels": 16,
+        "num_heads": -1,
     }
 
 
@@ -36,14 +50,16 @@ def _comfy(name: str):
 def _patcher(base):
     """A ModelPatcher on ComfyUI's devices around a model_base model."""
     mm = _comfy("comfy.model_management")
-    return _comfy("comfy.model_patcher").ModelPatcher(base, load_device=mm.get_torch_device(),
-                                                      offload_device=mm.unet_offload_device())
+    return _comfy("comfy.model_patcher").ModelPatcher(
+        base, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device()
+    )
 
 
 def _controlnet(net):
     """A comfy.controlnet.ControlNet around a cldm ControlNet."""
-    return _comfy("comfy.controlnet").ControlNet(net, load_device=_comfy("comfy.model_management").get_torch_device(),
-                                                 manual_cast_dtype=None)
+    return _comfy("comfy.controlnet").ControlNet(
+        net, load_device=_comfy("comfy.model_management").get_torch_device(), manual_cast_dtype=None
+    )
 
 
 def _init_weights(module: torch.nn.Module, seed: int) -> None:
@@ -75,8 +91,9 @@ def tiny_controlnet(seed: int = 1, depths: list[int] = DEPTHS, depth_middle: int
     config = tiny_unet_config() | {"transformer_depth": list(depths), "transformer_depth_middle": depth_middle}
     for k in ("out_channels", "transformer_depth_output"):
         config.pop(k)
-    net = _comfy("comfy.cldm.cldm").ControlNet(hint_channels=3, operations=_comfy("comfy.ops").disable_weight_init,
-                                                device=None, **config)
+    net = _comfy("comfy.cldm.cldm").ControlNet(
+        hint_channels=3, operations=_comfy("comfy.ops").disable_weight_init, device=None, **config
+    )
     _init_weights(net, seed)
     return _controlnet(net)
 
@@ -86,8 +103,13 @@ MID_CONTROLNET_DEPTHS = ([0, 0, 0, 0, 1, 1], 1)
 
 
 # The tiny UNet's cross-attention layers in diffusers order (SDXL's blocks at 1/10 width, docs/design.md): (layers, width).
-TINY_DIFFUSERS_BLOCKS = [(4, 2 * MODEL_CHANNELS), (20, 4 * MODEL_CHANNELS), (30, 4 * MODEL_CHANNELS),
-                         (6, 2 * MODEL_CHANNELS), (10, 4 * MODEL_CHANNELS)]
+TINY_DIFFUSERS_BLOCKS = [
+    (4, 2 * MODEL_CHANNELS),
+    (20, 4 * MODEL_CHANNELS),
+    (30, 4 * MODEL_CHANNELS),
+    (6, 2 * MODEL_CHANNELS),
+    (10, 4 * MODEL_CHANNELS),
+]
 TINY_RESAMPLER = {"dim": 64, "depth": 2, "heads": 2, "num_queries": 4, "embedding_dim": 512}
 
 
@@ -101,16 +123,29 @@ def tiny_adapter_state_dict(seed: int = 2) -> dict:
     def rand(*shape, scale=None):
         return torch.randn(*shape, generator=gen) * (scale if scale is not None else 1 / math.sqrt(shape[-1]))
 
-    proj = {"latents": rand(1, queries, d), "proj_in.weight": rand(d, emb), "proj_in.bias": rand(d, scale=0.02),
-            "proj_out.weight": rand(token_dim, d), "proj_out.bias": rand(token_dim, scale=0.02),
-            "norm_out.weight": torch.ones(token_dim), "norm_out.bias": torch.zeros(token_dim)}
+    proj = {
+        "latents": rand(1, queries, d),
+        "proj_in.weight": rand(d, emb),
+        "proj_in.bias": rand(d, scale=0.02),
+        "proj_out.weight": rand(token_dim, d),
+        "proj_out.bias": rand(token_dim, scale=0.02),
+        "norm_out.weight": torch.ones(token_dim),
+        "norm_out.bias": torch.zeros(token_dim),
+    }
     for i in range(TINY_RESAMPLER["depth"]):
-        proj |= {f"layers.{i}.0.norm1.weight": torch.ones(d), f"layers.{i}.0.norm1.bias": torch.zeros(d),
-                 f"layers.{i}.0.norm2.weight": torch.ones(d), f"layers.{i}.0.norm2.bias": torch.zeros(d),
-                 f"layers.{i}.0.to_q.weight": rand(inner, d), f"layers.{i}.0.to_kv.weight": rand(2 * inner, d),
-                 f"layers.{i}.0.to_out.weight": rand(d, inner), f"layers.{i}.1.0.weight": torch.ones(d),
-                 f"layers.{i}.1.0.bias": torch.zeros(d), f"layers.{i}.1.1.weight": rand(ff, d),
-                 f"layers.{i}.1.3.weight": rand(d, ff)}
+        proj |= {
+            f"layers.{i}.0.norm1.weight": torch.ones(d),
+            f"layers.{i}.0.norm1.bias": torch.zeros(d),
+            f"layers.{i}.0.norm2.weight": torch.ones(d),
+            f"layers.{i}.0.norm2.bias": torch.zeros(d),
+            f"layers.{i}.0.to_q.weight": rand(inner, d),
+            f"layers.{i}.0.to_kv.weight": rand(2 * inner, d),
+            f"layers.{i}.0.to_out.weight": rand(d, inner),
+            f"layers.{i}.1.0.weight": torch.ones(d),
+            f"layers.{i}.1.0.bias": torch.zeros(d),
+            f"layers.{i}.1.1.weight": rand(ff, d),
+            f"layers.{i}.1.3.weight": rand(d, ff),
+        }
     widths = [width for count, width in TINY_DIFFUSERS_BLOCKS for _ in range(count)]
     ip = {}
     for position, width in enumerate(widths):
@@ -121,13 +156,27 @@ def tiny_adapter_state_dict(seed: int = 2) -> dict:
 
 def tiny_sd15(seed: int = 0):
     """A ModelPatcher around a tiny SD1.5-topology model (16 cross-attention layers, 768-wide context)."""
-    config = {"use_checkpoint": False, "image_size": 32, "in_channels": 4, "out_channels": 4,
-              "model_channels": MODEL_CHANNELS, "num_res_blocks": [2, 2, 2, 2], "channel_mult": [1, 2, 4, 4],
-              "transformer_depth": [1, 1, 1, 1, 1, 1, 0, 0], "transformer_depth_middle": 1,
-              "transformer_depth_output": [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0], "use_spatial_transformer": True,
-              "use_linear_in_transformer": False, "context_dim": 768, "legacy": False, "adm_in_channels": None,
-              "use_temporal_attention": False, "use_temporal_resblock": False, "num_head_channels": 16,
-              "num_heads": -1}
+    config = {
+        "use_checkpoint": False,
+        "image_size": 32,
+        "in_channels": 4,
+        "out_channels": 4,
+        "model_channels": MODEL_CHANNELS,
+        "num_res_blocks": [2, 2, 2, 2],
+        "channel_mult": [1, 2, 4, 4],
+        "transformer_depth": [1, 1, 1, 1, 1, 1, 0, 0],
+        "transformer_depth_middle": 1,
+        "transformer_depth_output": [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0],
+        "use_spatial_transformer": True,
+        "use_linear_in_transformer": False,
+        "context_dim": 768,
+        "legacy": False,
+        "adm_in_channels": None,
+        "use_temporal_attention": False,
+        "use_temporal_resblock": False,
+        "num_head_channels": 16,
+        "num_heads": -1,
+    }
     cfg = _comfy("comfy.supported_models").SD15(config)
     cfg.unet_config.update({"num_heads": -1, "num_head_channels": 16})
     cfg.set_inference_dtype(torch.float32, None)
@@ -138,11 +187,23 @@ def tiny_sd15(seed: int = 0):
 
 def tiny_sd15_controlnet(seed: int = 1):
     """A comfy.controlnet.ControlNet with SD1.5's 768-wide cross-attention (the wrong file for IdentityNet)."""
-    config = {"image_size": 32, "in_channels": 4, "model_channels": MODEL_CHANNELS, "num_res_blocks": 2,
-              "channel_mult": [1, 2], "transformer_depth": [1, 1, 1, 1], "transformer_depth_middle": 1,
-              "use_spatial_transformer": True, "context_dim": 768, "num_head_channels": 16, "num_heads": -1,
-              "legacy": False, "use_linear_in_transformer": False}
-    net = _comfy("comfy.cldm.cldm").ControlNet(hint_channels=3, operations=_comfy("comfy.ops").disable_weight_init,
-                                                device=None, **config)
+    config = {
+        "image_size": 32,
+        "in_channels": 4,
+        "model_channels": MODEL_CHANNELS,
+        "num_res_blocks": 2,
+        "channel_mult": [1, 2],
+        "transformer_depth": [1, 1, 1, 1],
+        "transformer_depth_middle": 1,
+        "use_spatial_transformer": True,
+        "context_dim": 768,
+        "num_head_channels": 16,
+        "num_heads": -1,
+        "legacy": False,
+        "use_linear_in_transformer": False,
+    }
+    net = _comfy("comfy.cldm.cldm").ControlNet(
+        hint_channels=3, operations=_comfy("comfy.ops").disable_weight_init, device=None, **config
+    )
     _init_weights(net, seed)
     return _controlnet(net)

@@ -1,4 +1,5 @@
 """Host-tier fixtures: this pack's modules as ComfyUI imported them, a tiny adapter and a tiny model."""
+
 from types import SimpleNamespace
 
 import pytest
@@ -10,8 +11,13 @@ from helpers.tiny_models import tiny_adapter_state_dict, tiny_sdxl
 @pytest.fixture(scope="module")
 def pack(comfy_host):
     """This pack's modules as ComfyUI imported them."""
-    names = ("nodes.host", "instantid_core.identity", "instantid_core.faces", "instantid_core.attention",
-             "instantid_core.errors")
+    names = (
+        "nodes.host",
+        "instantid_core.identity",
+        "instantid_core.faces",
+        "instantid_core.attention",
+        "instantid_core.errors",
+    )
     return SimpleNamespace(**{n.split(".")[-1]: comfy_host.pack_module(n) for n in names})
 
 
@@ -33,4 +39,5 @@ def model():
 def face_pack(comfy_host, standins):
     """The stand-in antelopev2 pack, loaded by the pack's loader."""
     return comfy_host.pack_module("instantid_core.face_analysis").FaceModels.load(
-        standins / "models" / "insightface" / "models" / "antelopev2", "CPU", 640)
+        standins / "models" / "insightface" / "models" / "antelopev2", "CPU", 640
+    )

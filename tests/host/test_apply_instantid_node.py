@@ -1,6 +1,7 @@
 """The all-in-one Apply InstantID node on tiny models and the stand-in face pack: it applies everything, and a
 photo without a face is an error by default or, when asked, passes the inputs through unchanged. No-face errors name
 the input at fault and only an option the node really has."""
+
 import logging
 
 import numpy as np
@@ -25,11 +26,14 @@ def run(comfy_host, face_pack, adapter, photo, no_face="error", image_kps=None, 
     """Apply InstantID (or Apply InstantID Advanced) as the node does; returns (model, positive, negative) and the
     inputs."""
     inputs = (tiny_sdxl(), sdxl_conditioning(1), sdxl_conditioning(2))
-    settings = {"InstantIDApply": (0.8, 0.0, 1.0, no_face),
-                "InstantIDApplyAdvanced": (0.8, 0.8, 0.0, 1.0, "linear", "average", 0.0, "largest", 0, no_face)}
+    settings = {
+        "InstantIDApply": (0.8, 0.0, 1.0, no_face),
+        "InstantIDApplyAdvanced": (0.8, 0.8, 0.0, 1.0, "linear", "average", 0.0, "largest", 0, no_face),
+    }
     node = comfy_host.node(node_id)
-    result = node.execute(adapter, face_pack, tiny_controlnet(seed=4), photo, *inputs, *settings[node_id],
-                          image_kps=image_kps).result
+    result = node.execute(
+        adapter, face_pack, tiny_controlnet(seed=4), photo, *inputs, *settings[node_id], image_kps=image_kps
+    ).result
     return result, inputs
 
 
@@ -82,7 +86,8 @@ def test_no_face_passes_the_inputs_through_unchanged_when_asked(comfy_host, face
 
 @pytest.mark.parametrize("node_id", ["InstantIDApply", "InstantIDApplyAdvanced"])
 def test_a_pose_photo_without_a_face_is_an_error_naming_the_pose_photo_not_a_reference_image(
-        comfy_host, face_pack, adapter, standins, node_id):
+    comfy_host, face_pack, adapter, standins, node_id
+):
     errors = comfy_host.pack_module("instantid_core.errors")
 
     with pytest.raises(errors.InstantIDError) as raised:
@@ -94,8 +99,9 @@ def test_a_pose_photo_without_a_face_is_an_error_naming_the_pose_photo_not_a_ref
 
 
 @pytest.mark.parametrize("node_id", ["InstantIDApply", "InstantIDApplyAdvanced"])
-def test_the_all_in_one_nodes_no_face_error_names_their_pass_through_option_not_skip(comfy_host, face_pack, adapter,
-                                                                                     node_id):
+def test_the_all_in_one_nodes_no_face_error_names_their_pass_through_option_not_skip(
+    comfy_host, face_pack, adapter, node_id
+):
     errors = comfy_host.pack_module("instantid_core.errors")
 
     with pytest.raises(errors.InstantIDError) as raised:
@@ -115,10 +121,15 @@ def test_the_face_analysis_nodes_no_face_error_names_its_skip_option(comfy_host,
     assert "pass through" not in message
 
 
-@pytest.mark.parametrize("node_id, photo", [("ApplyInstantID", "Reference image"),
-                                            ("ApplyInstantIDAdvanced", "Reference image"),
-                                            ("InstantIDAttentionPatch", "Reference image"),
-                                            ("FaceKeypointsPreprocessor", "Pose photo")])
+@pytest.mark.parametrize(
+    "node_id, photo",
+    [
+        ("ApplyInstantID", "Reference image"),
+        ("ApplyInstantIDAdvanced", "Reference image"),
+        ("InstantIDAttentionPatch", "Reference image"),
+        ("FaceKeypointsPreprocessor", "Pose photo"),
+    ],
+)
 def test_the_compat_aliases_no_face_error_names_no_option_they_lack(comfy_host, face_pack, adapter, node_id, photo):
     errors = comfy_host.pack_module("instantid_core.errors")
     offered = {spec.id for spec in comfy_host.node(node_id).define_schema().inputs}
@@ -132,8 +143,9 @@ def test_the_compat_aliases_no_face_error_names_no_option_they_lack(comfy_host, 
     assert "no_face" not in message and "'skip'" not in message and "pass through" not in message
 
 
-def test_a_16_bit_grey_png_that_load_image_reads_as_one_flat_colour_is_reported_so(comfy_host, face_pack, standins,
-                                                                                   tmp_path):
+def test_a_16_bit_grey_png_that_load_image_reads_as_one_flat_colour_is_reported_so(
+    comfy_host, face_pack, standins, tmp_path
+):
     errors = comfy_host.pack_module("instantid_core.errors")
     image = sixteen_bit_grey_png_as_comfyui_loads_it(comfy_host, tmp_path, standins)
 
@@ -141,13 +153,16 @@ def test_a_16_bit_grey_png_that_load_image_reads_as_one_flat_colour_is_reported_
         comfy_host.node("InstantIDAnalyzeFaces").execute(face_pack, image, "largest", 0, "error")
 
     message = str(raised.value)
-    assert message.startswith("Reference image 0 (of 1, counted from 0; 768×1024 px) is a single flat colour "
-                              "(every pixel is RGB 255, 255, 255)")
+    assert message.startswith(
+        "Reference image 0 (of 1, counted from 0; 768×1024 px) is a single flat colour "
+        "(every pixel is RGB 255, 255, 255)"
+    )
     assert "16-bit" in message and "8-bit" in message and "no face found" not in message
 
 
-def test_a_flat_colour_pose_photo_is_reported_as_the_flat_pose_photo(comfy_host, face_pack, adapter, standins,
-                                                                     tmp_path):
+def test_a_flat_colour_pose_photo_is_reported_as_the_flat_pose_photo(
+    comfy_host, face_pack, adapter, standins, tmp_path
+):
     errors = comfy_host.pack_module("instantid_core.errors")
     pose = sixteen_bit_grey_png_as_comfyui_loads_it(comfy_host, tmp_path, standins)
 

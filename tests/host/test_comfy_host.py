@@ -1,5 +1,6 @@
 """The in-process host has this pack loaded and its model folders registered (the host's version and internals:
 test_comfy_internals.py)."""
+
 import pytest
 
 pytestmark = pytest.mark.host
@@ -16,12 +17,22 @@ def test_pack_registers_its_model_folders_without_dropping_existing_paths(comfy_
 
 
 def test_own_node_classes_are_named_as_their_node_ids_and_compat_classes_carry_one_marker(comfy_host):
-    compat_ids = {"InstantIDModelLoader", "InstantIDFaceAnalysis", "FaceKeypointsPreprocessor", "ApplyInstantID",
-                  "ApplyInstantIDAdvanced", "InstantIDAttentionPatch", "ApplyInstantIDControlNet"}
+    compat_ids = {
+        "InstantIDModelLoader",
+        "InstantIDFaceAnalysis",
+        "FaceKeypointsPreprocessor",
+        "ApplyInstantID",
+        "ApplyInstantIDAdvanced",
+        "InstantIDAttentionPatch",
+        "ApplyInstantIDControlNet",
+    }
 
     names = {node_id: cls.__name__ for node_id, cls in comfy_host.pack_nodes.items()}
 
     assert set(names) >= compat_ids and len(names) == 15
-    assert {node_id: name for node_id, name in names.items() if node_id not in compat_ids} == \
-        {node_id: node_id for node_id in names if node_id not in compat_ids}
-    assert {node_id: names[node_id] for node_id in compat_ids} == {node_id: node_id + "Compat" for node_id in compat_ids}
+    assert {node_id: name for node_id, name in names.items() if node_id not in compat_ids} == {
+        node_id: node_id for node_id in names if node_id not in compat_ids
+    }
+    assert {node_id: names[node_id] for node_id in compat_ids} == {
+        node_id: node_id + "Compat" for node_id in compat_ids
+    }

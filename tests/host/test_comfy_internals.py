@@ -1,5 +1,6 @@
 """The ComfyUI internals listed at the top of nodes/host.py, each checked on the host the suite runs against, so a
 ComfyUI release that changes one fails here with a message naming it rather than somewhere deep in a sampling run."""
+
 import inspect
 
 import pytest
@@ -42,8 +43,9 @@ def test_model_folders_are_path_and_extension_pairs(comfy_host):
     for name in ("add_model_folder_path", "get_filename_list", "get_full_path", "get_folder_paths"):
         relied_on(callable(getattr(folder_paths, name, None)), f"folder_paths.{name}")
     relied_on(isinstance(folder_paths.models_dir, str), "folder_paths.models_dir")
-    relied_on({".bin", ".safetensors"} <= set(folder_paths.supported_pt_extensions),
-              "folder_paths.supported_pt_extensions")
+    relied_on(
+        {".bin", ".safetensors"} <= set(folder_paths.supported_pt_extensions), "folder_paths.supported_pt_extensions"
+    )
     paths, extensions = folder_paths.folder_names_and_paths["instantid"]
     relied_on(isinstance(paths, list) and isinstance(extensions, set), "folder_names_and_paths[name] = (paths, exts)")
 
@@ -55,8 +57,10 @@ def test_the_unets_cross_attention_modules_sit_where_the_pack_looks(pack, base):
     for name in ("input_blocks", "middle_block", "output_blocks"):
         relied_on(hasattr(unet, name), f"diffusion_model.{name}")
     transformers = [m for m in unet.modules() if isinstance(m, SpatialTransformer)]
-    relied_on(transformers and all(hasattr(t, "transformer_blocks") for t in transformers),
-              "SpatialTransformer.transformer_blocks")
+    relied_on(
+        transformers and all(hasattr(t, "transformer_blocks") for t in transformers),
+        "SpatialTransformer.transformer_blocks",
+    )
     modules = pack.host.attn2_modules(base)
     relied_on(len(modules) == 70, f"70 attn2 modules in SDXL's blocks, found {len(modules)}")
     relied_on(("middle", 0, 9) in modules, "the middle block's key is ('middle', 0, i)")
@@ -78,8 +82,16 @@ def test_an_attn2_replace_patch_is_called_with_the_options_the_pack_reads(pack, 
 
     relied_on(len(seen) == 1, "set_model_attn2_replace(patch, block, number, index) calls patch(q, k, v, options)")
     options, q_shape, k_shape = seen[0]
-    for key in ("n_heads", "cond_or_uncond", "sigmas", "activations_shape", "original_shape", "block", "block_index",
-                "attn_precision"):
+    for key in (
+        "n_heads",
+        "cond_or_uncond",
+        "sigmas",
+        "activations_shape",
+        "original_shape",
+        "block",
+        "block_index",
+        "attn_precision",
+    ):
         relied_on(key in options, f"extra_options['{key}'] in attn2 patches")
     relied_on((*options["block"], options["block_index"]) == ("middle", 0, 0), "extra_options block/block_index")
     relied_on(sorted(options["cond_or_uncond"]) == [0, 1], "cond_or_uncond lists the batch halves")
@@ -88,8 +100,10 @@ def test_an_attn2_replace_patch_is_called_with_the_options_the_pack_reads(pack, 
     import comfy.ldm.modules.attention as attention
 
     accepted = inspect.signature(attention.optimized_attention).parameters
-    relied_on("attn_precision" in accepted and any(p.kind is p.VAR_KEYWORD for p in accepted.values()),
-              "optimized_attention(q, k, v, heads, attn_precision=..., **kwargs)")
+    relied_on(
+        "attn_precision" in accepted and any(p.kind is p.VAR_KEYWORD for p in accepted.values()),
+        "optimized_attention(q, k, v, heads, attn_precision=..., **kwargs)",
+    )
 
 
 def test_patches_are_kept_where_the_pack_reads_them_and_their_models_load_with_the_unet(base):
@@ -114,10 +128,14 @@ def test_patches_are_kept_where_the_pack_reads_them_and_their_models_load_with_t
     patched.set_model_attn2_output_patch(lambda out, o: out)
     options = patched.model_options["transformer_options"]
 
-    relied_on(options["patches_replace"]["attn2"][("input", 4, 0)] is patch,
-              "model_options['transformer_options']['patches_replace']['attn2'][key]")
-    relied_on(len(options["patches"]["attn2_patch"]) == 1 and len(options["patches"]["attn2_output_patch"]) == 1,
-              "model_options['transformer_options']['patches'] lists attn2_patch / attn2_output_patch")
+    relied_on(
+        options["patches_replace"]["attn2"][("input", 4, 0)] is patch,
+        "model_options['transformer_options']['patches_replace']['attn2'][key]",
+    )
+    relied_on(
+        len(options["patches"]["attn2_patch"]) == 1 and len(options["patches"]["attn2_output_patch"]) == 1,
+        "model_options['transformer_options']['patches'] lists attn2_patch / attn2_output_patch",
+    )
     relied_on("kv patcher" in patched.model_patches_models(), "ModelPatcher.model_patches_models() asks models()")
     patched.model_patches_to(torch.float16)
     relied_on(patch.moved == [torch.float16], "ModelPatcher.model_patches_to() calls the patch's to()")
@@ -132,9 +150,11 @@ def test_cloning_copies_model_options_and_runs_on_clone_callbacks(base):
     clone = original.clone()
 
     relied_on(seen == [(original, clone)], "clone() calls CallbacksMP.ON_CLONE callbacks as callback(parent, clone)")
-    relied_on(clone.model_options is not original.model_options
-              and clone.model_options["transformer_options"] is not original.model_options["transformer_options"],
-              "clone() copies model_options and transformer_options")
+    relied_on(
+        clone.model_options is not original.model_options
+        and clone.model_options["transformer_options"] is not original.model_options["transformer_options"],
+        "clone() copies model_options and transformer_options",
+    )
 
 
 def test_the_model_manager_pieces_the_pack_uses(pack, base):
@@ -145,11 +165,14 @@ def test_the_model_manager_pieces_the_pack_uses(pack, base):
         relied_on(callable(getattr(mm, name, None)), f"model_management.{name}")
     patcher_class = pack.host.kv_patcher_class()
     relied_on(issubclass(patcher_class, comfy.model_patcher.ModelPatcher), "CoreModelPatcher is a ModelPatcher")
-    relied_on(hasattr(base.model, "manual_cast_dtype") and callable(base.model.get_dtype),
-              "model.model.manual_cast_dtype / get_dtype()")
+    relied_on(
+        hasattr(base.model, "manual_cast_dtype") and callable(base.model.get_dtype),
+        "model.model.manual_cast_dtype / get_dtype()",
+    )
     sampling = base.get_model_object("model_sampling")
-    relied_on(float(sampling.percent_to_sigma(0.0)) > float(sampling.percent_to_sigma(1.0)),
-              "model_sampling.percent_to_sigma")
+    relied_on(
+        float(sampling.percent_to_sigma(0.0)) > float(sampling.percent_to_sigma(1.0)), "model_sampling.percent_to_sigma"
+    )
 
 
 def test_the_kv_patcher_is_of_the_class_the_host_builds_its_models_with(pack, adapter, base, monkeypatch):
@@ -173,16 +196,26 @@ def test_a_controlnet_exposes_what_identitynet_builds_on(pack):
     import comfy.controlnet
 
     net = tiny_controlnet(seed=4)
-    relied_on(isinstance(net, comfy.controlnet.ControlNet) and net.control_model is not None,
-              "comfy.controlnet.ControlNet.control_model")
+    relied_on(
+        isinstance(net, comfy.controlnet.ControlNet) and net.control_model is not None,
+        "comfy.controlnet.ControlNet.control_model",
+    )
     for name in ("input_blocks", "middle_block", "label_emb"):
         relied_on(hasattr(net.control_model, name), f"cldm ControlNet.{name}")
-    relied_on(parameters(comfy.controlnet.ControlNet.get_control)
-              == ["x_noisy", "t", "cond", "batched_number", "transformer_options"], "ControlNet.get_control signature")
-    relied_on(parameters(comfy.controlnet.ControlNet.set_cond_hint)[:4]
-              == ["cond_hint", "strength", "timestep_percent_range", "vae"], "ControlNet.set_cond_hint signature")
-    relied_on("crossattn_controlnet" in inspect.getsource(comfy.controlnet.ControlNet.get_control),
-              "ControlNet.get_control reads cond['crossattn_controlnet']")
+    relied_on(
+        parameters(comfy.controlnet.ControlNet.get_control)
+        == ["x_noisy", "t", "cond", "batched_number", "transformer_options"],
+        "ControlNet.get_control signature",
+    )
+    relied_on(
+        parameters(comfy.controlnet.ControlNet.set_cond_hint)[:4]
+        == ["cond_hint", "strength", "timestep_percent_range", "vae"],
+        "ControlNet.set_cond_hint signature",
+    )
+    relied_on(
+        "crossattn_controlnet" in inspect.getsource(comfy.controlnet.ControlNet.get_control),
+        "ControlNet.get_control reads cond['crossattn_controlnet']",
+    )
     copy = net.copy()
     copy.set_previous_controlnet(None)
     relied_on(hasattr(copy, "previous_controlnet"), "ControlNet.previous_controlnet")
@@ -193,11 +226,14 @@ def test_identitynet_residuals_come_back_in_the_layout_the_pack_merges(pack, ada
 
     tokens = adapter.tokens(make_faces(pack, (1,)).embeddings())
     hint = torch.rand(1, 128, 128, 3, generator=torch.Generator().manual_seed(7))
-    positive, negative = pack.host.apply_identitynet(sdxl_conditioning(10), sdxl_conditioning(11),
-                                                     tiny_controlnet(seed=4), tokens, hint, 1.0, 0.0, 1.0)
+    positive, negative = pack.host.apply_identitynet(
+        sdxl_conditioning(10), sdxl_conditioning(11), tiny_controlnet(seed=4), tokens, hint, 1.0, 0.0, 1.0
+    )
     options = positive[0][1]
-    relied_on("control" in options and options["control_apply_to_uncond"] is False,
-              "conditioning keys 'control' and 'control_apply_to_uncond'")
+    relied_on(
+        "control" in options and options["control_apply_to_uncond"] is False,
+        "conditioning keys 'control' and 'control_apply_to_uncond'",
+    )
     seen = []
     original = type(options["control"]).get_control
 
@@ -211,6 +247,7 @@ def test_identitynet_residuals_come_back_in_the_layout_the_pack_merges(pack, ada
         denoise(base, positive, negative)
     finally:
         type(options["control"]).get_control = original
-    relied_on(seen and set(seen[0]) <= {"input", "middle", "output"}
-              and all(isinstance(v, list) for v in seen[0].values()),
-              "get_control returns {'input'|'middle'|'output': [residual or None]}")
+    relied_on(
+        seen and set(seen[0]) <= {"input", "middle", "output"} and all(isinstance(v, list) for v in seen[0].values()),
+        "get_control returns {'input'|'middle'|'output': [residual or None]}",
+    )

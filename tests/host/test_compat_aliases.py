@@ -1,6 +1,7 @@
 """The ComfyUI_InstantID aliases that no workflow runs (Face Keypoints Preprocessor, Apply InstantID Advanced, and the
 split pair InstantID Patch Attention → Apply ControlNet) run on tiny models and the stand-in face pack, and their
 option lists are the core's."""
+
 import pytest
 import torch
 
@@ -29,14 +30,30 @@ def test_face_keypoints_preprocessor_draws_the_photos_keypoints_at_its_size(comf
     assert KEYPOINT_RED in colours and len(colours) > 5  # dots and limbs on a black background
 
 
-def test_apply_instantid_advanced_patches_every_layer_and_attaches_identitynet_with_its_strength(comfy_host, pack,
-                                                                                              face_pack, adapter,
-                                                                                              standins):
+def test_apply_instantid_advanced_patches_every_layer_and_attaches_identitynet_with_its_strength(
+    comfy_host, pack, face_pack, adapter, standins
+):
     model, positive, negative = tiny_sdxl(), sdxl_conditioning(1), sdxl_conditioning(2)
 
-    patched, positive_out, negative_out = comfy_host.node("ApplyInstantIDAdvanced").execute(
-        adapter, face_pack, tiny_controlnet(seed=4), face_photo(standins), model, positive, negative,
-        0.6, 1.5, 0.0, 1.0, 0.2, "average").result
+    patched, positive_out, negative_out = (
+        comfy_host.node("ApplyInstantIDAdvanced")
+        .execute(
+            adapter,
+            face_pack,
+            tiny_controlnet(seed=4),
+            face_photo(standins),
+            model,
+            positive,
+            negative,
+            0.6,
+            1.5,
+            0.0,
+            1.0,
+            0.2,
+            "average",
+        )
+        .result
+    )
 
     patches = patched.model_options["transformer_options"]["patches_replace"]["attn2"]
     assert len(patches) == 70 and all(isinstance(p, pack.attention.IdentityAttentionPatch) for p in patches.values())
@@ -47,15 +64,22 @@ def test_apply_instantid_advanced_patches_every_layer_and_attaches_identitynet_w
     assert "patches_replace" not in model.model_options.get("transformer_options", {})  # the input is untouched
 
 
-def test_the_split_pair_patches_the_model_and_hands_its_face_tokens_to_identitynet(comfy_host, face_pack, adapter,
-                                                                                 base_model_output, standins):
+def test_the_split_pair_patches_the_model_and_hands_its_face_tokens_to_identitynet(
+    comfy_host, face_pack, adapter, base_model_output, standins
+):
     photo = face_photo(standins)
-    patched, face_embeds = comfy_host.node("InstantIDAttentionPatch").execute(
-        adapter, face_pack, photo, tiny_sdxl(), 1.0, 0.0, 1.0, 0.0).result
+    patched, face_embeds = (
+        comfy_host.node("InstantIDAttentionPatch")
+        .execute(adapter, face_pack, photo, tiny_sdxl(), 1.0, 0.0, 1.0, 0.0)
+        .result
+    )
     (kps,) = comfy_host.node("FaceKeypointsPreprocessor").execute(face_pack, photo).result
 
-    positive, negative = comfy_host.node("ApplyInstantIDControlNet").execute(
-        face_embeds, tiny_controlnet(seed=4), kps, sdxl_conditioning(1), sdxl_conditioning(2), 1.0, 0.0, 1.0).result
+    positive, negative = (
+        comfy_host.node("ApplyInstantIDControlNet")
+        .execute(face_embeds, tiny_controlnet(seed=4), kps, sdxl_conditioning(1), sdxl_conditioning(2), 1.0, 0.0, 1.0)
+        .result
+    )
 
     control = positive[0][1]["control"]
     assert torch.equal(control.identity_tokens, face_embeds.stacked())

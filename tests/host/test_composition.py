@@ -1,5 +1,6 @@
 """InstantID composes with what users stack on SDXL: the IP-Adapter-style packs' `add` protocol and a patch that
 overwrites ours (in either order), a second identity with its own mask, and several IdentityNets."""
+
 from collections import Counter
 
 import pytest
@@ -57,7 +58,8 @@ def other_calls():
 
 
 def test_instantid_then_an_add_protocol_pack_both_apply_once_per_layer_and_the_earlier_model_is_unchanged(
-        pack, adapter, base, monkeypatch, other_calls):
+    pack, adapter, base, monkeypatch, other_calls
+):
     ours = with_identity(pack, adapter, base)
     ours_before = denoise(ours)
     both = with_other_pack(pack, ours, tag=1)
@@ -93,8 +95,9 @@ def test_an_add_protocol_pack_then_instantid_equals_the_reverse_order(pack, adap
     assert (first - denoise(same_tag)).norm() <= 1e-6 * first.norm()
 
 
-def test_two_instantids_with_an_add_protocol_pack_between_them_each_apply_once_per_layer(pack, adapter, base,
-                                                                                       monkeypatch, other_calls):
+def test_two_instantids_with_an_add_protocol_pack_between_them_each_apply_once_per_layer(
+    pack, adapter, base, monkeypatch, other_calls
+):
     first = with_identity(pack, adapter, base, seed=1)
     middle = with_other_pack(pack, first, tag=3)
     last = with_identity(pack, adapter, middle, seed=2)
@@ -164,7 +167,7 @@ def test_two_identities_with_disjoint_masks_each_act_only_inside_their_own(pack,
         for key, term, options in calls:
             h, w = options["activations_shape"][-2:]
             grid = term.reshape(term.shape[0], h, w, -1)
-            left_side, right_side = grid[:, :, : w // 2 - 1], grid[:, :, w // 2 + 1:]
+            left_side, right_side = grid[:, :, : w // 2 - 1], grid[:, :, w // 2 + 1 :]
             inside, outside = (left_side, right_side) if left_mask_value == 1.0 else (right_side, left_side)
             assert torch.count_nonzero(outside) == 0, key
             assert torch.count_nonzero(inside) > 0, key
@@ -188,5 +191,6 @@ def test_two_identitynets_both_act_and_a_controlnet_applied_after_them_keeps_the
     assert not torch.equal(out_both, denoise(base, *only_a)) and not torch.equal(out_both, denoise(base, *only_b))
     assert not torch.equal(denoise(base, *then_other), out_both)
     chain = then_other[0][0][1]["control"]
-    assert [type(c).__name__ for c in (chain, chain.previous_controlnet, chain.previous_controlnet.previous_controlnet)] \
-        == ["ControlNet", "IdentityNetControl", "IdentityNetControl"]
+    assert [
+        type(c).__name__ for c in (chain, chain.previous_controlnet, chain.previous_controlnet.previous_controlnet)
+    ] == ["ControlNet", "IdentityNetControl", "IdentityNetControl"]

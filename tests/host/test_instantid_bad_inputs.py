@@ -1,5 +1,6 @@
 """Bad inputs to the InstantID nodes fail with a message that says what is wrong and what to do, before anything is
 changed."""
+
 import asyncio
 import copy
 
@@ -59,8 +60,9 @@ def tokens(adapter):
     return adapter.tokens(torch.randn(1, 512, generator=torch.Generator().manual_seed(0)).numpy() * 20)
 
 
-def test_patching_an_sd15_model_is_refused_with_both_layer_counts_and_the_model_is_untouched(host, errors, adapter,
-                                                                                          tokens):
+def test_patching_an_sd15_model_is_refused_with_both_layer_counts_and_the_model_is_untouched(
+    host, errors, adapter, tokens
+):
     model = tiny_sd15()
 
     with pytest.raises(errors.InstantIDError) as raised:
@@ -72,10 +74,15 @@ def test_patching_an_sd15_model_is_refused_with_both_layer_counts_and_the_model_
 
 
 @pytest.mark.parametrize("case", ["missing", "not a controlnet", "sd15 controlnet", "mid sdxl controlnet"])
-def test_a_wrong_control_net_names_the_identitynet_file_and_leaves_the_conditioning_unchanged(host, errors, tokens,
-                                                                                            case):
-    control_net = {"missing": None, "not a controlnet": "ip-adapter.bin", "sd15 controlnet": None,
-                   "mid sdxl controlnet": None}[case]
+def test_a_wrong_control_net_names_the_identitynet_file_and_leaves_the_conditioning_unchanged(
+    host, errors, tokens, case
+):
+    control_net = {
+        "missing": None,
+        "not a controlnet": "ip-adapter.bin",
+        "sd15 controlnet": None,
+        "mid sdxl controlnet": None,
+    }[case]
     if case == "sd15 controlnet":
         control_net = tiny_sd15_controlnet()
     if case == "mid sdxl controlnet":  # 2048-wide, SDXL's ADM input, but 3 transformer blocks where IdentityNet has 34
@@ -103,9 +110,17 @@ def test_a_mask_of_another_aspect_ratio_is_refused_with_both_sizes(host, errors,
     model = host.apply_identity_attention(tiny_sdxl(), adapter, tokens, 0.8, 0.0, 1.0, mask=torch.ones(1, 64, 128))
 
     with pytest.raises(errors.InstantIDError) as raised:
-        comfy.sample.sample_custom(model, torch.randn(1, 4, 16, 16), 5.0, comfy.samplers.sampler_object("euler"),
-                                   torch.tensor([1.0, 0.0]), sdxl_conditioning(1), sdxl_conditioning(2),
-                                   torch.zeros(1, 4, 16, 16), disable_pbar=True)
+        comfy.sample.sample_custom(
+            model,
+            torch.randn(1, 4, 16, 16),
+            5.0,
+            comfy.samplers.sampler_object("euler"),
+            torch.tensor([1.0, 0.0]),
+            sdxl_conditioning(1),
+            sdxl_conditioning(2),
+            torch.zeros(1, 4, 16, 16),
+            disable_pbar=True,
+        )
 
     assert "128×64" in str(raised.value) and "128×128" in str(raised.value)
 
@@ -116,14 +131,37 @@ def test_a_mask_of_another_aspect_ratio_names_the_node_that_received_it(comfy_ho
     from comfy_execution.utils import CurrentNodeContext
 
     with CurrentNodeContext("prompt", "7"):
-        (model,) = comfy_host.node("InstantIDPatchAttention").execute(
-            tiny_sdxl(), adapter, make_faces(pack, (1,)), 0.8, 0.0, 1.0, "linear", "average", 0.0,
-            mask=torch.ones(1, 64, 128)).result
+        (model,) = (
+            comfy_host.node("InstantIDPatchAttention")
+            .execute(
+                tiny_sdxl(),
+                adapter,
+                make_faces(pack, (1,)),
+                0.8,
+                0.0,
+                1.0,
+                "linear",
+                "average",
+                0.0,
+                mask=torch.ones(1, 64, 128),
+            )
+            .result
+        )
 
-    with pytest.raises(Exception, match="The mask given to 'InstantID Patch Attention' \\(node #7\\): the mask is 128×64"):
-        comfy.sample.sample_custom(model, torch.randn(1, 4, 16, 16), 5.0, comfy.samplers.sampler_object("euler"),
-                                   torch.tensor([1.0, 0.0]), sdxl_conditioning(1), sdxl_conditioning(2),
-                                   torch.zeros(1, 4, 16, 16), disable_pbar=True)
+    with pytest.raises(
+        Exception, match="The mask given to 'InstantID Patch Attention' \\(node #7\\): the mask is 128×64"
+    ):
+        comfy.sample.sample_custom(
+            model,
+            torch.randn(1, 4, 16, 16),
+            5.0,
+            comfy.samplers.sampler_object("euler"),
+            torch.tensor([1.0, 0.0]),
+            sdxl_conditioning(1),
+            sdxl_conditioning(2),
+            torch.zeros(1, 4, 16, 16),
+            disable_pbar=True,
+        )
 
 
 def test_two_applies_in_a_row_with_different_faces_leak_no_state(host, adapter):
@@ -131,14 +169,22 @@ def test_two_applies_in_a_row_with_different_faces_leak_no_state(host, adapter):
     import comfy.samplers
 
     def run(model):
-        return comfy.sample.sample_custom(model, torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(3)),
-                                          5.0, comfy.samplers.sampler_object("euler"), torch.tensor([14.0, 0.0]),
-                                          sdxl_conditioning(1), sdxl_conditioning(2), torch.zeros(1, 4, 16, 16),
-                                          disable_pbar=True)
+        return comfy.sample.sample_custom(
+            model,
+            torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(3)),
+            5.0,
+            comfy.samplers.sampler_object("euler"),
+            torch.tensor([14.0, 0.0]),
+            sdxl_conditioning(1),
+            sdxl_conditioning(2),
+            torch.zeros(1, 4, 16, 16),
+            disable_pbar=True,
+        )
 
     base = tiny_sdxl()
-    face_a, face_b = (adapter.tokens(torch.randn(1, 512, generator=torch.Generator().manual_seed(s)).numpy() * 20)
-                      for s in (1, 2))
+    face_a, face_b = (
+        adapter.tokens(torch.randn(1, 512, generator=torch.Generator().manual_seed(s)).numpy() * 20) for s in (1, 2)
+    )
     first_b = run(host.apply_identity_attention(base, adapter, face_b, 0.8, 0.0, 1.0))
     run(host.apply_identity_attention(base, adapter, face_a, 0.8, 0.0, 1.0))
 
@@ -187,9 +233,12 @@ def display_name(comfy_host, node_id: str) -> str:
 
 
 def test_every_node_with_start_and_end_inputs_is_one_whose_order_is_checked(comfy_host):
-    with_percents = {node_id: names for node_id, node in comfy_host.pack_nodes.items()
-                     for names in (("start_percent", "end_percent"), ("start_at", "end_at"))
-                     if set(names) <= {spec.id for spec in node.define_schema().inputs}}
+    with_percents = {
+        node_id: names
+        for node_id, node in comfy_host.pack_nodes.items()
+        for names in (("start_percent", "end_percent"), ("start_at", "end_at"))
+        if set(names) <= {spec.id for spec in node.define_schema().inputs}
+    }
 
     assert with_percents == PERCENT_NODES
 
@@ -201,8 +250,10 @@ def test_a_start_after_the_end_refuses_the_prompt_naming_the_node_and_both_value
     refused = custom_validation_errors({"1": {"class_type": node_id, "inputs": {start: 0.8, end: 0.25}}})
 
     assert refused, "the prompt was accepted"
-    assert all(f"{display_name(comfy_host, node_id)}: {start} (0.8) is after {end} (0.25)" in error["details"]
-               for error in refused)
+    assert all(
+        f"{display_name(comfy_host, node_id)}: {start} (0.8) is after {end} (0.25)" in error["details"]
+        for error in refused
+    )
 
 
 @pytest.mark.parametrize("node_id", sorted(PERCENT_NODES))
@@ -224,11 +275,14 @@ def test_a_percent_outside_0_to_1_is_refused_although_the_node_validates_it_itse
 
 @pytest.mark.parametrize("node_id", sorted(PERCENT_NODES))
 def test_a_start_after_the_end_that_comes_through_a_link_is_refused_when_the_node_runs_before_it_does_anything(
-        comfy_host, errors, node_id):
+    comfy_host, errors, node_id
+):
     start, end = PERCENT_NODES[node_id]
     node = comfy_host.node(node_id)
-    prompt = {"9": {"class_type": "PrimitiveFloat", "inputs": {"value": 0.8}},
-              "1": {"class_type": node_id, "inputs": {start: ["9", 0], end: 0.25}}}
+    prompt = {
+        "9": {"class_type": "PrimitiveFloat", "inputs": {"value": 0.8}},
+        "1": {"class_type": node_id, "inputs": {start: ["9", 0], end: 0.25}},
+    }
     nothing = {spec.id: None for spec in node.define_schema().inputs}  # any use of another input would fail
 
     assert custom_validation_errors(prompt) == []  # the linked value is not known before the prompt runs

@@ -1,5 +1,6 @@
 """InstantID inside the real ComfyUI (in-process) on tiny SDXL-topology models: layer coverage, start/end gating,
 masks, ControlNet chaining, model-manager ownership, two applies, and a KSampler run with the nodes."""
+
 import numpy as np
 import pytest
 import torch
@@ -12,15 +13,15 @@ from scripts.harness.conditioning import sdxl_conditioning
 pytestmark = pytest.mark.host
 
 
-
 def patch(pack, adapter, model, weight=1.0, start=0.0, end=1.0, mask=None, seeds=(1,)):
     """The model with InstantID's identity attention, through the host glue the nodes call."""
     tokens = adapter.tokens(make_faces(pack, seeds).embeddings())
     return pack.host.apply_identity_attention(model, adapter, tokens, weight, start, end, "linear", mask)
 
 
-def test_every_one_of_the_70_cross_attention_layers_gets_identity_attention_once_per_call(pack, adapter, model,
-                                                                                          monkeypatch):
+def test_every_one_of_the_70_cross_attention_layers_gets_identity_attention_once_per_call(
+    pack, adapter, model, monkeypatch
+):
     patched = patch(pack, adapter, model)
     calls = record_identity_calls(monkeypatch, pack)
 
@@ -62,12 +63,11 @@ def test_identity_attention_is_zero_outside_the_mask_in_every_layer(pack, adapte
     for key, term, options, _ in calls:
         h, w = options["activations_shape"][-2:]
         grid = term.reshape(term.shape[0], h, w, -1)
-        assert torch.count_nonzero(grid[:, :, w // 2 + 1:]) == 0, key  # right of the mask's edge: nothing
+        assert torch.count_nonzero(grid[:, :, w // 2 + 1 :]) == 0, key  # right of the mask's edge: nothing
         assert torch.count_nonzero(grid[:, :, : w // 2 - 1]) > 0, key  # inside: the identity
 
 
-def test_a_controlnet_already_on_the_conditioning_still_runs_after_apply_identitynet(pack, adapter, model,
-                                                                                   comfy_host):
+def test_a_controlnet_already_on_the_conditioning_still_runs_after_apply_identitynet(pack, adapter, model, comfy_host):
     other, identitynet = tiny_controlnet(seed=3), tiny_controlnet(seed=4)
     hint = torch.rand(1, 128, 128, 3, generator=torch.Generator().manual_seed(5))
     apply_cnet = comfy_host.node("ControlNetApplyAdvanced")()
@@ -91,8 +91,9 @@ def test_a_controlnet_already_on_the_conditioning_still_runs_after_apply_identit
 def test_identitynet_sees_the_face_tokens_cond_on_positive_uncond_on_negative(pack, adapter, model, monkeypatch):
     identitynet = tiny_controlnet(seed=4)
     tokens = adapter.tokens(make_faces(pack).embeddings(), noise=0.3)
-    positive, negative = pack.host.apply_identitynet(sdxl_conditioning(10), sdxl_conditioning(11), identitynet,
-                                                     tokens, torch.rand(1, 128, 128, 3), 1.0, 0.0, 1.0)
+    positive, negative = pack.host.apply_identitynet(
+        sdxl_conditioning(10), sdxl_conditioning(11), identitynet, tokens, torch.rand(1, 128, 128, 3), 1.0, 0.0, 1.0
+    )
     contexts = []
     control_model = positive[0][1]["control"].control_model
     original = type(control_model).forward
@@ -143,11 +144,13 @@ def test_a_second_instantid_apply_wraps_the_first_and_both_act(pack, adapter, mo
 
 
 def test_a_ksampler_run_with_every_node_wired_gives_finite_output_that_differs_without_instantid(
-        pack, adapter, model, comfy_host, standins):
+    pack, adapter, model, comfy_host, standins
+):
     import nodes as comfy_nodes
 
     face_pack = comfy_host.pack_module("instantid_core.face_analysis").FaceModels.load(
-        standins / "models" / "insightface" / "models" / "antelopev2", "CPU", 640)
+        standins / "models" / "insightface" / "models" / "antelopev2", "CPU", 640
+    )
     photo = torch.from_numpy(np.array(Image.open(standins / "input" / "instantid_face.png").convert("RGB")))
     photo = photo.float().unsqueeze(0) / 255
     analyze, keypoints = comfy_host.node("InstantIDAnalyzeFaces"), comfy_host.node("InstantIDKeypoints")
@@ -155,14 +158,26 @@ def test_a_ksampler_run_with_every_node_wired_gives_finite_output_that_differs_w
 
     face = analyze.execute(face_pack, photo, "largest", 0, "error").result[0]
     kps = keypoints.execute(face, 128, 128, "as in source", 0.35, 0, False).result[0]
-    positive, negative = apply_net.execute(sdxl_conditioning(10), sdxl_conditioning(11), tiny_controlnet(seed=4),
-                                           adapter, face, kps, 0.8, 0.0, 1.0, "average", 0.0).result
+    positive, negative = apply_net.execute(
+        sdxl_conditioning(10),
+        sdxl_conditioning(11),
+        tiny_controlnet(seed=4),
+        adapter,
+        face,
+        kps,
+        0.8,
+        0.0,
+        1.0,
+        "average",
+        0.0,
+    ).result
     patched = patch_node.execute(model, adapter, face, 0.8, 0.0, 1.0, "linear", "average", 0.0).result[0]
     latent = {"samples": torch.zeros(LATENT)}
 
     (with_instantid,) = comfy_nodes.common_ksampler(patched, 7, 3, 5.0, "euler", "normal", positive, negative, latent)
-    (without,) = comfy_nodes.common_ksampler(model, 7, 3, 5.0, "euler", "normal", sdxl_conditioning(10),
-                                             sdxl_conditioning(11), latent)
+    (without,) = comfy_nodes.common_ksampler(
+        model, 7, 3, 5.0, "euler", "normal", sdxl_conditioning(10), sdxl_conditioning(11), latent
+    )
 
     assert kps.shape == (1, 128, 128, 3)
     assert torch.isfinite(with_instantid["samples"]).all()

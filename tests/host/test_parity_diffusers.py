@@ -7,6 +7,7 @@ random weights, and the IP-Adapter loaded by diffusers' own loader from the same
 IPAdapterPlusImageProjection is the Resampler, its IPAdapterAttnProcessor2_0 the decoupled cross-attention). The
 diffusers weights are converted to ComfyUI's layout with ComfyUI's own key maps, so both sides share every weight.
 """
+
 import logging
 import math
 from types import SimpleNamespace
@@ -43,13 +44,21 @@ def diffusers_config() -> dict:
     per_level = [comfy_cfg["transformer_depth"][2 * i] for i in range(levels)]  # [0, 2, 10]
     assert comfy_cfg["num_res_blocks"] == [2] * levels and per_level[0] == 0 and all(per_level[1:])
     return dict(
-        in_channels=4, block_out_channels=tuple(widths), layers_per_block=2,
+        in_channels=4,
+        block_out_channels=tuple(widths),
+        layers_per_block=2,
         down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (levels - 1),
         transformer_layers_per_block=tuple(max(d, 1) for d in per_level),  # level 0 has no attention at all
         attention_head_dim=tuple(w // comfy_cfg["num_head_channels"] for w in widths),  # diffusers: heads per level
-        cross_attention_dim=TOKEN_DIM, use_linear_projection=True, addition_embed_type="text_time",
-        addition_time_embed_dim=256, projection_class_embeddings_input_dim=comfy_cfg["adm_in_channels"],
-        norm_num_groups=32, flip_sin_to_cos=True, freq_shift=0)
+        cross_attention_dim=TOKEN_DIM,
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=256,
+        projection_class_embeddings_input_dim=comfy_cfg["adm_in_channels"],
+        norm_num_groups=32,
+        flip_sin_to_cos=True,
+        freq_shift=0,
+    )
 
 
 def randomize(module: torch.nn.Module, seed: int) -> None:
@@ -76,11 +85,16 @@ def four_layer_adapter_state_dict(seed: int = 2) -> dict:
     for i in (2, 3):
         for key in [k for k in proj if k.startswith("layers.0.")]:
             t = proj[key]
-            proj[f"layers.{i}." + key[len("layers.0."):]] = torch.randn(t.shape, generator=gen) / math.sqrt(t.shape[-1])
+            proj[f"layers.{i}." + key[len("layers.0.") :]] = torch.randn(t.shape, generator=gen) / math.sqrt(
+                t.shape[-1]
+            )
     for key, t in proj.items():
         if "norm" in key or ".1.0." in key:  # LayerNorms: norm1/norm2/norm_out and the feed-forward's layers.i.1.0
-            proj[key] = (1.0 + 0.1 * torch.randn(t.shape, generator=gen)) if key.endswith("weight") \
+            proj[key] = (
+                (1.0 + 0.1 * torch.randn(t.shape, generator=gen))
+                if key.endswith("weight")
                 else 0.05 * torch.randn(t.shape, generator=gen)
+            )
     return {"image_proj": proj, "ip_adapter": dict(sd["ip_adapter"])}
 
 
@@ -90,8 +104,9 @@ def convert(diffusers_sd: dict, mapping: dict, comfy_keys: set, what: str) -> di
     assert not unmapped, f"{what}: {len(unmapped)} diffusers keys without a ComfyUI key, e.g. {unmapped[:5]}"
     out = {mapping[k]: v for k, v in diffusers_sd.items()}  # load_state_dict copies
     assert len(out) == len(diffusers_sd), f"{what}: two diffusers keys map to one ComfyUI key"
-    assert set(out) == comfy_keys, (f"{what}: missing {sorted(comfy_keys - set(out))[:5]}, "
-                                    f"unexpected {sorted(set(out) - comfy_keys)[:5]}")
+    assert set(out) == comfy_keys, (
+        f"{what}: missing {sorted(comfy_keys - set(out))[:5]}, unexpected {sorted(set(out) - comfy_keys)[:5]}"
+    )
     return out
 
 
@@ -123,8 +138,9 @@ def controlnet_key_map(diffusers_sd: dict) -> dict:
 @pytest.fixture(scope="module")
 def pack(comfy_host):
     """This pack's modules as ComfyUI imported them."""
-    return SimpleNamespace(host=comfy_host.pack_module("nodes.host"),
-                           identity=comfy_host.pack_module("instantid_core.identity"))
+    return SimpleNamespace(
+        host=comfy_host.pack_module("nodes.host"), identity=comfy_host.pack_module("instantid_core.identity")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -136,8 +152,9 @@ def parity(comfy_host, pack, tmp_path_factory):
     from diffusers.models.attention_processor import IPAdapterAttnProcessor2_0
 
     config = diffusers_config()
-    unet = UNet2DConditionModel(out_channels=4, up_block_types=("CrossAttnUpBlock2D",) * 2 + ("UpBlock2D",),
-                                **config).eval()
+    unet = UNet2DConditionModel(
+        out_channels=4, up_block_types=("CrossAttnUpBlock2D",) * 2 + ("UpBlock2D",), **config
+    ).eval()
     randomize(unet, seed=100)
     controlnet = ControlNetModel(conditioning_channels=3, **config).eval()
     randomize(controlnet, seed=101)
@@ -147,8 +164,9 @@ def parity(comfy_host, pack, tmp_path_factory):
         model, identitynet = tiny_sdxl(), tiny_controlnet()
     diffusion_model = model.model.diffusion_model
     unet_map = comfy.utils.unet_to_diffusers(tiny_unet_config())
-    diffusion_model.load_state_dict(convert(unet.state_dict(), unet_map, set(diffusion_model.state_dict()), "UNet"),
-                                    strict=True)
+    diffusion_model.load_state_dict(
+        convert(unet.state_dict(), unet_map, set(diffusion_model.state_dict()), "UNet"), strict=True
+    )
     cldm = identitynet.control_model
     cn_sd = controlnet.state_dict()
     cldm.load_state_dict(convert(cn_sd, controlnet_key_map(cn_sd), set(cldm.state_dict()), "ControlNet"), strict=True)
@@ -167,15 +185,35 @@ def parity(comfy_host, pack, tmp_path_factory):
         text=(torch.randn(1, 77, TOKEN_DIM, generator=gen), torch.randn(1, 77, TOKEN_DIM, generator=gen)),
         pooled=(torch.randn(1, 1280, generator=gen), torch.randn(1, 1280, generator=gen)),
         hint=torch.rand(1, LATENT_HW * 8, LATENT_HW * 8, 3, generator=gen),
-        noise=torch.randn(1, 4, LATENT_HW, LATENT_HW, generator=gen))
-    return SimpleNamespace(unet=unet, controlnet=controlnet, processors=processors, model=model,
-                           identitynet=identitynet, adapter=adapter, inputs=inputs)
+        noise=torch.randn(1, 4, LATENT_HW, LATENT_HW, generator=gen),
+    )
+    return SimpleNamespace(
+        unet=unet,
+        controlnet=controlnet,
+        processors=processors,
+        model=model,
+        identitynet=identitynet,
+        adapter=adapter,
+        inputs=inputs,
+    )
 
 
 def conditioning(text: torch.Tensor, pooled: torch.Tensor) -> list:
     """A CONDITIONING list as CLIPTextEncode gives for SDXL at 1024² (TIME_IDS)."""
-    return [[text, {"pooled_output": pooled, "width": 1024, "height": 1024, "target_width": 1024,
-                    "target_height": 1024, "crop_w": 0, "crop_h": 0}]]
+    return [
+        [
+            text,
+            {
+                "pooled_output": pooled,
+                "width": 1024,
+                "height": 1024,
+                "target_width": 1024,
+                "target_height": 1024,
+                "crop_w": 0,
+                "crop_h": 0,
+            },
+        ]
+    ]
 
 
 def comfy_step(model, positive, negative, noise: torch.Tensor, sigma: float) -> dict:
@@ -190,20 +228,38 @@ def comfy_step(model, positive, negative, noise: torch.Tensor, sigma: float) -> 
         return apply_model(args["input"], args["timestep"], **args["c"])
 
     def capture(args):
-        seen.update(x=args["input"].clone(), sigma=args["sigma"].clone(), cond=args["cond_denoised"].clone(),
-                    uncond=args["uncond_denoised"].clone())
+        seen.update(
+            x=args["input"].clone(),
+            sigma=args["sigma"].clone(),
+            cond=args["cond_denoised"].clone(),
+            uncond=args["uncond_denoised"].clone(),
+        )
         return args["cond"]  # x - cfg_result: the value is of no interest here
 
     model = model.clone()
     model.set_model_sampler_cfg_function(capture)
     model.set_model_unet_function_wrapper(record_batch)
     latent = torch.zeros_like(noise)
-    comfy.sample.sample_custom(model, noise, CFG, comfy.samplers.sampler_object("euler"),
-                               torch.tensor([sigma, 0.0]), positive, negative, latent, disable_pbar=True, seed=0)
+    comfy.sample.sample_custom(
+        model,
+        noise,
+        CFG,
+        comfy.samplers.sampler_object("euler"),
+        torch.tensor([sigma, 0.0]),
+        positive,
+        negative,
+        latent,
+        disable_pbar=True,
+        seed=0,
+    )
     assert len(calls) == 1 and sorted(calls[0]) == [0, 1], calls  # one UNet call, cond and uncond batched
     s = seen["sigma"].reshape(-1, 1, 1, 1)
-    return {"x": seen["x"], "sigma": seen["sigma"],
-            "cond": (seen["x"] - seen["cond"]) / s, "uncond": (seen["x"] - seen["uncond"]) / s}
+    return {
+        "x": seen["x"],
+        "sigma": seen["sigma"],
+        "cond": (seen["x"] - seen["cond"]) / s,
+        "uncond": (seen["x"] - seen["uncond"]) / s,
+    }
 
 
 @torch.no_grad()
@@ -215,10 +271,23 @@ def reference_eps(ref, x_in, t, text, pooled, face, scale: float, strength: floa
     added = {"text_embeds": pooled, "time_ids": torch.tensor([TIME_IDS])}
     tokens = ref.unet.encoder_hid_proj(image_embeds)[0].reshape(1, -1, TOKEN_DIM)
     hint = ref.inputs.hint.movedim(-1, 1)  # NCHW in 0..1
-    down, mid = ref.controlnet(x_in, t, encoder_hidden_states=tokens, controlnet_cond=hint,
-                               conditioning_scale=strength, added_cond_kwargs=added, return_dict=False)
-    return ref.unet(x_in, t, encoder_hidden_states=text, added_cond_kwargs=dict(added, image_embeds=image_embeds),
-                    down_block_additional_residuals=down, mid_block_additional_residual=mid).sample
+    down, mid = ref.controlnet(
+        x_in,
+        t,
+        encoder_hidden_states=tokens,
+        controlnet_cond=hint,
+        conditioning_scale=strength,
+        added_cond_kwargs=added,
+        return_dict=False,
+    )
+    return ref.unet(
+        x_in,
+        t,
+        encoder_hidden_states=text,
+        added_cond_kwargs=dict(added, image_embeds=image_embeds),
+        down_block_additional_residuals=down,
+        mid_block_additional_residual=mid,
+    ).sample
 
 
 def errors(ours: torch.Tensor, reference: torch.Tensor) -> tuple[float, float]:
@@ -255,16 +324,22 @@ def test_one_step_cond_and_uncond_matches_the_diffusers_reference_within_fp32_ro
             return ref.unet.encoder_hid_proj([face.reshape(1, 1, 1, -1)])[0].reshape(1, -1, TOKEN_DIM)
 
     reference = {"cond": ref_eps(0, inputs.face), "uncond": ref_eps(1, zeros)}
-    report = {"tokens cond (Resampler)": errors(tokens.cond, ref_tokens(inputs.face)),
-              "tokens uncond (Resampler of zeros)": errors(tokens.uncond, ref_tokens(zeros)),
-              "eps cond": errors(ours["cond"], reference["cond"]),
-              "eps uncond": errors(ours["uncond"], reference["uncond"])}
-    effects = {f"identity attention (reference, scale 0 vs {WEIGHT})": errors(ref_eps(0, inputs.face, scale=0.0),
-                                                                          reference["cond"]),
-               f"IdentityNet (reference, strength 0 vs {STRENGTH})": errors(ref_eps(0, inputs.face, strength=0.0),
-                                                                         reference["cond"]),
-               "InstantID (ComfyUI, unpatched vs patched), cond": errors(unpatched["cond"], ours["cond"]),
-               "InstantID (ComfyUI, unpatched vs patched), uncond": errors(unpatched["uncond"], ours["uncond"])}
+    report = {
+        "tokens cond (Resampler)": errors(tokens.cond, ref_tokens(inputs.face)),
+        "tokens uncond (Resampler of zeros)": errors(tokens.uncond, ref_tokens(zeros)),
+        "eps cond": errors(ours["cond"], reference["cond"]),
+        "eps uncond": errors(ours["uncond"], reference["uncond"]),
+    }
+    effects = {
+        f"identity attention (reference, scale 0 vs {WEIGHT})": errors(
+            ref_eps(0, inputs.face, scale=0.0), reference["cond"]
+        ),
+        f"IdentityNet (reference, strength 0 vs {STRENGTH})": errors(
+            ref_eps(0, inputs.face, strength=0.0), reference["cond"]
+        ),
+        "InstantID (ComfyUI, unpatched vs patched), cond": errors(unpatched["cond"], ours["cond"]),
+        "InstantID (ComfyUI, unpatched vs patched), uncond": errors(unpatched["uncond"], ours["uncond"]),
+    }
     lines = [f"  {name:52s} max abs {a:.3e}  rel {r:.3e}" for name, (a, r) in report.items()]
     lines += [f"  effect of {name:42s} max abs {a:.3e}  rel {r:.3e}" for name, (a, r) in effects.items()]
     scale = float(reference["cond"].abs().max())

@@ -7,15 +7,24 @@ InstantID.py), not from this pack's code. Where this pack offers more, it is lis
 what the pack has (an optional input after the last one, a choice after the last one), which keeps every saved value
 in its place.
 """
+
 import pytest
 
 pytestmark = pytest.mark.server
 
-PERCENTS = [("start_at", "FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.001}),
-            ("end_at", "FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.001})]
-APPLY_GRAPH = [("instantid", "INSTANTID", {}), ("insightface", "FACEANALYSIS", {}), ("control_net", "CONTROL_NET", {}),
-               ("image", "IMAGE", {}), ("model", "MODEL", {}), ("positive", "CONDITIONING", {}),
-               ("negative", "CONDITIONING", {})]
+PERCENTS = [
+    ("start_at", "FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.001}),
+    ("end_at", "FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.001}),
+]
+APPLY_GRAPH = [
+    ("instantid", "INSTANTID", {}),
+    ("insightface", "FACEANALYSIS", {}),
+    ("control_net", "CONTROL_NET", {}),
+    ("image", "IMAGE", {}),
+    ("model", "MODEL", {}),
+    ("positive", "CONDITIONING", {}),
+    ("negative", "CONDITIONING", {}),
+]
 APPLY_OPTIONAL = [("image_kps", "IMAGE", {}), ("mask", "MASK", {})]
 APPLY_OUTPUTS = (["MODEL", "CONDITIONING", "CONDITIONING"], ["MODEL", "positive", "negative"])
 
@@ -24,29 +33,54 @@ APPLY_OUTPUTS = (["MODEL", "CONDITIONING", "CONDITIONING"], ["MODEL", "positive"
 CONTRACT = {
     "InstantIDModelLoader": ([("instantid_file", "FILES", {})], [], (["INSTANTID"], ["INSTANTID"])),
     "InstantIDFaceAnalysis": ([("provider", ["CPU", "CUDA", "ROCM"], {})], [], (["FACEANALYSIS"], ["FACEANALYSIS"])),
-    "FaceKeypointsPreprocessor": ([("faceanalysis", "FACEANALYSIS", {}), ("image", "IMAGE", {})], [],
-                                  (["IMAGE"], ["IMAGE"])),
-    "ApplyInstantID": ([*APPLY_GRAPH, ("weight", "FLOAT", {"default": 0.8, "min": 0.0, "max": 5.0, "step": 0.01}),
-                        *PERCENTS], APPLY_OPTIONAL, APPLY_OUTPUTS),
-    "ApplyInstantIDAdvanced": ([*APPLY_GRAPH,
-                                ("ip_weight", "FLOAT", {"default": 0.8, "min": 0.0, "max": 3.0, "step": 0.01}),
-                                ("cn_strength", "FLOAT", {"default": 0.8, "min": 0.0, "max": 10.0, "step": 0.01}),
-                                *PERCENTS,
-                                ("noise", "FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.1}),
-                                ("combine_embeds", ["average", "norm average", "concat"], {"default": "average"})],
-                               APPLY_OPTIONAL, APPLY_OUTPUTS),
-    "InstantIDAttentionPatch": ([("instantid", "INSTANTID", {}), ("insightface", "FACEANALYSIS", {}),
-                                 ("image", "IMAGE", {}), ("model", "MODEL", {}),
-                                 ("weight", "FLOAT", {"default": 1.0, "min": -1.0, "max": 3.0, "step": 0.01}),
-                                 *PERCENTS,
-                                 ("noise", "FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.1})],
-                                [("mask", "MASK", {})], (["MODEL", "FACE_EMBEDS"], ["MODEL", "FACE_EMBEDS"])),
-    "ApplyInstantIDControlNet": ([("face_embeds", "FACE_EMBEDS", {}), ("control_net", "CONTROL_NET", {}),
-                                  ("image_kps", "IMAGE", {}), ("positive", "CONDITIONING", {}),
-                                  ("negative", "CONDITIONING", {}),
-                                  ("strength", "FLOAT", {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.01}),
-                                  *PERCENTS], [("mask", "MASK", {})],
-                                 (["CONDITIONING", "CONDITIONING"], ["positive", "negative"])),
+    "FaceKeypointsPreprocessor": (
+        [("faceanalysis", "FACEANALYSIS", {}), ("image", "IMAGE", {})],
+        [],
+        (["IMAGE"], ["IMAGE"]),
+    ),
+    "ApplyInstantID": (
+        [*APPLY_GRAPH, ("weight", "FLOAT", {"default": 0.8, "min": 0.0, "max": 5.0, "step": 0.01}), *PERCENTS],
+        APPLY_OPTIONAL,
+        APPLY_OUTPUTS,
+    ),
+    "ApplyInstantIDAdvanced": (
+        [
+            *APPLY_GRAPH,
+            ("ip_weight", "FLOAT", {"default": 0.8, "min": 0.0, "max": 3.0, "step": 0.01}),
+            ("cn_strength", "FLOAT", {"default": 0.8, "min": 0.0, "max": 10.0, "step": 0.01}),
+            *PERCENTS,
+            ("noise", "FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.1}),
+            ("combine_embeds", ["average", "norm average", "concat"], {"default": "average"}),
+        ],
+        APPLY_OPTIONAL,
+        APPLY_OUTPUTS,
+    ),
+    "InstantIDAttentionPatch": (
+        [
+            ("instantid", "INSTANTID", {}),
+            ("insightface", "FACEANALYSIS", {}),
+            ("image", "IMAGE", {}),
+            ("model", "MODEL", {}),
+            ("weight", "FLOAT", {"default": 1.0, "min": -1.0, "max": 3.0, "step": 0.01}),
+            *PERCENTS,
+            ("noise", "FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.1}),
+        ],
+        [("mask", "MASK", {})],
+        (["MODEL", "FACE_EMBEDS"], ["MODEL", "FACE_EMBEDS"]),
+    ),
+    "ApplyInstantIDControlNet": (
+        [
+            ("face_embeds", "FACE_EMBEDS", {}),
+            ("control_net", "CONTROL_NET", {}),
+            ("image_kps", "IMAGE", {}),
+            ("positive", "CONDITIONING", {}),
+            ("negative", "CONDITIONING", {}),
+            ("strength", "FLOAT", {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.01}),
+            *PERCENTS,
+        ],
+        [("mask", "MASK", {})],
+        (["CONDITIONING", "CONDITIONING"], ["positive", "negative"]),
+    ),
 }
 EXTRAS = {
     # CoreML, which later releases of that pack (and its author's PuLID pack) list after ROCM
@@ -82,7 +116,7 @@ def test_each_comfyui_instantid_node_publishes_that_packs_inputs_in_its_order(ob
 
     for group, expected in (("required", required), ("optional", optional)):
         got = published(info, group)
-        extra = [entry for entry in got[len(expected):] if (node_id, entry[0]) in EXTRAS]
+        extra = [entry for entry in got[len(expected) :] if (node_id, entry[0]) in EXTRAS]
         assert [name for name, _, _ in got] == [name for name, _, _ in expected] + [name for name, _, _ in extra], group
         for (name, kind, options), (_, want_kind, want_options) in zip(got, expected, strict=False):
             if want_kind == "FILES":  # the adapter files ComfyUI lists: a combo whatever the folder holds

@@ -1,4 +1,5 @@
 """A real ComfyUI server (started by the test, stand-in models) runs core SDXL graphs and loads the stand-in IdentityNet."""
+
 import io
 
 import pytest
@@ -19,9 +20,21 @@ def core_sdxl_prompt(size: int = 128, steps: int = 1) -> dict:
         "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "a portrait photo", "clip": ["1", 1]}},
         "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["1", 1]}},
         "4": {"class_type": "EmptyLatentImage", "inputs": {"width": size, "height": size, "batch_size": 1}},
-        "5": {"class_type": "KSampler", "inputs": {"model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0],
-                                                    "latent_image": ["4", 0], "seed": 1, "steps": steps, "cfg": 5.0,
-                                                    "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0}},
+        "5": {
+            "class_type": "KSampler",
+            "inputs": {
+                "model": ["1", 0],
+                "positive": ["2", 0],
+                "negative": ["3", 0],
+                "latent_image": ["4", 0],
+                "seed": 1,
+                "steps": steps,
+                "cfg": 5.0,
+                "sampler_name": "euler",
+                "scheduler": "normal",
+                "denoise": 1.0,
+            },
+        },
         "6": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["1", 2]}},
         "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "core_sdxl"}},
     }
@@ -54,9 +67,18 @@ def test_comfyui_controlnet_loader_loads_the_standin_identitynet(comfy_server):
     prompt |= {
         "10": {"class_type": "ControlNetLoader", "inputs": {"control_net_name": IDENTITYNET}},
         "11": {"class_type": "EmptyImage", "inputs": {"width": 128, "height": 128, "batch_size": 1, "color": 0}},
-        "12": {"class_type": "ControlNetApplyAdvanced",
-               "inputs": {"positive": ["2", 0], "negative": ["3", 0], "control_net": ["10", 0], "image": ["11", 0],
-                          "strength": 0.8, "start_percent": 0.0, "end_percent": 1.0}},
+        "12": {
+            "class_type": "ControlNetApplyAdvanced",
+            "inputs": {
+                "positive": ["2", 0],
+                "negative": ["3", 0],
+                "control_net": ["10", 0],
+                "image": ["11", 0],
+                "strength": 0.8,
+                "start_percent": 0.0,
+                "end_percent": 1.0,
+            },
+        },
     }
     prompt["5"]["inputs"] |= {"positive": ["12", 0], "negative": ["12", 1]}
     prompt["7"]["inputs"]["filename_prefix"] = "core_sdxl_controlnet"
@@ -64,7 +86,12 @@ def test_comfyui_controlnet_loader_loads_the_standin_identitynet(comfy_server):
     entry = comfy_server.run(prompt)
 
     assert len(comfy_server.output_images(entry)) == 1
-    assert IDENTITYNET in comfy_server.get_json("/object_info/ControlNetLoader")["ControlNetLoader"]["input"]["required"]["control_net_name"][0]
+    assert (
+        IDENTITYNET
+        in comfy_server.get_json("/object_info/ControlNetLoader")["ControlNetLoader"]["input"]["required"][
+            "control_net_name"
+        ][0]
+    )
 
 
 def test_ui_workflow_converts_to_the_prompt_the_frontend_would_queue(comfy_server):
@@ -81,7 +108,13 @@ def test_ui_workflow_converts_to_the_prompt_the_frontend_would_queue(comfy_serve
     sampler = prompt[sampler_id]["inputs"]
     # widgets_values [seed, "fixed", steps, cfg, sampler, scheduler, denoise]: the hidden "control after generate"
     # value after the seed is skipped, links take the socket inputs.
-    assert {k: sampler[k] for k in ("seed", "steps", "cfg", "sampler_name", "scheduler", "denoise")} == \
-        {"seed": 42, "steps": 30, "cfg": 4.5, "sampler_name": "euler", "scheduler": "karras", "denoise": 1.0}
+    assert {k: sampler[k] for k in ("seed", "steps", "cfg", "sampler_name", "scheduler", "denoise")} == {
+        "seed": 42,
+        "steps": 30,
+        "cfg": 4.5,
+        "sampler_name": "euler",
+        "scheduler": "karras",
+        "denoise": 1.0,
+    }
     assert all(isinstance(sampler[k], list) for k in ("model", "positive", "negative", "latent_image"))
     assert not any(node["class_type"] == "Note" for node in prompt.values())

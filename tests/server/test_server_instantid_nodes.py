@@ -1,4 +1,5 @@
 """The pack's nodes as a real ComfyUI server publishes and runs them."""
+
 import pytest
 
 pytestmark = pytest.mark.server
@@ -32,12 +33,21 @@ def test_a_photo_without_a_face_comes_back_as_a_comfyui_error_naming_the_image(c
     from scripts.harness.comfy_server import PromptError
 
     prompt = {
-        "1": {"class_type": "InstantIDLoadFaceAnalysis", "inputs": {"face_pack": "antelopev2", "provider": "CPU",
-                                                                    "detection_size": 640}},
+        "1": {
+            "class_type": "InstantIDLoadFaceAnalysis",
+            "inputs": {"face_pack": "antelopev2", "provider": "CPU", "detection_size": 640},
+        },
         "2": {"class_type": "EmptyImage", "inputs": {"width": 256, "height": 256, "batch_size": 1, "color": 0x808080}},
-        "3": {"class_type": "InstantIDAnalyzeFaces", "inputs": {"face_analysis": ["1", 0], "image": ["2", 0],
-                                                                "face_choice": "largest", "face_index": 0,
-                                                                "no_face": "error"}},
+        "3": {
+            "class_type": "InstantIDAnalyzeFaces",
+            "inputs": {
+                "face_analysis": ["1", 0],
+                "image": ["2", 0],
+                "face_choice": "largest",
+                "face_index": 0,
+                "no_face": "error",
+            },
+        },
         "4": {"class_type": "PreviewImage", "inputs": {"images": ["3", 1]}},
     }
 

@@ -2,6 +2,7 @@
 
 The InstantID layout is written out here key by key from docs/design.md ("Adapter file format"), independently of instantid_core.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Loading InstantID adapters in every accepted form, and refusing everything else with a message that names it."""
+
 import os
 
 import adapter_fixtures as fx
@@ -41,15 +42,19 @@ def test_every_accepted_form_loads_to_the_same_weights(tmp_path, form):
         assert torch.equal(v, nested["ip_adapter"][f"{n}.to_v_ip.weight"])
 
 
-@pytest.mark.parametrize("dims", [TinyDims(), TinyDims(dim=64, depth=2, heads=3, num_queries=6, embedding_dim=20,
-                                                       output_dim=72)])
+@pytest.mark.parametrize(
+    "dims", [TinyDims(), TinyDims(dim=64, depth=2, heads=3, num_queries=6, embedding_dim=20, output_dim=72)]
+)
 def test_the_adapters_dimensions_are_read_from_its_tensors(tmp_path, dims):
     widths = {1: 40, 3: 24}
 
     weights = load_adapter(save_bin(instantid_nested(dims, widths), tmp_path / "a.bin"))
 
-    assert (weights.embedding_dim, weights.num_tokens, weights.token_dim) == (dims.embedding_dim, dims.num_queries,
-                                                                              dims.output_dim)
+    assert (weights.embedding_dim, weights.num_tokens, weights.token_dim) == (
+        dims.embedding_dim,
+        dims.num_queries,
+        dims.output_dim,
+    )
     assert weights.layer_widths == widths
 
 
@@ -123,16 +128,25 @@ def test_a_truncated_download_says_so_and_to_download_again(tmp_path, save, suff
     assert str(path) in message and "truncated or damaged" in message and "download it again" in message
 
 
-LFS_POINTER = (b"version https://git-lfs.github.com/spec/v1\n"
-               b"oid sha256:5c3f1e0d6c4b3a2918171615141312111009080706050403020100ffeeddccbb\n"
-               b"size 1691659891\n")
+LFS_POINTER = (
+    b"version https://git-lfs.github.com/spec/v1\n"
+    b"oid sha256:5c3f1e0d6c4b3a2918171615141312111009080706050403020100ffeeddccbb\n"
+    b"size 1691659891\n"
+)
 
 
-@pytest.mark.parametrize("content, phrases", [
-    (b"", ["an empty file (0 bytes)", "download it again"]),
-    (LFS_POINTER, ["Git LFS pointer", f"({len(LFS_POINTER)} bytes)", "1,691,659,891 bytes", "download the real file"]),
-    (b"<!DOCTYPE html><html><body>Hugging Face</body></html>", ["HTML web page"]),
-], ids=["empty", "LFS pointer", "HTML page"])
+@pytest.mark.parametrize(
+    "content, phrases",
+    [
+        (b"", ["an empty file (0 bytes)", "download it again"]),
+        (
+            LFS_POINTER,
+            ["Git LFS pointer", f"({len(LFS_POINTER)} bytes)", "1,691,659,891 bytes", "download the real file"],
+        ),
+        (b"<!DOCTYPE html><html><body>Hugging Face</body></html>", ["HTML web page"]),
+    ],
+    ids=["empty", "LFS pointer", "HTML page"],
+)
 def test_a_placeholder_instead_of_the_model_is_named(tmp_path, content, phrases):
     path = tmp_path / "ip-adapter.bin"
     path.write_bytes(content)
@@ -150,8 +164,9 @@ def test_a_missing_file_names_the_path_and_where_to_get_it(tmp_path):
     assert f"not found: {tmp_path / 'nope.bin'}" in message and "huggingface.co/InstantX/InstantID" in message
 
 
-@pytest.mark.parametrize("dropped, partner", [("7.to_v_ip.weight", "7.to_k_ip.weight"),
-                                              ("3.to_k_ip.weight", "3.to_v_ip.weight")])
+@pytest.mark.parametrize(
+    "dropped, partner", [("7.to_v_ip.weight", "7.to_k_ip.weight"), ("3.to_k_ip.weight", "3.to_v_ip.weight")]
+)
 def test_a_missing_projection_is_named_by_key(tmp_path, dropped, partner):
     nested = instantid_nested()
     del nested["ip_adapter"][dropped]
@@ -162,14 +177,30 @@ def test_a_missing_projection_is_named_by_key(tmp_path, dropped, partner):
     assert "download it again" in message
 
 
-@pytest.mark.parametrize("group, key, shape, expected", [
-    ("image_proj", "layers.1.0.to_out.weight", (128, 64), "image_proj.layers.1.0.to_out.weight has shape (128, 64), "
-                                                          "expected (128, 128)"),
-    ("ip_adapter", "5.to_k_ip.weight", (96, 47), "ip_adapter.5.to_k_ip.weight has shape (96, 47) (torch.float32), "
-                                                 "expected floating-point (hidden, 48)"),
-    ("ip_adapter", "9.to_v_ip.weight", (64, 48), "ip_adapter.9.to_k_ip.weight (96, 48) and to_v_ip.weight (64, 48) "
-                                                 "differ in shape"),
-], ids=["Resampler tensor", "projection of the wrong token width", "k and v of different widths"])
+@pytest.mark.parametrize(
+    "group, key, shape, expected",
+    [
+        (
+            "image_proj",
+            "layers.1.0.to_out.weight",
+            (128, 64),
+            "image_proj.layers.1.0.to_out.weight has shape (128, 64), expected (128, 128)",
+        ),
+        (
+            "ip_adapter",
+            "5.to_k_ip.weight",
+            (96, 47),
+            "ip_adapter.5.to_k_ip.weight has shape (96, 47) (torch.float32), expected floating-point (hidden, 48)",
+        ),
+        (
+            "ip_adapter",
+            "9.to_v_ip.weight",
+            (64, 48),
+            "ip_adapter.9.to_k_ip.weight (96, 48) and to_v_ip.weight (64, 48) differ in shape",
+        ),
+    ],
+    ids=["Resampler tensor", "projection of the wrong token width", "k and v of different widths"],
+)
 def test_a_wrong_shape_is_named_with_both_shapes(tmp_path, group, key, shape, expected):
     nested = instantid_nested()
     nested[group][key] = torch.zeros(shape)
@@ -177,14 +208,22 @@ def test_a_wrong_shape_is_named_with_both_shapes(tmp_path, group, key, shape, ex
     assert expected in load_error(save_bin(nested, tmp_path / "a.bin"))
 
 
-@pytest.mark.parametrize("edit, expected", [
-    (lambda n: n.update(extra={"scale": torch.zeros(1)}), "extra.scale is unexpected"),
-    (lambda n: n["ip_adapter"].update({"1.to_q_ip.weight": torch.zeros(64, 48)}), "ip_adapter.1.to_q_ip.weight is "
-                                                                                  "unexpected"),
-    (lambda n: n["image_proj"].update({"norm_out.bias": torch.zeros(48, dtype=torch.int64)}),
-     "image_proj.norm_out.bias holds torch.int64, not floating-point weights"),
-    (lambda n: n.update(ip_adapter={}), "ip_adapter.* holds no to_k_ip/to_v_ip weights"),
-], ids=["stray group", "stray projection", "integer tensor", "no projections"])
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (lambda n: n.update(extra={"scale": torch.zeros(1)}), "extra.scale is unexpected"),
+        (
+            lambda n: n["ip_adapter"].update({"1.to_q_ip.weight": torch.zeros(64, 48)}),
+            "ip_adapter.1.to_q_ip.weight is unexpected",
+        ),
+        (
+            lambda n: n["image_proj"].update({"norm_out.bias": torch.zeros(48, dtype=torch.int64)}),
+            "image_proj.norm_out.bias holds torch.int64, not floating-point weights",
+        ),
+        (lambda n: n.update(ip_adapter={}), "ip_adapter.* holds no to_k_ip/to_v_ip weights"),
+    ],
+    ids=["stray group", "stray projection", "integer tensor", "no projections"],
+)
 def test_other_damage_is_named(tmp_path, edit, expected):
     nested = instantid_nested()
     edit(nested)
@@ -198,8 +237,9 @@ def weights(tmp_path_factory):
 
 
 def tokens(dtype=torch.float32) -> torch.Tensor:
-    return (torch.randn(2, TinyDims().num_queries, TinyDims().output_dim,
-                        generator=torch.Generator().manual_seed(0)) * 3).to(dtype)
+    return (
+        torch.randn(2, TinyDims().num_queries, TinyDims().output_dim, generator=torch.Generator().manual_seed(0)) * 3
+    ).to(dtype)
 
 
 def test_identity_kv_is_the_tokens_times_each_projection(weights):
@@ -214,8 +254,9 @@ def test_identity_kv_is_the_tokens_times_each_projection(weights):
         torch.testing.assert_close(v, t @ weights.kv[n][1].T, atol=1e-6, rtol=0)
 
 
-@pytest.mark.parametrize("token_dtype, out_dtype", [(torch.float32, torch.bfloat16), (torch.bfloat16, torch.float16),
-                                                    (torch.float16, None)])
+@pytest.mark.parametrize(
+    "token_dtype, out_dtype", [(torch.float32, torch.bfloat16), (torch.bfloat16, torch.float16), (torch.float16, None)]
+)
 def test_identity_kv_is_computed_in_float32_then_cast_to_the_asked_dtype(weights, token_dtype, out_dtype):
     t = tokens(token_dtype)
 

@@ -1,4 +1,5 @@
 """Decoupled cross-attention: per-block weights, the sigma gate, the region mask, and the attn2 patch itself."""
+
 import copy
 import math
 
@@ -47,15 +48,22 @@ def randn(*shape, seed):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
 
 
-IDENTITY_KV = {INDEX: (randn(2, 3, WIDTH, seed=1), randn(2, 3, WIDTH, seed=2)),  # row 0 cond, row 1 uncond
-               OTHER_INDEX: (randn(2, 3, WIDTH, seed=3), randn(2, 3, WIDTH, seed=4))}
+IDENTITY_KV = {
+    INDEX: (randn(2, 3, WIDTH, seed=1), randn(2, 3, WIDTH, seed=2)),  # row 0 cond, row 1 uncond
+    OTHER_INDEX: (randn(2, 3, WIDTH, seed=3), randn(2, 3, WIDTH, seed=4)),
+}
 
 
 def shared(gate=None, region=None, kv=IDENTITY_KV) -> IdentityAttention:
     """The shared identity attention of the tests; the gate is open from sigma 10 to 1 unless one is given."""
-    return IdentityAttention(kv=IdentityKV(kv), adapter_index={KEY: INDEX, OTHER_KEY: OTHER_INDEX},
-                             scales={KEY: SCALE, OTHER_KEY: 0.3}, gate=gate or SigmaGate(10.0, 1.0), region=region,
-                             attention=softmax_attention)
+    return IdentityAttention(
+        kv=IdentityKV(kv),
+        adapter_index={KEY: INDEX, OTHER_KEY: OTHER_INDEX},
+        scales={KEY: SCALE, OTHER_KEY: 0.3},
+        gate=gate or SigmaGate(10.0, 1.0),
+        region=region,
+        attention=softmax_attention,
+    )
 
 
 def inputs(halves: int = 2, dtype=torch.float32, device="cpu"):
@@ -66,8 +74,13 @@ def inputs(halves: int = 2, dtype=torch.float32, device="cpu"):
 
 def options(cond_or_uncond=(1, 0), sigma=5.0, device="cpu") -> dict:
     b = len(cond_or_uncond) * ROWS
-    return {"n_heads": HEADS, "cond_or_uncond": list(cond_or_uncond), "sigmas": torch.full((b,), sigma, device=device),
-            "activations_shape": [b, WIDTH, H, W], "original_shape": [b, 4, H, W]}
+    return {
+        "n_heads": HEADS,
+        "cond_or_uncond": list(cond_or_uncond),
+        "sigmas": torch.full((b,), sigma, device=device),
+        "activations_shape": [b, WIDTH, H, W],
+        "original_shape": [b, 4, H, W],
+    }
 
 
 def expected_identity(q, cond_or_uncond, index=INDEX, scale=SCALE):
@@ -76,14 +89,17 @@ def expected_identity(q, cond_or_uncond, index=INDEX, scale=SCALE):
     out = []
     for r in range(q.shape[0]):
         row = cond_or_uncond[r // ROWS]
-        out.append(softmax_attention(q[r:r + 1], k_all[row:row + 1], v_all[row:row + 1], HEADS))
+        out.append(softmax_attention(q[r : r + 1], k_all[row : row + 1], v_all[row : row + 1], HEADS))
     return torch.cat(out) * scale
 
 
 # --- per-layer weight profiles -------------------------------------------------------------------------------------
 
-WALK = [CrossAttentionLayer((group, 0, i), 2048, 640, 10)
-        for group, count in (("input", 4), ("middle", 3), ("output", 5)) for i in range(count)]
+WALK = [
+    CrossAttentionLayer((group, 0, i), 2048, 640, 10)
+    for group, count in (("input", 4), ("middle", 3), ("output", 5))
+    for i in range(count)
+]
 
 
 def groups_of(multipliers) -> dict[str, set[float]]:
@@ -93,23 +109,29 @@ def groups_of(multipliers) -> dict[str, set[float]]:
     return out
 
 
-@pytest.mark.parametrize("weight_type, per_group", [
-    ("linear", {"input": {1.0}, "middle": {1.0}, "output": {1.0}}),
-    ("weak input", {"input": {WEAK}, "middle": {1.0}, "output": {1.0}}),
-    ("weak middle", {"input": {1.0}, "middle": {WEAK}, "output": {1.0}}),
-    ("weak output", {"input": {1.0}, "middle": {1.0}, "output": {WEAK}}),
-    ("strong middle", {"input": {WEAK}, "middle": {1.0}, "output": {WEAK}}),
-])
+@pytest.mark.parametrize(
+    "weight_type, per_group",
+    [
+        ("linear", {"input": {1.0}, "middle": {1.0}, "output": {1.0}}),
+        ("weak input", {"input": {WEAK}, "middle": {1.0}, "output": {1.0}}),
+        ("weak middle", {"input": {1.0}, "middle": {WEAK}, "output": {1.0}}),
+        ("weak output", {"input": {1.0}, "middle": {1.0}, "output": {WEAK}}),
+        ("strong middle", {"input": {WEAK}, "middle": {1.0}, "output": {WEAK}}),
+    ],
+)
 def test_block_profiles_weaken_exactly_their_blocks(weight_type, per_group):
     assert groups_of(layer_multipliers(weight_type, WALK)) == per_group
 
 
-@pytest.mark.parametrize("weight_type, first, last, shape", [
-    ("ease in", WEAK, 1.0, "rising"),
-    ("ease out", 1.0, WEAK, "falling"),
-    ("ease in-out", WEAK, WEAK, "peak"),
-    ("reverse in-out", 1.0, 1.0, "dip"),
-])
+@pytest.mark.parametrize(
+    "weight_type, first, last, shape",
+    [
+        ("ease in", WEAK, 1.0, "rising"),
+        ("ease out", 1.0, WEAK, "falling"),
+        ("ease in-out", WEAK, WEAK, "peak"),
+        ("reverse in-out", 1.0, 1.0, "dip"),
+    ],
+)
 def test_ramp_profiles_run_from_input_to_output_between_weak_and_full(weight_type, first, last, shape):
     m = layer_multipliers(weight_type, WALK)
 
@@ -139,16 +161,25 @@ def test_an_unknown_weight_type_is_a_value_error():
 
 # --- the sigma gate ---------------------------------------------------------------------------------------------------
 
+
 def test_a_gate_without_bounds_has_no_mask():
     assert SigmaGate().mask(torch.tensor([3.0])) is None
 
 
-@pytest.mark.parametrize("start, end, sigma, inside", [
-    (10.0, 1.0, 5.0, True), (10.0, 1.0, 10.0, True), (10.0, 1.0, 1.0, True),
-    (10.0, 1.0, 10.5, False), (10.0, 1.0, 0.5, False),
-    (None, 1.0, 100.0, True), (None, 1.0, 0.5, False),
-    (10.0, None, 0.0, True), (10.0, None, 11.0, False),
-])
+@pytest.mark.parametrize(
+    "start, end, sigma, inside",
+    [
+        (10.0, 1.0, 5.0, True),
+        (10.0, 1.0, 10.0, True),
+        (10.0, 1.0, 1.0, True),
+        (10.0, 1.0, 10.5, False),
+        (10.0, 1.0, 0.5, False),
+        (None, 1.0, 100.0, True),
+        (None, 1.0, 0.5, False),
+        (10.0, None, 0.0, True),
+        (10.0, None, 11.0, False),
+    ],
+)
 def test_the_gate_is_open_between_start_the_larger_sigma_and_end(start, end, sigma, inside):
     mask = SigmaGate(start, end).mask(torch.tensor([sigma, 1e3 - sigma]))  # the first sigma decides
 
@@ -176,10 +207,11 @@ def test_the_gate_is_made_once_per_model_call_and_anew_for_the_next_step():
 
 # --- the region mask --------------------------------------------------------------------------------------------------
 
+
 def half_mask(height: int, width: int, batch: int = 1) -> torch.Tensor:
     """[batch, height, width]: 0 on the left half, 1 on the right half."""
     mask = torch.zeros(batch, height, width)
-    mask[..., width // 2:] = 1.0
+    mask[..., width // 2 :] = 1.0
     return mask
 
 
@@ -228,6 +260,7 @@ def test_a_mask_of_another_aspect_ratio_names_both_sizes():
 
 # --- the attn2 replace patch ------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("sigma", [10.5, 0.5])
 def test_outside_the_gate_the_patch_returns_exactly_the_plain_attention(sigma):
     q, k, v = inputs()
@@ -243,8 +276,7 @@ def test_inside_the_gate_the_patch_adds_the_scaled_identity_attention(sigma):
 
     out = IdentityAttentionPatch(shared(), KEY)(q, k, v, options(sigma=sigma))
 
-    torch.testing.assert_close(out, softmax_attention(q, k, v, HEADS) + expected_identity(q, (1, 0)),
-                               atol=1e-6, rtol=0)
+    torch.testing.assert_close(out, softmax_attention(q, k, v, HEADS) + expected_identity(q, (1, 0)), atol=1e-6, rtol=0)
 
 
 def test_without_a_gate_the_identity_is_always_added():
@@ -252,8 +284,7 @@ def test_without_a_gate_the_identity_is_always_added():
 
     out = IdentityAttentionPatch(shared(gate=SigmaGate()), KEY)(q, k, v, options(sigma=1e4))
 
-    torch.testing.assert_close(out, softmax_attention(q, k, v, HEADS) + expected_identity(q, (1, 0)),
-                               atol=1e-6, rtol=0)
+    torch.testing.assert_close(out, softmax_attention(q, k, v, HEADS) + expected_identity(q, (1, 0)), atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize("cond_or_uncond", [(1, 0), (0, 1), (0,), (1,)])
@@ -278,8 +309,12 @@ def test_each_layer_uses_its_own_adapter_pair_and_scale():
 
     out = IdentityAttentionPatch(shared(), OTHER_KEY)(q, k, v, options())
 
-    torch.testing.assert_close(out - softmax_attention(q, k, v, HEADS),
-                               expected_identity(q, (1, 0), index=OTHER_INDEX, scale=0.3), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        out - softmax_attention(q, k, v, HEADS),
+        expected_identity(q, (1, 0), index=OTHER_INDEX, scale=0.3),
+        atol=1e-6,
+        rtol=0,
+    )
 
 
 class PreviousPatch:
@@ -336,8 +371,9 @@ def test_the_identity_term_follows_the_query_dtype():
     out = IdentityAttentionPatch(shared(), KEY)(q, k, v, options())
 
     assert out.dtype == torch.bfloat16
-    torch.testing.assert_close(out.float(), softmax_attention(q, k, v, HEADS).float() + expected_identity(q.float(),
-                               (1, 0)), atol=5e-2, rtol=0)
+    torch.testing.assert_close(
+        out.float(), softmax_attention(q, k, v, HEADS).float() + expected_identity(q.float(), (1, 0)), atol=5e-2, rtol=0
+    )
 
 
 def test_the_gated_patch_never_reads_a_tensor_back_to_the_host():
@@ -360,6 +396,7 @@ def test_deep_copying_a_patch_forks_it_sharing_the_identity_kv():
 
 
 # --- the IP-Adapter-style `add` protocol ---------------------------------------------------------------------------
+
 
 class AddedContribution:
     """A callback as IP-Adapter-style packs add it: records what it was given, returns a known tensor."""
@@ -401,8 +438,8 @@ def test_an_added_callback_gets_the_output_before_the_identity_term_and_its_own_
     patch(q, k, v, options())
 
     plain = softmax_attention(q, k, v, HEADS)
-    (seen_first, kwargs_first), = first.calls
-    (seen_second, kwargs_second), = second.calls
+    ((seen_first, kwargs_first),) = first.calls
+    ((seen_second, kwargs_second),) = second.calls
     torch.testing.assert_close(seen_first, plain, atol=1e-6, rtol=0)
     torch.testing.assert_close(seen_second, plain + first(plain, q, k, v, {}), atol=1e-6, rtol=0)
     assert kwargs_first == {"tag": "a", **window(NO_SIGMA, 0.0)} and kwargs_second["tag"] == "b"
@@ -411,8 +448,9 @@ def test_an_added_callback_gets_the_output_before_the_identity_term_and_its_own_
 def test_the_patch_returns_the_query_dtype_whatever_an_added_callback_returns():
     q, k, v = inputs(dtype=torch.bfloat16)
     patch = IdentityAttentionPatch(shared(gate=SigmaGate()), KEY)
-    patch.add(lambda out, q, k, v, extra_options, **kwargs: torch.ones(q.shape, dtype=torch.float32),
-              **window(NO_SIGMA, 0.0))
+    patch.add(
+        lambda out, q, k, v, extra_options, **kwargs: torch.ones(q.shape, dtype=torch.float32), **window(NO_SIGMA, 0.0)
+    )
 
     assert patch(q, k, v, options()).dtype == torch.bfloat16
 

@@ -2,6 +2,7 @@
 
 The pack and the photos are generated here, small and in seconds, by the stand-in generators: no cached files.
 """
+
 import logging
 import shutil
 
@@ -122,8 +123,13 @@ def test_a_photo_without_a_face_is_an_error_naming_its_index_size_and_what_to_tr
 
 
 def test_in_a_batch_of_three_the_error_names_image_1_the_one_without_a_face(faces_pack):
-    batch = np.stack([standin_photo(512, 512, [(256, 240, 180, 1)]), standin_photo(512, 512, [], seed=2),
-                      standin_photo(512, 512, [(256, 240, 180, 2)], seed=1)])
+    batch = np.stack(
+        [
+            standin_photo(512, 512, [(256, 240, 180, 1)]),
+            standin_photo(512, 512, [], seed=2),
+            standin_photo(512, 512, [(256, 240, 180, 2)], seed=1),
+        ]
+    )
 
     with pytest.raises(InstantIDError, match=r"^Reference image 1 \(of 3, counted from 0; 512×512 px\): no face"):
         faces_pack.analyze(batch)
@@ -161,20 +167,27 @@ def test_a_flat_colour_picture_is_reported_as_one_flat_colour_with_its_index_and
         faces_pack.analyze(np.concatenate([stand_in_face_batch(200, 300), white]))
 
     message = str(raised.value)
-    assert message.startswith("Reference image 1 (of 2, counted from 0; 200×300 px) is a single flat colour "
-                              "(every pixel is RGB 255, 255, 255)")
+    assert message.startswith(
+        "Reference image 1 (of 2, counted from 0; 200×300 px) is a single flat colour "
+        "(every pixel is RGB 255, 255, 255)"
+    )
     assert "16-bit PNG" in message and "re-save the picture as an 8-bit PNG" in message
     assert "no face found" not in message and "detection size" not in message
 
 
 def test_a_flat_colour_pose_photo_is_named_as_the_pose_photo_with_the_callers_hint(faces_pack):
     with pytest.raises(InstantIDError) as raised:
-        faces_pack.analyze(np.full((1, 64, 96, 3), 17, np.uint8), photo="Pose photo (image_kps)",
-                           no_face_hint="Or set no_face to 'whatever'.")
+        faces_pack.analyze(
+            np.full((1, 64, 96, 3), 17, np.uint8),
+            photo="Pose photo (image_kps)",
+            no_face_hint="Or set no_face to 'whatever'.",
+        )
 
     message = str(raised.value)
-    assert message.startswith("Pose photo (image_kps) 0 (of 1, counted from 0; 96×64 px) is a single flat colour "
-                              "(every pixel is RGB 17, 17, 17)")
+    assert message.startswith(
+        "Pose photo (image_kps) 0 (of 1, counted from 0; 96×64 px) is a single flat colour "
+        "(every pixel is RGB 17, 17, 17)"
+    )
     assert message.endswith(" Or set no_face to 'whatever'.")
 
 
@@ -183,8 +196,11 @@ def test_skipping_a_flat_colour_picture_logs_that_it_is_one_flat_colour(faces_pa
         faces = faces_pack.analyze(np.zeros((1, 64, 64, 3), np.float32), on_no_face="skip")
 
     assert faces.skipped_indices == (0,)
-    assert "Reference image 0 (of 1, counted from 0; 64×64 px) is a single flat colour (every pixel is RGB 0, 0, 0)" \
-        in caplog.text and "skipped as requested" in caplog.text
+    assert (
+        "Reference image 0 (of 1, counted from 0; 64×64 px) is a single flat colour (every pixel is RGB 0, 0, 0)"
+        in caplog.text
+        and "skipped as requested" in caplog.text
+    )
 
 
 def test_skip_marks_the_faceless_image_skipped_and_logs_a_warning(faces_pack, caplog):
@@ -218,11 +234,14 @@ def test_a_grey_one_channel_picture_reaches_the_detector_as_three_equal_channels
     assert seen[0].shape == (300, 200, 3) and seen[0].dtype == np.uint8 and (seen[0] == 102).all()
 
 
-@pytest.mark.parametrize("picture, expected", [
-    (np.array([[0, 65535]], np.uint16), [[0, 0, 0], [255, 255, 255]]),
-    (np.array([[[-0.5], [1.5]]], np.float32), [[0, 0, 0], [255, 255, 255]]),
-    (np.array([[[10, 20, 30, 0]]], np.uint8), [[10, 20, 30]]),
-])
+@pytest.mark.parametrize(
+    "picture, expected",
+    [
+        (np.array([[0, 65535]], np.uint16), [[0, 0, 0], [255, 255, 255]]),
+        (np.array([[[-0.5], [1.5]]], np.float32), [[0, 0, 0], [255, 255, 255]]),
+        (np.array([[[10, 20, 30, 0]]], np.uint8), [[10, 20, 30]]),
+    ],
+)
 def test_pictures_of_any_depth_and_channel_count_become_rgb_uint8(picture, expected):
     rgb = as_rgb_uint8(picture)
 
@@ -257,8 +276,11 @@ def test_the_bordered_retry_gives_the_face_in_the_pixels_of_the_original(faces_p
     picture = standin_photo(400, 320, [(150, 170, 150, 3)])
     real_detect = FaceModels.detect
     # A detector that (like real ones on tight crops) needs the border: it finds nothing in the picture itself.
-    monkeypatch.setattr(FaceModels, "detect", lambda self, bgr, size: (
-        [] if bgr.shape[:2] == picture.shape[:2] else real_detect(self, bgr, size)))
+    monkeypatch.setattr(
+        FaceModels,
+        "detect",
+        lambda self, bgr, size: [] if bgr.shape[:2] == picture.shape[:2] else real_detect(self, bgr, size),
+    )
 
     (result,) = faces_pack.analyze([picture]).results
 
@@ -289,12 +311,17 @@ def test_a_pack_without_the_recogniser_names_glintr100(pack_copy):
         check_face_pack(pack_copy)
 
 
-@pytest.mark.parametrize("content, says", [
-    (lambda real: b"", "an empty file"),
-    (lambda real: b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"0" * 64 + b"\nsize 260665334\n",
-     "a Git LFS pointer"),
-    (lambda real: real[: len(real) // 2], "truncated"),
-])
+@pytest.mark.parametrize(
+    "content, says",
+    [
+        (lambda real: b"", "an empty file"),
+        (
+            lambda real: b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"0" * 64 + b"\nsize 260665334\n",
+            "a Git LFS pointer",
+        ),
+        (lambda real: real[: len(real) // 2], "truncated"),
+    ],
+)
 def test_a_broken_recogniser_file_says_what_it_is(pack_copy, content, says):
     target = pack_copy / "glintr100.onnx"
     target.write_bytes(content(target.read_bytes()))
@@ -329,14 +356,17 @@ def test_a_stray_detector_that_insightface_would_take_first_is_refused(pack_copy
         FaceModels.load(pack_copy, "CPU")
 
 
-@pytest.mark.parametrize("requested, available, providers", [
-    ("auto", [CUDA, CPU], [CUDA, CPU]),
-    ("auto", ["ROCMExecutionProvider", "CoreMLExecutionProvider", CPU], ["ROCMExecutionProvider", CPU]),
-    ("auto", ["DmlExecutionProvider", CPU], ["DmlExecutionProvider", CPU]),
-    ("auto", ["AzureExecutionProvider", CPU], [CPU]),
-    ("CPU", [CUDA, CPU], [CPU]),
-    ("CoreML", ["CoreMLExecutionProvider", CPU], ["CoreMLExecutionProvider", CPU]),
-])
+@pytest.mark.parametrize(
+    "requested, available, providers",
+    [
+        ("auto", [CUDA, CPU], [CUDA, CPU]),
+        ("auto", ["ROCMExecutionProvider", "CoreMLExecutionProvider", CPU], ["ROCMExecutionProvider", CPU]),
+        ("auto", ["DmlExecutionProvider", CPU], ["DmlExecutionProvider", CPU]),
+        ("auto", ["AzureExecutionProvider", CPU], [CPU]),
+        ("CPU", [CUDA, CPU], [CPU]),
+        ("CoreML", ["CoreMLExecutionProvider", CPU], ["CoreMLExecutionProvider", CPU]),
+    ],
+)
 def test_providers_resolve_to_the_best_or_the_chosen_one_with_the_cpu_last(requested, available, providers):
     assert resolve_providers(requested, available) == (providers, None)
 
@@ -346,7 +376,9 @@ def test_an_unavailable_provider_falls_back_to_the_cpu_with_what_to_install(requ
     providers, warning = resolve_providers(requested, ["AzureExecutionProvider", CPU])
 
     assert providers == [CPU]
-    assert f"the {requested} provider" in warning and "available: AzureExecutionProvider, CPUExecutionProvider" in warning
+    assert (
+        f"the {requested} provider" in warning and "available: AzureExecutionProvider, CPUExecutionProvider" in warning
+    )
     assert install in warning and "never both" in warning
 
 
@@ -376,12 +408,15 @@ def test_a_provider_onnxruntime_lists_but_cannot_start_is_reported(pack_dir, cap
     assert f"asked onnxruntime for {CUDA}, but it runs on {CPU}" in caplog.text
 
 
-@pytest.mark.parametrize("images, on_no_face, says", [
-    (np.zeros((64, 64, 3), np.uint8), "error", "Expected a batch of pictures"),
-    (np.zeros((0, 64, 64, 3), np.uint8), "error", "empty"),
-    (np.zeros((1, 64, 64, 3), np.uint8), "ignore", "Unknown no-face policy 'ignore'"),
-    (np.zeros((1, 64, 64, 2), np.uint8), "error", r"shape \(64, 64, 2\)"),
-])
+@pytest.mark.parametrize(
+    "images, on_no_face, says",
+    [
+        (np.zeros((64, 64, 3), np.uint8), "error", "Expected a batch of pictures"),
+        (np.zeros((0, 64, 64, 3), np.uint8), "error", "empty"),
+        (np.zeros((1, 64, 64, 3), np.uint8), "ignore", "Unknown no-face policy 'ignore'"),
+        (np.zeros((1, 64, 64, 2), np.uint8), "error", r"shape \(64, 64, 2\)"),
+    ],
+)
 def test_malformed_batches_and_policies_are_refused_with_what_was_given(faces_pack, images, on_no_face, says):
     with pytest.raises(InstantIDError, match=says):
         faces_pack.analyze(images, on_no_face=on_no_face)

@@ -1,4 +1,5 @@
 """Detected faces: reading order, face choice, combining several embeddings, and skipped reference images."""
+
 import numpy as np
 import pytest
 import torch
@@ -36,8 +37,9 @@ def test_a_detected_face_holds_read_only_float32_arrays():
         f.embedding[0] = 1.0
 
 
-@pytest.mark.parametrize("field, value", [("embedding", np.zeros(511)), ("kps", np.zeros((4, 2))),
-                                          ("bbox", np.zeros(5))])
+@pytest.mark.parametrize(
+    "field, value", [("embedding", np.zeros(511)), ("kps", np.zeros((4, 2))), ("bbox", np.zeros(5))]
+)
 def test_a_detected_face_of_the_wrong_shape_is_refused(field, value):
     fields = dict(embedding=np.zeros(512), kps=np.zeros((5, 2)), bbox=np.zeros(4), det_score=1, image_size=(8, 8))
 
@@ -160,12 +162,15 @@ def test_opposite_embeddings_cannot_be_norm_averaged():
         combine_embeddings(np.array([[1.0, 2.0], [-2.0, -4.0]]), "norm average")
 
 
-@pytest.mark.parametrize("embeddings, method, message", [
-    (np.array([[1.0, 2.0], [0.0, 0.0]]), "norm average", r"row\(s\) \[1\] are all zeros"),
-    (np.zeros(4), "average", r"shape \(N, D\) with N >= 1, got shape \(4,\)"),
-    (np.zeros((0, 4)), "concat", r"got shape \(0, 4\)"),
-    (np.zeros((2, 4)), "median", "Unknown embedding combination 'median'"),
-])
+@pytest.mark.parametrize(
+    "embeddings, method, message",
+    [
+        (np.array([[1.0, 2.0], [0.0, 0.0]]), "norm average", r"row\(s\) \[1\] are all zeros"),
+        (np.zeros(4), "average", r"shape \(N, D\) with N >= 1, got shape \(4,\)"),
+        (np.zeros((0, 4)), "concat", r"got shape \(0, 4\)"),
+        (np.zeros((2, 4)), "median", "Unknown embedding combination 'median'"),
+    ],
+)
 def test_embeddings_that_cannot_be_combined_are_refused(embeddings, method, message):
     with pytest.raises(InstantIDError, match=message):
         combine_embeddings(embeddings, method)
@@ -192,9 +197,14 @@ def test_embeddings_of_a_batch_where_every_image_was_skipped_is_an_error():
         faces.embeddings()
 
 
-@pytest.mark.parametrize("index, message", [(1, "Reference image 1 has no face"),
-                                            (2, r"holds 2 image\(s\) \(indices 0..1\)"),
-                                            (-1, "Reference image -1 was requested")])
+@pytest.mark.parametrize(
+    "index, message",
+    [
+        (1, "Reference image 1 has no face"),
+        (2, r"holds 2 image\(s\) \(indices 0..1\)"),
+        (-1, "Reference image -1 was requested"),
+    ],
+)
 def test_asking_for_a_skipped_or_missing_reference_image_is_an_error(index, message):
     faces = InstantIDFaces([result(0, face(0, 0, 1, 1)), result(1)])
 

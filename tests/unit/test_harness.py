@@ -1,5 +1,6 @@
 """The facts the shell provisioning and the Python harness both use are the same in both (scripts/provision.sh,
 scripts/harness/paths.py)."""
+
 import importlib
 import re
 from pathlib import Path

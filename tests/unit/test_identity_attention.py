@@ -1,4 +1,5 @@
 """The identity attention one apply builds from plain inputs: layer pairing, per-layer scales, gate, region, K/V."""
+
 import pytest
 import torch
 from adapter_fixtures import TINY_LAYER_WIDTHS, TinyDims, instantid_nested, save_bin
@@ -15,9 +16,16 @@ pytestmark = pytest.mark.unit
 DIMS = TinyDims()
 # ComfyUI's walk (input → middle → output) over a UNet whose layers fit TINY_LAYER_WIDTHS in diffusers order
 # (down: 1, 3 at 64; up: 5, 7 at 96; mid: 9 at 96)
-WALK = [CrossAttentionLayer(key, DIMS.output_dim, width, 2) for key, width in
-        [(("input", 4, 0), 64), (("input", 4, 1), 64), (("middle", 0, 0), 96), (("output", 0, 0), 96),
-         (("output", 0, 1), 96)]]
+WALK = [
+    CrossAttentionLayer(key, DIMS.output_dim, width, 2)
+    for key, width in [
+        (("input", 4, 0), 64),
+        (("input", 4, 1), 64),
+        (("middle", 0, 0), 96),
+        (("output", 0, 0), 96),
+        (("output", 0, 1), 96),
+    ]
+]
 
 
 def attention(q, k, v, heads, extra_options):
@@ -39,15 +47,21 @@ def tokens(adapter):
 def test_each_layer_is_paired_with_its_adapter_index_the_middle_block_last(adapter, tokens):
     shared = adapter.identity_attention(WALK, tokens, 0.8, "linear", SigmaGate(), None, torch.float32, attention)
 
-    assert shared.adapter_index == {("input", 4, 0): 1, ("input", 4, 1): 3, ("output", 0, 0): 5,
-                                    ("output", 0, 1): 7, ("middle", 0, 0): 9}
+    assert shared.adapter_index == {
+        ("input", 4, 0): 1,
+        ("input", 4, 1): 3,
+        ("output", 0, 0): 5,
+        ("output", 0, 1): 7,
+        ("middle", 0, 0): 9,
+    }
 
 
 def test_the_scales_are_the_weight_times_the_weight_types_profile(adapter, tokens):
     shared = adapter.identity_attention(WALK, tokens, 0.8, "weak middle", SigmaGate(), None, torch.float32, attention)
 
-    assert shared.scales == {layer.key: pytest.approx(0.8 * (WEAK if layer.key[0] == "middle" else 1.0))
-                             for layer in WALK}
+    assert shared.scales == {
+        layer.key: pytest.approx(0.8 * (WEAK if layer.key[0] == "middle" else 1.0)) for layer in WALK
+    }
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
@@ -75,5 +89,7 @@ def test_a_model_whose_layers_do_not_fit_is_refused_before_any_kv_is_computed(ad
 
     monkeypatch.setattr(identity_module, "compute_identity_kv", no_kv)
 
-    with pytest.raises(InstantIDError, match="has 4 cross-attention layers but the InstantID adapter has K/V weights for 5"):
+    with pytest.raises(
+        InstantIDError, match="has 4 cross-attention layers but the InstantID adapter has K/V weights for 5"
+    ):
         adapter.identity_attention(WALK[:4], tokens, 1.0, "linear", SigmaGate(), None, torch.float32, attention)

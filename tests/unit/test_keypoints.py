@@ -1,4 +1,5 @@
 """The five-keypoint image IdentityNet is conditioned on, and the geometry that places keypoints in a frame."""
+
 import math
 
 import cv2
@@ -35,8 +36,9 @@ def reference_draw_kps(width: int, height: int, kps: np.ndarray) -> np.ndarray:
         x, y = kps[index][:, 0], kps[index][:, 1]
         length = ((x[0] - x[1]) ** 2 + (y[0] - y[1]) ** 2) ** 0.5
         angle = math.degrees(math.atan2(y[0] - y[1], x[0] - x[1]))
-        polygon = cv2.ellipse2Poly((int(np.mean(x)), int(np.mean(y))), (int(length / 2), stickwidth), int(angle), 0,
-                                   360, 1)
+        polygon = cv2.ellipse2Poly(
+            (int(np.mean(x)), int(np.mean(y))), (int(length / 2), stickwidth), int(angle), 0, 360, 1
+        )
         out_img = cv2.fillConvexPoly(out_img.copy(), polygon, color)
     out_img = (out_img * 0.6).astype(np.uint8)
     for kp, color in zip(kps, color_list, strict=False):
@@ -121,12 +123,15 @@ def test_an_empty_image_size_is_refused(width, height):
         draw_keypoints([KPS], width, height)
 
 
-@pytest.mark.parametrize("bad, message", [
-    (np.zeros((4, 2)), r"five \(x, y\) points, got an array of shape \(4, 2\)"),
-    (np.zeros((5, 3)), r"shape \(5, 3\)"),
-    (np.array([[0, 0], [1, 1], [2, np.nan], [3, 3], [4, 4]]), "non-finite coordinate"),
-    (np.array([[0, 0], [1, 1], [2, np.inf], [3, 3], [4, 4]]), "non-finite coordinate"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.zeros((4, 2)), r"five \(x, y\) points, got an array of shape \(4, 2\)"),
+        (np.zeros((5, 3)), r"shape \(5, 3\)"),
+        (np.array([[0, 0], [1, 1], [2, np.nan], [3, 3], [4, 4]]), "non-finite coordinate"),
+        (np.array([[0, 0], [1, 1], [2, np.inf], [3, 3], [4, 4]]), "non-finite coordinate"),
+    ],
+)
 def test_keypoints_that_are_not_five_finite_points_are_refused(bad, message):
     with pytest.raises(InstantIDError, match=message):
         as_keypoints(bad)
@@ -143,12 +148,15 @@ def test_the_extent_is_the_larger_side_of_the_keypoints_bounding_box():
     assert keypoint_extent(KPS * np.array([2.0, 1.0])) == 160.0  # x spans 80..240, y spans 50..130
 
 
-@pytest.mark.parametrize("extent, threshold, small", [
-    (SMALL_FACE_WARNING_PX - 0.5, SMALL_FACE_WARNING_PX, True),
-    (SMALL_FACE_WARNING_PX, SMALL_FACE_WARNING_PX, False),
-    (100.0, 120.0, True),
-    (130.0, 120.0, False),
-])
+@pytest.mark.parametrize(
+    "extent, threshold, small",
+    [
+        (SMALL_FACE_WARNING_PX - 0.5, SMALL_FACE_WARNING_PX, True),
+        (SMALL_FACE_WARNING_PX, SMALL_FACE_WARNING_PX, False),
+        (100.0, 120.0, True),
+        (130.0, 120.0, False),
+    ],
+)
 def test_a_face_is_too_small_below_the_threshold_extent(extent, threshold, small):
     kps = KPS / keypoint_extent(KPS) * extent
 
@@ -160,17 +168,33 @@ def test_placing_as_source_into_the_same_size_changes_nothing(size):
     assert np.allclose(place_as_source(KPS, size, size), KPS, atol=1e-12)
 
 
-@pytest.mark.parametrize("src, dst, points, expected", [
-    # 2:1 -> 1:1: 50 px cut from the left and right, then 100 -> 50 px (scale 0.5)
-    ((200, 100), (50, 50), [[50, 0], [150, 100], [100, 50], [20, 50], [60, 10]],
-     [[0, 0], [50, 50], [25, 25], [-15, 25], [5, 5]]),
-    # 1:2 -> 1:1: 50 px cut from the top and bottom, no scaling
-    ((100, 200), (100, 100), [[0, 50], [100, 150], [50, 100], [10, 20], [30, 60]],
-     [[0, 0], [100, 100], [50, 50], [10, -30], [30, 10]]),
-    # same aspect: a plain scale by 2
-    ((100, 50), (200, 100), [[0, 0], [100, 50], [10, 20], [30, 40], [50, 25]],
-     [[0, 0], [200, 100], [20, 40], [60, 80], [100, 50]]),
-], ids=["wide to square", "tall to square", "same aspect"])
+@pytest.mark.parametrize(
+    "src, dst, points, expected",
+    [
+        # 2:1 -> 1:1: 50 px cut from the left and right, then 100 -> 50 px (scale 0.5)
+        (
+            (200, 100),
+            (50, 50),
+            [[50, 0], [150, 100], [100, 50], [20, 50], [60, 10]],
+            [[0, 0], [50, 50], [25, 25], [-15, 25], [5, 5]],
+        ),
+        # 1:2 -> 1:1: 50 px cut from the top and bottom, no scaling
+        (
+            (100, 200),
+            (100, 100),
+            [[0, 50], [100, 150], [50, 100], [10, 20], [30, 60]],
+            [[0, 0], [100, 100], [50, 50], [10, -30], [30, 10]],
+        ),
+        # same aspect: a plain scale by 2
+        (
+            (100, 50),
+            (200, 100),
+            [[0, 0], [100, 50], [10, 20], [30, 40], [50, 25]],
+            [[0, 0], [200, 100], [20, 40], [60, 80], [100, 50]],
+        ),
+    ],
+    ids=["wide to square", "tall to square", "same aspect"],
+)
 def test_placing_as_source_follows_a_centre_cropped_resize(src, dst, points, expected):
     assert np.allclose(place_as_source(points, src, dst), expected, atol=1e-9)
 
@@ -199,10 +223,15 @@ def test_placing_centered_refuses_keypoints_that_all_coincide():
         place_centered(np.full((5, 2), 33.0), (512, 512), 0.5)
 
 
-@pytest.mark.parametrize("place", [lambda size: place_as_source(KPS, size, (64, 64)),
-                                   lambda size: place_as_source(KPS, (64, 64), size),
-                                   lambda size: place_centered(KPS, size, 0.5)],
-                         ids=["as source: source size", "as source: target size", "centered: target size"])
+@pytest.mark.parametrize(
+    "place",
+    [
+        lambda size: place_as_source(KPS, size, (64, 64)),
+        lambda size: place_as_source(KPS, (64, 64), size),
+        lambda size: place_centered(KPS, size, 0.5),
+    ],
+    ids=["as source: source size", "as source: target size", "centered: target size"],
+)
 @pytest.mark.parametrize("size", [(0, 64), (64, 0)])
 def test_placing_refuses_an_empty_frame(place, size):
     with pytest.raises(InstantIDError, match=rf"size must be at least 1×1 pixels, got {size[0]}×{size[1]}"):

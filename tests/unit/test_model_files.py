@@ -1,4 +1,5 @@
 """Model files are identified by their content (keys, shapes, signatures), never by their names."""
+
 import os
 import zipfile
 
@@ -11,9 +12,11 @@ from instantid_core.errors import InstantIDError
 
 pytestmark = pytest.mark.unit
 
-LFS_POINTER = (b"version https://git-lfs.github.com/spec/v1\n"
-               b"oid sha256:0ff9d6ba0c2e6f8b6c9b5e2a3f1e0d6c4b3a29181716151413121110090807060\n"
-               b"size 1691659891\n")
+LFS_POINTER = (
+    b"version https://git-lfs.github.com/spec/v1\n"
+    b"oid sha256:0ff9d6ba0c2e6f8b6c9b5e2a3f1e0d6c4b3a29181716151413121110090807060\n"
+    b"size 1691659891\n"
+)
 
 
 def write_state(obj: dict, path):
@@ -25,28 +28,44 @@ def write_state(obj: dict, path):
 
 
 def unknown_ip_adapter() -> dict:
-    return {"image_proj": {"mystery.weight": torch.zeros(4, 4)},
-            "ip_adapter": fx.ip_adapter_kv_state_dict(2048, {1: 8})}
+    return {
+        "image_proj": {"mystery.weight": torch.zeros(4, 4)},
+        "ip_adapter": fx.ip_adapter_kv_state_dict(2048, {1: 8}),
+    }
 
 
 STATE_DICTS = {
-    "InstantID adapter": (fx.instantid_nested, mf.INSTANTID_ADAPTER,
-                          "an InstantID adapter (Resampler 32→4×48, 5 K/V pairs)"),
-    "plain IP-Adapter": (lambda: fx.plain_ip_adapter(clip_dim=1024), mf.IP_ADAPTER,
-                         "a plain IP-Adapter (image projection from 1024-wide CLIP image embeddings to 4 tokens of "
-                         "2048; for SDXL)"),
-    "IP-Adapter Plus": (fx.ip_adapter_plus, mf.IP_ADAPTER_PLUS,
-                        "an IP-Adapter Plus (a Resampler fed by 1280-wide CLIP"),
-    "IP-Adapter FaceID": (fx.ip_adapter_faceid, mf.IP_ADAPTER_FACEID, "an IP-Adapter FaceID (MLP projection from the "
-                          "512-d face embedding to 4 tokens of 768; for SD1.5)"),
+    "InstantID adapter": (
+        fx.instantid_nested,
+        mf.INSTANTID_ADAPTER,
+        "an InstantID adapter (Resampler 32→4×48, 5 K/V pairs)",
+    ),
+    "plain IP-Adapter": (
+        lambda: fx.plain_ip_adapter(clip_dim=1024),
+        mf.IP_ADAPTER,
+        "a plain IP-Adapter (image projection from 1024-wide CLIP image embeddings to 4 tokens of 2048; for SDXL)",
+    ),
+    "IP-Adapter Plus": (
+        fx.ip_adapter_plus,
+        mf.IP_ADAPTER_PLUS,
+        "an IP-Adapter Plus (a Resampler fed by 1280-wide CLIP",
+    ),
+    "IP-Adapter FaceID": (
+        fx.ip_adapter_faceid,
+        mf.IP_ADAPTER_FACEID,
+        "an IP-Adapter FaceID (MLP projection from the 512-d face embedding to 4 tokens of 768; for SD1.5)",
+    ),
     "IP-Adapter FaceID Plus": (fx.ip_adapter_faceid_plus, mf.IP_ADAPTER_FACEID_PLUS, "an IP-Adapter FaceID Plus"),
     "IP-Adapter Full Face": (fx.ip_adapter_full_face, mf.IP_ADAPTER_FULL_FACE, "an IP-Adapter Full Face (for SD1.5)"),
     "unknown IP-Adapter": (unknown_ip_adapter, mf.IP_ADAPTER_UNKNOWN, "an IP-Adapter-style file"),
     "diffusers ControlNet": (fx.controlnet_diffusers, mf.CONTROLNET, "a ControlNet for SDXL (diffusers layout"),
     "ldm ControlNet": (fx.controlnet_ldm, mf.CONTROLNET, "a ControlNet for SD1.5 (ldm layout"),
     "SD1.5 checkpoint": (fx.sd15_checkpoint, mf.SD15_CHECKPOINT, "an SD1.5 checkpoint"),
-    "SD1.5 checkpoint under state_dict": (lambda: {"state_dict": fx.sd15_checkpoint()}, mf.SD15_CHECKPOINT,
-                                          "an SD1.5 checkpoint"),
+    "SD1.5 checkpoint under state_dict": (
+        lambda: {"state_dict": fx.sd15_checkpoint()},
+        mf.SD15_CHECKPOINT,
+        "an SD1.5 checkpoint",
+    ),
     "SD2 checkpoint": (fx.sd2_checkpoint, mf.SD2_CHECKPOINT, "an SD2.x checkpoint"),
     "SDXL checkpoint": (fx.sdxl_checkpoint, mf.SDXL_CHECKPOINT, "an SDXL checkpoint"),
     "bare UNet": (fx.diffusers_unet, mf.UNET, "a bare UNet (diffusers layout, cross-attention width 2048: SDXL)"),
@@ -54,8 +73,11 @@ STATE_DICTS = {
     "LoRA": (fx.lora, mf.LORA, "a LoRA (2 low-rank pairs)"),
     "CLIP vision": (fx.clip_vision, mf.CLIP_VISION, "a CLIP vision encoder (width 1280)"),
     "VAE": (fx.vae, mf.VAE, "a VAE"),
-    "unknown tensors": (lambda: {"foo.weight": torch.zeros(2)}, mf.UNRECOGNISED,
-                        "an unrecognised set of 1 tensors (first keys: foo.weight)"),
+    "unknown tensors": (
+        lambda: {"foo.weight": torch.zeros(2)},
+        mf.UNRECOGNISED,
+        "an unrecognised set of 1 tensors (first keys: foo.weight)",
+    ),
 }
 
 
@@ -77,14 +99,21 @@ def test_a_legacy_format_bin_is_identified_too(tmp_path):
     assert mf.identify(path).kind == mf.INSTANTID_ADAPTER
 
 
-@pytest.mark.parametrize("content, kind, phrases", [
-    (b"", mf.EMPTY, ["an empty file (0 bytes)", "download it again"]),
-    (LFS_POINTER, mf.LFS_POINTER, ["Git LFS pointer", f"({len(LFS_POINTER)} bytes)", "1,691,659,891 bytes"]),
-    (b"\n<!DOCTYPE html><html><head><title>Hugging Face</title></head></html>", mf.HTML_PAGE,
-     ["HTML web page", "/resolve/"]),
-    (b"Access denied: you must accept the licence\n", mf.TEXT_FILE, ["a text file", "'Access denied"]),
-    (bytes(range(64)), mf.UNRECOGNISED, ["first bytes 00 01 02 03 04 05 06 07"]),
-], ids=["empty", "LFS pointer", "HTML page", "text", "binary noise"])
+@pytest.mark.parametrize(
+    "content, kind, phrases",
+    [
+        (b"", mf.EMPTY, ["an empty file (0 bytes)", "download it again"]),
+        (LFS_POINTER, mf.LFS_POINTER, ["Git LFS pointer", f"({len(LFS_POINTER)} bytes)", "1,691,659,891 bytes"]),
+        (
+            b"\n<!DOCTYPE html><html><head><title>Hugging Face</title></head></html>",
+            mf.HTML_PAGE,
+            ["HTML web page", "/resolve/"],
+        ),
+        (b"Access denied: you must accept the licence\n", mf.TEXT_FILE, ["a text file", "'Access denied"]),
+        (bytes(range(64)), mf.UNRECOGNISED, ["first bytes 00 01 02 03 04 05 06 07"]),
+    ],
+    ids=["empty", "LFS pointer", "HTML page", "text", "binary noise"],
+)
 def test_a_file_that_is_not_a_model_says_what_it_is(tmp_path, content, kind, phrases):
     path = tmp_path / "ip-adapter.bin"
     path.write_bytes(content)
@@ -122,9 +151,11 @@ def save_flat_safetensors(path):
     return fx.save_safetensors(fx.flatten(fx.instantid_nested()), path)
 
 
-@pytest.mark.parametrize("save, suffix", [(save_zip_bin, ".bin"), (save_legacy_bin, ".bin"),
-                                          (save_flat_safetensors, ".safetensors")],
-                         ids=["zip .bin", "legacy .bin", ".safetensors"])
+@pytest.mark.parametrize(
+    "save, suffix",
+    [(save_zip_bin, ".bin"), (save_legacy_bin, ".bin"), (save_flat_safetensors, ".safetensors")],
+    ids=["zip .bin", "legacy .bin", ".safetensors"],
+)
 @pytest.mark.parametrize("keep", [0.5, 0.99, 20], ids=["half", "all but the tail", "20 bytes"])
 def test_a_cut_download_is_identified_as_truncated(tmp_path, save, suffix, keep):
     path = save(tmp_path / f"ip-adapter{suffix}")
@@ -179,9 +210,12 @@ def test_an_onnx_file_is_described_by_its_signature(tmp_path):
     import onnx
     from onnx import TensorProto, helper
 
-    graph = helper.make_graph([helper.make_node("Identity", ["input.1"], ["683"])], "recognition",
-                              [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, 112, 112])],
-                              [helper.make_tensor_value_info("683", TensorProto.FLOAT, [1, 3, 112, 112])])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["input.1"], ["683"])],
+        "recognition",
+        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, 112, 112])],
+        [helper.make_tensor_value_info("683", TensorProto.FLOAT, [1, 3, 112, 112])],
+    )
     path = tmp_path / "glintr100.onnx"
     onnx.save(helper.make_model(graph), str(path))
 
@@ -209,8 +243,9 @@ def test_identify_shapes_of_an_empty_table_says_it_holds_no_tensors():
     assert mf.identify_shapes({}) == mf.FileIdentity(mf.UNRECOGNISED, "a file that holds no tensors")
 
 
-@pytest.mark.parametrize("save", [save_zip_bin, save_legacy_bin, save_flat_safetensors],
-                         ids=["zip .bin", "legacy .bin", ".safetensors"])
+@pytest.mark.parametrize(
+    "save", [save_zip_bin, save_legacy_bin, save_flat_safetensors], ids=["zip .bin", "legacy .bin", ".safetensors"]
+)
 def test_load_tensors_returns_every_tensor_with_dotted_keys(tmp_path, save):
     expected = fx.flatten(fx.instantid_nested())
     path = save(tmp_path / ("a.safetensors" if save is save_flat_safetensors else "a.bin"))

@@ -1,4 +1,5 @@
 """The perceiver Resampler: same numbers as an independent reference, dimensions read from the tensors, float32 math."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -47,12 +48,22 @@ def face_embeddings(batch: int, width: int, norm: float = 30.0, seed: int = 3) -
 
 
 def config_of(dims: TinyDims) -> ResamplerConfig:
-    return ResamplerConfig(dim=dims.dim, depth=dims.depth, heads=dims.heads, num_queries=dims.num_queries,
-                           embedding_dim=dims.embedding_dim, output_dim=dims.output_dim, ff_mult=dims.ff_mult)
+    return ResamplerConfig(
+        dim=dims.dim,
+        depth=dims.depth,
+        heads=dims.heads,
+        num_queries=dims.num_queries,
+        embedding_dim=dims.embedding_dim,
+        output_dim=dims.output_dim,
+        ff_mult=dims.ff_mult,
+    )
 
 
-@pytest.mark.parametrize("input_shape", [(2, DIMS.embedding_dim), (2, 3, DIMS.embedding_dim)],
-                         ids=["one embedding per row", "several embeddings per row"])
+@pytest.mark.parametrize(
+    "input_shape",
+    [(2, DIMS.embedding_dim), (2, 3, DIMS.embedding_dim)],
+    ids=["one embedding per row", "several embeddings per row"],
+)
 def test_resampler_output_equals_the_independent_reference(input_shape):
     sd = resampler_state_dict(DIMS, seed=5)
     x = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0)) * 5
@@ -64,14 +75,19 @@ def test_resampler_output_equals_the_independent_reference(input_shape):
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("dims", [DIMS, TinyDims(), TinyDims(dim=64, depth=1, heads=3, num_queries=7,
-                                                                embedding_dim=10, output_dim=20, ff_mult=2)])
+@pytest.mark.parametrize(
+    "dims",
+    [DIMS, TinyDims(), TinyDims(dim=64, depth=1, heads=3, num_queries=7, embedding_dim=10, output_dim=20, ff_mult=2)],
+)
 def test_every_dimension_is_read_from_the_state_dict(dims):
     module = Resampler.from_state_dict(resampler_state_dict(dims))
 
     assert module.config == config_of(dims)
-    assert module.tokens(torch.zeros(1, dims.embedding_dim), torch.float32).shape == (1, dims.num_queries,
-                                                                                      dims.output_dim)
+    assert module.tokens(torch.zeros(1, dims.embedding_dim), torch.float32).shape == (
+        1,
+        dims.num_queries,
+        dims.output_dim,
+    )
 
 
 def test_the_published_files_dimensions_are_inferred_from_its_shapes():
@@ -93,8 +109,9 @@ def test_from_state_dict_builds_float32_weights_from_half_precision_tensors():
 @pytest.mark.parametrize("module_dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("out_dtype", [torch.float32, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("under_autocast", [False, True], ids=["plain", "under bf16 autocast"])
-def test_tokens_are_computed_in_float32_even_from_a_half_module_and_half_inputs(module_dtype, out_dtype,
-                                                                                under_autocast):
+def test_tokens_are_computed_in_float32_even_from_a_half_module_and_half_inputs(
+    module_dtype, out_dtype, under_autocast
+):
     sd = resampler_state_dict(DIMS)
     module = Resampler.from_state_dict(sd).to(module_dtype)
     rounded = {key: t.to(module_dtype).float() for key, t in sd.items()}  # the weights the half module really holds
@@ -106,8 +123,9 @@ def test_tokens_are_computed_in_float32_even_from_a_half_module_and_half_inputs(
 
     assert out.dtype == out_dtype
     assert torch.isfinite(out).all()
-    torch.testing.assert_close(out.float(), expected.to(out_dtype).float(), atol=1e-5 if out_dtype == torch.float32
-                               else 1e-2, rtol=0)
+    torch.testing.assert_close(
+        out.float(), expected.to(out_dtype).float(), atol=1e-5 if out_dtype == torch.float32 else 1e-2, rtol=0
+    )
     assert module.latents.dtype == module_dtype  # computing tokens does not recast the module
 
 
@@ -123,13 +141,19 @@ def without(sd: dict, *prefixes: str) -> dict:
     return {key: t for key, t in sd.items() if not key.startswith(prefixes)}
 
 
-@pytest.mark.parametrize("edit, problem", [
-    (lambda s: without(s, "layers.1.1.3.weight"), "layers.1.1.3.weight is missing"),
-    (lambda s: {**s, "layers.0.0.to_v.weight": (128, 96)}, "layers.0.0.to_v.weight is unexpected"),
-    (lambda s: {**s, "layers.1.0.to_out.weight": (96, 64)},
-     "layers.1.0.to_out.weight has shape (96, 64), expected (96, 128)"),
-    (lambda s: {**s, "proj_out.bias": (41,)}, "proj_out.bias has shape (41), expected (40)"),
-], ids=["missing", "unexpected", "wrong shape", "wrong bias width"])
+@pytest.mark.parametrize(
+    "edit, problem",
+    [
+        (lambda s: without(s, "layers.1.1.3.weight"), "layers.1.1.3.weight is missing"),
+        (lambda s: {**s, "layers.0.0.to_v.weight": (128, 96)}, "layers.0.0.to_v.weight is unexpected"),
+        (
+            lambda s: {**s, "layers.1.0.to_out.weight": (96, 64)},
+            "layers.1.0.to_out.weight has shape (96, 64), expected (96, 128)",
+        ),
+        (lambda s: {**s, "proj_out.bias": (41,)}, "proj_out.bias has shape (41), expected (40)"),
+    ],
+    ids=["missing", "unexpected", "wrong shape", "wrong bias width"],
+)
 def test_mismatches_names_each_problem_key(edit, problem):
     shapes = edit(resampler_shapes(DIMS))
 
@@ -144,12 +168,16 @@ def test_a_complete_state_dict_has_no_mismatches():
     assert ResamplerConfig.from_shapes(shapes).mismatches(shapes) == []
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda s: without(s, "latents"), "latents is missing"),
-    (lambda s: {**s, "layers.0.0.to_q.weight": (100, 96)}, "100 rows, not a multiple of the 64-wide heads"),
-    (lambda s: {**s, "proj_in.weight": (96,)}, "proj_in.weight has shape (96), expected a 2-d shape"),
-    (lambda s: without(s, "layers.1."), r"layers are numbered [0, 2], expected 0..1"),
-], ids=["no latents", "partial head", "wrong rank", "gap in layers"])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda s: without(s, "latents"), "latents is missing"),
+        (lambda s: {**s, "layers.0.0.to_q.weight": (100, 96)}, "100 rows, not a multiple of the 64-wide heads"),
+        (lambda s: {**s, "proj_in.weight": (96,)}, "proj_in.weight has shape (96), expected a 2-d shape"),
+        (lambda s: without(s, "layers.1."), r"layers are numbered [0, 2], expected 0..1"),
+    ],
+    ids=["no latents", "partial head", "wrong rank", "gap in layers"],
+)
 def test_dimensions_that_cannot_be_read_raise_a_clear_error(edit, message):
     shapes = edit(resampler_shapes(TinyDims(dim=96, depth=3, heads=2, embedding_dim=24, output_dim=40)))
 

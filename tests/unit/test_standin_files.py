@@ -1,5 +1,6 @@
 """The stand-in model files have exactly the real files' formats (docs/design.md); the real loaders read
 them."""
+
 import pytest
 import torch
 
@@ -14,17 +15,31 @@ RESAMPLER_SHAPES = {
     "proj_out.bias": (2048,),
     "norm_out.weight": (2048,),
     "norm_out.bias": (2048,),
-    **{key: shape for i in range(4) for key, shape in {
-        f"layers.{i}.0.norm1.weight": (1280,), f"layers.{i}.0.norm1.bias": (1280,),
-        f"layers.{i}.0.norm2.weight": (1280,), f"layers.{i}.0.norm2.bias": (1280,),
-        f"layers.{i}.0.to_q.weight": (1280, 1280), f"layers.{i}.0.to_kv.weight": (2560, 1280),
-        f"layers.{i}.0.to_out.weight": (1280, 1280),
-        f"layers.{i}.1.0.weight": (1280,), f"layers.{i}.1.0.bias": (1280,),
-        f"layers.{i}.1.1.weight": (5120, 1280), f"layers.{i}.1.3.weight": (1280, 5120),
-    }.items()},
+    **{
+        key: shape
+        for i in range(4)
+        for key, shape in {
+            f"layers.{i}.0.norm1.weight": (1280,),
+            f"layers.{i}.0.norm1.bias": (1280,),
+            f"layers.{i}.0.norm2.weight": (1280,),
+            f"layers.{i}.0.norm2.bias": (1280,),
+            f"layers.{i}.0.to_q.weight": (1280, 1280),
+            f"layers.{i}.0.to_kv.weight": (2560, 1280),
+            f"layers.{i}.0.to_out.weight": (1280, 1280),
+            f"layers.{i}.1.0.weight": (1280,),
+            f"layers.{i}.1.0.bias": (1280,),
+            f"layers.{i}.1.1.weight": (5120, 1280),
+            f"layers.{i}.1.3.weight": (1280, 5120),
+        }.items()
+    },
 }
-LAYER_BLOCKS = [("down_blocks.1", 4, 640), ("down_blocks.2", 20, 1280), ("up_blocks.0", 30, 1280),
-                ("up_blocks.1", 6, 640), ("mid_block", 10, 1280)]
+LAYER_BLOCKS = [
+    ("down_blocks.1", 4, 640),
+    ("down_blocks.2", 20, 1280),
+    ("up_blocks.0", 30, 1280),
+    ("up_blocks.1", 6, 640),
+    ("mid_block", 10, 1280),
+]
 
 
 def spec_ip_adapter_shapes() -> dict[str, tuple[int, int]]:
@@ -98,10 +113,20 @@ def test_insightface_finds_no_face_in_a_plain_grey_picture(standins):
 CONTROLNET_DIR = ("models", "controlnet")
 # Transformer blocks per attention module, by diffusers name: a full SDXL ControlNet (InstantID's IdentityNet) and
 # diffusers' controlnet-canny-sdxl-1.0-mid, whose 640-wide attentions keep only their norm and projections.
-FULL_SDXL_DEPTHS = {"down_blocks.1.attentions.0": 2, "down_blocks.1.attentions.1": 2, "down_blocks.2.attentions.0": 10,
-                    "down_blocks.2.attentions.1": 10, "mid_block.attentions.0": 10}
-MID_SDXL_DEPTHS = {"down_blocks.1.attentions.0": 0, "down_blocks.1.attentions.1": 0, "down_blocks.2.attentions.0": 1,
-                   "down_blocks.2.attentions.1": 1, "mid_block.attentions.0": 1}
+FULL_SDXL_DEPTHS = {
+    "down_blocks.1.attentions.0": 2,
+    "down_blocks.1.attentions.1": 2,
+    "down_blocks.2.attentions.0": 10,
+    "down_blocks.2.attentions.1": 10,
+    "mid_block.attentions.0": 10,
+}
+MID_SDXL_DEPTHS = {
+    "down_blocks.1.attentions.0": 0,
+    "down_blocks.1.attentions.1": 0,
+    "down_blocks.2.attentions.0": 1,
+    "down_blocks.2.attentions.1": 1,
+    "mid_block.attentions.0": 1,
+}
 
 
 def safetensors_shapes(path) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
@@ -115,8 +140,16 @@ def safetensors_shapes(path) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
 def transformer_depths(names) -> dict[str, int]:
     """Transformer blocks per attention module of a diffusers UNet-style state dict."""
     attentions = {name.split(".proj_in.")[0] for name in names if ".attentions." in name and ".proj_in." in name}
-    return {attention: len({name.split(".transformer_blocks.")[1].split(".")[0] for name in names
-                            if name.startswith(attention + ".transformer_blocks.")}) for attention in attentions}
+    return {
+        attention: len(
+            {
+                name.split(".transformer_blocks.")[1].split(".")[0]
+                for name in names
+                if name.startswith(attention + ".transformer_blocks.")
+            }
+        )
+        for attention in attentions
+    }
 
 
 def test_standin_identitynet_is_a_full_sdxl_controlnet(standins):
@@ -136,7 +169,8 @@ def test_standin_mid_controlnet_is_its_own_file_in_the_mid_sdxl_layout(standins)
     assert shapes["down_blocks.2.attentions.0.transformer_blocks.0.attn2.to_k.weight"][0] == (1280, 2048)
     assert shapes["add_embedding.linear_1.weight"][0] == (1280, 2816)
     assert sorted(name for name in shapes if name.startswith("controlnet_down_blocks.")) == sorted(
-        f"controlnet_down_blocks.{i}.{part}" for i in range(9) for part in ("weight", "bias"))
+        f"controlnet_down_blocks.{i}.{part}" for i in range(9) for part in ("weight", "bias")
+    )
     assert {dtype for _, dtype in shapes.values()} == {"F16"}
     assert round(sum(torch.Size(shape).numel() for shape, _ in shapes.values()) / 1e6, 1) == 272.6
 
@@ -145,10 +179,17 @@ def test_standin_mid_controlnet_has_other_weights_than_the_identitynet(standins)
     from safetensors import safe_open
 
     controlnet = standins.joinpath(*CONTROLNET_DIR)
-    shared = ("conv_in.weight", "controlnet_cond_embedding.conv_in.weight", "down_blocks.0.resnets.0.conv1.weight",
-              "controlnet_down_blocks.0.weight", "time_embedding.linear_1.weight")
-    with safe_open(str(controlnet / "instantid" / "diffusion_pytorch_model.safetensors"), "pt") as identitynet, \
-            safe_open(str(controlnet / "diffusers_xl_canny_mid.safetensors"), "pt") as mid:
+    shared = (
+        "conv_in.weight",
+        "controlnet_cond_embedding.conv_in.weight",
+        "down_blocks.0.resnets.0.conv1.weight",
+        "controlnet_down_blocks.0.weight",
+        "time_embedding.linear_1.weight",
+    )
+    with (
+        safe_open(str(controlnet / "instantid" / "diffusion_pytorch_model.safetensors"), "pt") as identitynet,
+        safe_open(str(controlnet / "diffusers_xl_canny_mid.safetensors"), "pt") as mid,
+    ):
         for name in shared:
             a, b = identitynet.get_tensor(name), mid.get_tensor(name)
             assert a.shape == b.shape and not torch.equal(a, b), name
@@ -171,14 +212,16 @@ def test_standin_identitynet_hint_outweighs_the_latent_where_drawn_and_stays_fin
     from safetensors import safe_open
 
     prefix = "controlnet_cond_embedding."
-    with safe_open(str(standins.joinpath(*CONTROLNET_DIR, "instantid", "diffusion_pytorch_model.safetensors")),
-                   "pt") as f:
-        weights = {key[len(prefix):]: f.get_tensor(key).float() for key in f.keys() if key.startswith(prefix)}
+    with safe_open(
+        str(standins.joinpath(*CONTROLNET_DIR, "instantid", "diffusion_pytorch_model.safetensors")), "pt"
+    ) as f:
+        weights = {key[len(prefix) :]: f.get_tensor(key).float() for key in f.keys() if key.startswith(prefix)}
         conv_in = f.get_tensor("conv_in.weight").float()
     embedding = ControlNetConditioningEmbedding(320)
     embedding.load_state_dict(weights)
-    latent_features = torch.nn.functional.conv2d(torch.randn(1, 4, 32, 32, generator=torch.Generator().manual_seed(0)),
-                                                 conv_in, padding=1)
+    latent_features = torch.nn.functional.conv2d(
+        torch.randn(1, 4, 32, 32, generator=torch.Generator().manual_seed(0)), conv_in, padding=1
+    )
     here, there = keypoint_hint((500, 420)), keypoint_hint((760, 440))
 
     with torch.no_grad():

@@ -1,5 +1,6 @@
 """Which UNet cross-attention layer gets which adapter K/V pair: derived from the model, checked against the adapter layout
 of docs/design.md."""
+
 import re
 
 import pytest
@@ -10,22 +11,47 @@ from instantid_core.unet_layers import CrossAttentionLayer, assign_adapter_indic
 pytestmark = pytest.mark.unit
 
 # ComfyUI's walk over SDXL's transformer blocks: (block, number, depth, width), input -> middle -> output
-SDXL_WALK = [("input", 4, 2, 640), ("input", 5, 2, 640), ("input", 7, 10, 1280), ("input", 8, 10, 1280),
-             ("middle", 0, 10, 1280),
-             ("output", 0, 10, 1280), ("output", 1, 10, 1280), ("output", 2, 10, 1280),
-             ("output", 3, 2, 640), ("output", 4, 2, 640), ("output", 5, 2, 640)]
-SD15_WALK = [("input", 1, 1, 320), ("input", 2, 1, 320), ("input", 4, 1, 640), ("input", 5, 1, 640),
-             ("input", 7, 1, 1280), ("input", 8, 1, 1280), ("middle", 0, 1, 1280),
-             *[("output", n, 1, 1280) for n in (3, 4, 5)], *[("output", n, 1, 640) for n in (6, 7, 8)],
-             *[("output", n, 1, 320) for n in (9, 10, 11)]]
+SDXL_WALK = [
+    ("input", 4, 2, 640),
+    ("input", 5, 2, 640),
+    ("input", 7, 10, 1280),
+    ("input", 8, 10, 1280),
+    ("middle", 0, 10, 1280),
+    ("output", 0, 10, 1280),
+    ("output", 1, 10, 1280),
+    ("output", 2, 10, 1280),
+    ("output", 3, 2, 640),
+    ("output", 4, 2, 640),
+    ("output", 5, 2, 640),
+]
+SD15_WALK = [
+    ("input", 1, 1, 320),
+    ("input", 2, 1, 320),
+    ("input", 4, 1, 640),
+    ("input", 5, 1, 640),
+    ("input", 7, 1, 1280),
+    ("input", 8, 1, 1280),
+    ("middle", 0, 1, 1280),
+    *[("output", n, 1, 1280) for n in (3, 4, 5)],
+    *[("output", n, 1, 640) for n in (6, 7, 8)],
+    *[("output", n, 1, 320) for n in (9, 10, 11)],
+]
 # docs/design.md: the adapter's layers in diffusers order, with their widths
-DESIGN_DIFFUSERS_BLOCKS = [("down_blocks.1", 4, 640), ("down_blocks.2", 20, 1280), ("up_blocks.0", 30, 1280),
-                         ("up_blocks.1", 6, 640), ("mid_block", 10, 1280)]
+DESIGN_DIFFUSERS_BLOCKS = [
+    ("down_blocks.1", 4, 640),
+    ("down_blocks.2", 20, 1280),
+    ("up_blocks.0", 30, 1280),
+    ("up_blocks.1", 6, 640),
+    ("mid_block", 10, 1280),
+]
 
 
 def layers_of(walk, context: int = 2048) -> list[CrossAttentionLayer]:
-    return [CrossAttentionLayer(key=(block, number, i), context_dim=context, inner_dim=width, heads=width // 64)
-            for block, number, depth, width in walk for i in range(depth)]
+    return [
+        CrossAttentionLayer(key=(block, number, i), context_dim=context, inner_dim=width, heads=width // 64)
+        for block, number, depth, width in walk
+        for i in range(depth)
+    ]
 
 
 def design_kv_widths() -> dict[int, int]:
@@ -45,9 +71,11 @@ def test_every_sdxl_layer_gets_an_adapter_pair_of_its_own_width():
     assert all(widths[mapping[layer.key]] == layer.inner_dim for layer in layers)
 
 
-@pytest.mark.parametrize("group, expected", [("input", range(1, 48, 2)), ("output", range(49, 120, 2)),
-                                             ("middle", range(121, 140, 2))],
-                         ids=["input = down_blocks", "output = up_blocks", "middle = mid_block (last)"])
+@pytest.mark.parametrize(
+    "group, expected",
+    [("input", range(1, 48, 2)), ("output", range(49, 120, 2)), ("middle", range(121, 140, 2))],
+    ids=["input = down_blocks", "output = up_blocks", "middle = mid_block (last)"],
+)
 def test_each_comfyui_block_group_maps_to_its_diffusers_numbers_in_walk_order(group, expected):
     layers = layers_of(SDXL_WALK)
 
@@ -56,11 +84,22 @@ def test_each_comfyui_block_group_maps_to_its_diffusers_numbers_in_walk_order(gr
     assert [mapping[layer.key] for layer in layers if layer.key[0] == group] == list(expected)
 
 
-@pytest.mark.parametrize("key, index", [
-    (("input", 4, 0), 1), (("input", 4, 1), 3), (("input", 5, 0), 5), (("input", 7, 0), 9), (("input", 8, 9), 47),
-    (("output", 0, 0), 49), (("output", 2, 9), 107), (("output", 3, 0), 109), (("output", 5, 1), 119),
-    (("middle", 0, 0), 121), (("middle", 0, 9), 139),
-])
+@pytest.mark.parametrize(
+    "key, index",
+    [
+        (("input", 4, 0), 1),
+        (("input", 4, 1), 3),
+        (("input", 5, 0), 5),
+        (("input", 7, 0), 9),
+        (("input", 8, 9), 47),
+        (("output", 0, 0), 49),
+        (("output", 2, 9), 107),
+        (("output", 3, 0), 109),
+        (("output", 5, 1), 119),
+        (("middle", 0, 0), 121),
+        (("middle", 0, 9), 139),
+    ],
+)
 def test_block_boundaries_get_the_spec_numbers(key, index):
     mapping = assign_adapter_indices(layers_of(SDXL_WALK), design_kv_widths(), token_dim=2048)
 
@@ -79,10 +118,14 @@ def test_diffusers_order_puts_down_then_up_then_mid_blocks_keeping_the_walk_orde
     assert [layer.key for layer in layers][24] == ("middle", 0, 0)  # the argument is left as it was
 
 
-@pytest.mark.parametrize("walk, widths, counts", [
-    (SD15_WALK, design_kv_widths(), (16, 70)),
-    (SDXL_WALK, {n: w for n, w in design_kv_widths().items() if n < 137}, (70, 68)),
-], ids=["SD1.5 model, SDXL adapter", "SDXL model, adapter short of a pair"])
+@pytest.mark.parametrize(
+    "walk, widths, counts",
+    [
+        (SD15_WALK, design_kv_widths(), (16, 70)),
+        (SDXL_WALK, {n: w for n, w in design_kv_widths().items() if n < 137}, (70, 68)),
+    ],
+    ids=["SD1.5 model, SDXL adapter", "SDXL model, adapter short of a pair"],
+)
 def test_a_model_and_adapter_with_different_layer_counts_are_refused_with_both_counts(walk, widths, counts):
     with pytest.raises(InstantIDError) as raised:
         assign_adapter_indices(layers_of(walk, context=768 if walk is SD15_WALK else 2048), widths, token_dim=2048)

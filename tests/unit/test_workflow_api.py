@@ -1,4 +1,5 @@
 """The UI→API workflow converter follows the frontend's rules (tests/helpers/workflow_api.py)."""
+
 import pytest
 
 from scripts.harness.workflow_api import WorkflowError, ui_to_api
@@ -7,11 +8,19 @@ pytestmark = pytest.mark.unit
 
 OBJECT_INFO = {
     "Loader": {"input": {"required": {"name": [["a.bin", "b.bin"]]}}, "input_order": {"required": ["name"]}},
-    "Sampler": {"input": {"required": {"model": ["MODEL"], "seed": ["INT", {}], "steps": ["INT", {}],
-                                       "sampler": ["COMBO", {"options": ["euler"]}],
-                                       "text": ["STRING", {"forceInput": True}]},
-                          "optional": {"denoise": ["FLOAT", {}]}},
-                "input_order": {"required": ["model", "seed", "steps", "sampler", "text"], "optional": ["denoise"]}},
+    "Sampler": {
+        "input": {
+            "required": {
+                "model": ["MODEL"],
+                "seed": ["INT", {}],
+                "steps": ["INT", {}],
+                "sampler": ["COMBO", {"options": ["euler"]}],
+                "text": ["STRING", {"forceInput": True}],
+            },
+            "optional": {"denoise": ["FLOAT", {}]},
+        },
+        "input_order": {"required": ["model", "seed", "steps", "sampler", "text"], "optional": ["denoise"]},
+    },
     "Text": {"input": {"required": {"value": ["STRING", {}]}}},
     "Picture": {"input": {"required": {"image": [["x.png"], {"image_upload": True}], "scale": ["FLOAT", {}]}}},
 }
@@ -19,30 +28,51 @@ OBJECT_INFO = {
 
 def node(id_, type_, widgets=None, inputs=(), mode=0):
     """A UI-format node."""
-    return {"id": id_, "type": type_, "mode": mode, "widgets_values": widgets,
-            "inputs": [{"name": name, "type": kind, "link": link} for name, kind, link in inputs]}
+    return {
+        "id": id_,
+        "type": type_,
+        "mode": mode,
+        "widgets_values": widgets,
+        "inputs": [{"name": name, "type": kind, "link": link} for name, kind, link in inputs],
+    }
 
 
 def test_widget_values_map_by_position_skipping_control_after_generate_and_upload_values():
-    workflow = {"nodes": [node(1, "Loader", ["b.bin"]), node(2, "Sampler", [7, "fixed", 20, "euler", 0.5],
-                                                                  [("model", "MODEL", 1), ("text", "STRING", 2)]),
-                          node(3, "Text", ["hello"]), node(4, "Picture", ["x.png", "image", 2.0])],
-                "links": [[1, 1, 0, 2, 0, "MODEL"], [2, 3, 0, 2, 4, "STRING"]]}
+    workflow = {
+        "nodes": [
+            node(1, "Loader", ["b.bin"]),
+            node(2, "Sampler", [7, "fixed", 20, "euler", 0.5], [("model", "MODEL", 1), ("text", "STRING", 2)]),
+            node(3, "Text", ["hello"]),
+            node(4, "Picture", ["x.png", "image", 2.0]),
+        ],
+        "links": [[1, 1, 0, 2, 0, "MODEL"], [2, 3, 0, 2, 4, "STRING"]],
+    }
 
     prompt = ui_to_api(workflow, OBJECT_INFO)
 
-    assert prompt["2"]["inputs"] == {"model": ["1", 0], "seed": 7, "steps": 20, "sampler": "euler", "denoise": 0.5,
-                                     "text": ["3", 0]}
+    assert prompt["2"]["inputs"] == {
+        "model": ["1", 0],
+        "seed": 7,
+        "steps": 20,
+        "sampler": "euler",
+        "denoise": 0.5,
+        "text": ["3", 0],
+    }
     assert prompt["4"]["inputs"] == {"image": "x.png", "scale": 2.0}
 
 
 def test_links_resolve_through_reroutes_primitives_and_bypassed_nodes_and_notes_are_dropped():
-    workflow = {"nodes": [node(1, "Loader", ["a.bin"]), node(5, "Reroute", None, [("", "*", 1)]),
-                          node(6, "Loader", ["b.bin"], mode=4), node(7, "PrimitiveNode", [42]),
-                          node(8, "Note", ["read me"]),
-                          node(2, "Sampler", [0, "fixed", 3, "euler"], [("model", "MODEL", 3), ("seed", "INT", 4)])],
-                "links": [[1, 1, 0, 5, 0, "MODEL"], [2, 5, 0, 6, 0, "MODEL"], [3, 6, 0, 2, 0, "MODEL"],
-                          [4, 7, 0, 2, 1, "INT"]]}
+    workflow = {
+        "nodes": [
+            node(1, "Loader", ["a.bin"]),
+            node(5, "Reroute", None, [("", "*", 1)]),
+            node(6, "Loader", ["b.bin"], mode=4),
+            node(7, "PrimitiveNode", [42]),
+            node(8, "Note", ["read me"]),
+            node(2, "Sampler", [0, "fixed", 3, "euler"], [("model", "MODEL", 3), ("seed", "INT", 4)]),
+        ],
+        "links": [[1, 1, 0, 5, 0, "MODEL"], [2, 5, 0, 6, 0, "MODEL"], [3, 6, 0, 2, 0, "MODEL"], [4, 7, 0, 2, 1, "INT"]],
+    }
     workflow["nodes"][2]["inputs"] = [{"name": "model", "type": "MODEL", "link": 2}]
 
     prompt = ui_to_api(workflow, OBJECT_INFO)
