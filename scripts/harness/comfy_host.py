@@ -77,8 +77,13 @@ def start_in_process(base_dir: Path) -> ComfyHost:
     args.base_directory = str(base_dir)
     args.disable_api_nodes = True
     import folder_paths  # noqa: F401  (reads args.base_directory)
+
+    # ComfyUI's nodes.py (imported by server) puts comfy/ first on sys.path, where comfy/utils.py would then shadow
+    # ComfyUI's `utils` package: bind the package first, as ComfyUI's main.py does.
+    import utils.extra_config  # noqa: F401
+
+    # isort: split
     import server
-    import utils.extra_config  # noqa: F401  (bind ComfyUI's `utils` package before nodes.py shadows it)
     from comfyui_version import __version__
 
     import nodes
