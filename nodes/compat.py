@@ -293,13 +293,13 @@ class InstantIDAttentionPatchCompat(CompatPercentRangeNode):
                 _float("weight", 1.0, -1.0, 3.0, 0.01, "Strength of the identity attention."),
                 *percent_inputs("the identity attention", PERCENT_NAMES),
                 _float("noise", 0.0, 0.0, 1.0, 0.1, "Noise in the negative identity."),
+                io.Mask.Input("mask", optional=True, tooltip="Region where the identity applies."),
                 io.Combo.Input(
                     "weight_type",
                     options=list(WEIGHT_TYPE_OPTIONS),
                     optional=True,
-                    tooltip="Per-block profile of the weight.",
+                    tooltip="Per-block profile of the weight (this pack's addition, after that pack's inputs).",
                 ),
-                io.Mask.Input("mask", optional=True, tooltip="Region where the identity applies."),
             ],
             outputs=[io.Model.Output(display_name="MODEL"), FACE_EMBEDS.Output(display_name="FACE_EMBEDS")],
         )
