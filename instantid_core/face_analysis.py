@@ -50,7 +50,12 @@ _INSTALL_HINTS = {
     "DirectML": "pip uninstall onnxruntime, then pip install onnxruntime-directml (Windows; never both)",
 }
 
-NO_FACE_POLICIES = ("error", "skip")
+ERROR, SKIP, PASS_THROUGH = "error", "skip", "pass through"
+"""The no_face vocabulary, one meaning per word: ERROR stops with a message naming the photo; SKIP leaves the photo
+out (with a warning) and goes on with the others; PASS_THROUGH (the all-in-one nodes) skips such photos too and, when
+no usable face is left, returns the node's inputs unchanged."""
+NO_FACE_POLICIES = (ERROR, SKIP)
+"""What face analysis itself can do with a photo without a face."""
 REFERENCE_PHOTO = "Reference image"
 """What messages call a picture of the batch being analysed, unless the caller names its input otherwise."""
 RETRY_SIZES = (640, 512, 384, 256)

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from comfy_api.latest import io
 
+from ..instantid_core.face_analysis import ERROR, PASS_THROUGH, SKIP
 from ..instantid_core.images import to_image_batch, to_uint8_rgb
 from ..instantid_core.keypoints import keypoint_image
 from . import host
@@ -21,7 +22,7 @@ from .io_types import (
 
 log = logging.getLogger(__name__)
 
-NO_FACE_CHOICES = ("error", "pass through")
+NO_FACE_CHOICES = (ERROR, PASS_THROUGH)
 """What the all-in-one nodes do when no face is found: stop, or return their inputs unchanged (with a warning)."""
 PASS_THROUGH_HINT = (
     "Or set no_face to 'pass through' to leave photos without a face out, and to pass model and "
@@ -69,7 +70,7 @@ def apply_instantid(
     node has it; `node` names the calling node in errors about its mask.
     """
     host.check_identitynet(control_net)
-    policy = "skip" if settings.no_face == "pass through" else "error"
+    policy = SKIP if settings.no_face == PASS_THROUGH else ERROR
     hint = "" if settings.no_face is None else PASS_THROUGH_HINT
     faces = face_analysis.analyze(
         to_uint8_rgb(image), settings.face_choice, settings.face_index, policy, no_face_hint=hint
