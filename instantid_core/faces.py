@@ -11,7 +11,7 @@ from .errors import InstantIDError
 
 EMBEDDING_SIZE = 512
 CHOICE_MODES = ("largest", "index")
-COMBINE_METHODS = ("average", "norm average", "concat")
+COMBINE_METHODS = ("average", "norm average", "concat", "joint")
 
 
 def _frozen(array, shape: tuple[int, ...], name: str) -> np.ndarray:
@@ -158,11 +158,14 @@ def choose_face(faces: Sequence[DetectedFace], mode: str, index: int) -> int:
 
 
 def combine_embeddings(embeddings, method: str):
-    """Combine (N, D) raw embeddings into (1, D) ('average', 'norm average') or keep all N rows ('concat').
+    """Combine (N, D) raw embeddings into (1, D) ('average', 'norm average'), keep all N rows ('concat') or stack
+    them as one sample of N inputs, (1, N, D) ('joint').
 
     'average' is the mean of the raw embeddings; 'norm average' averages the L2-normalised embeddings and rescales
-    the direction to the mean raw norm; 'concat' returns the N rows unchanged (each becomes its own tokens). A torch
-    tensor comes back as a tensor on the same device and dtype, anything else as a float32 numpy array.
+    the direction to the mean raw norm; 'concat' returns the N rows unchanged (each becomes its own tokens); 'joint'
+    is the reference pipeline's input for several faces: the Resampler attends over all N at once and gives one set
+    of tokens. A torch tensor comes back as a tensor on the same device and dtype, anything else as a float32 numpy
+    array.
     """
     if method not in COMBINE_METHODS:
         raise InstantIDError(f"Unknown embedding combination {method!r}: use one of {', '.join(COMBINE_METHODS)}.")
@@ -183,6 +186,8 @@ def combine_embeddings(embeddings, method: str):
                 "The normalised embeddings cancel out (opposite directions): use 'average' or 'concat'."
             )
         combined = direction / length * norms.mean()
+    elif method == "joint":
+        combined = values[np.newaxis]
     else:
         combined = values.copy()
     combined = combined.astype(np.float32)

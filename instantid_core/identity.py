@@ -54,7 +54,9 @@ class InstantIDAdapter:
 
     def tokens(self, embeddings: np.ndarray, combine: str = "average", noise: float = 0.0) -> IdentityTokens:
         """Identity tokens of (N, 512) raw face embeddings, combined by `combine`; `noise` > 0 perturbs the zeros
-        the unconditional tokens are made from. 'concat' keeps each face's tokens (N × tokens in all)."""
+        the unconditional tokens are made from. 'concat' keeps each face's tokens (N × tokens in all); 'joint' runs
+        the Resampler once on all N faces as one (1, N, 512) sample, and on zeros of that shape for the unconditional
+        tokens, as the reference pipeline does."""
         rows = torch.from_numpy(np.asarray(combine_embeddings(embeddings, combine), dtype=np.float32))
         generator = torch.Generator().manual_seed(NOISE_SEED)
         negative = torch.rand(rows.shape, generator=generator) * noise if noise > 0 else torch.zeros_like(rows)

@@ -3,6 +3,10 @@
 Keypoints are (5, 2) arrays of (x, y) in pixels, in insightface's order: left eye, right eye, nose, left and right
 mouth corner (as seen in the image). Coordinates are continuous, with (0, 0) at the top-left corner of the
 top-left pixel, so pixel (i, j) covers [i, i+1) × [j, j+1).
+
+Keypoints keep their dtype: insightface's are float32, and the reference rendering does its arithmetic in float32,
+which rounds differently from float64 on about 2 in 10,000 face-like keypoint sets (a limb one pixel off). Placement
+computes in float64 and hands back the keypoints' own dtype, so an identity placement changes nothing.
 """
 
 from __future__ import annotations
@@ -51,8 +55,11 @@ IdentityNet's circles (radius 10) merge and identity drops markedly.
 
 
 def as_keypoints(kps: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
-    """Validate five finite (x, y) keypoints and return them as a float64 (5, 2) array."""
-    arr = np.asarray(kps, dtype=np.float64)
+    """Validate five finite (x, y) keypoints and return them as a (5, 2) array: float32 stays float32 (insightface's
+    dtype, which the reference rendering computes in), anything else becomes float64."""
+    arr = np.asarray(kps)
+    if arr.dtype != np.float32:
+        arr = np.asarray(arr, dtype=np.float64)
     if arr.shape != (5, 2):
         raise InstantIDError(f"Face keypoints must be five (x, y) points, got an array of shape {arr.shape}")
     if not np.isfinite(arr).all():
@@ -63,7 +70,9 @@ def as_keypoints(kps: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
 def draw_keypoints(faces_kps: Sequence[np.ndarray], width: int, height: int) -> np.ndarray:
     """Render the keypoints of one or more faces as the reference InstantID image: HxWx3 uint8 RGB, black background.
 
-    All faces' limbs are drawn first, the image is dimmed by LIMB_DIMMING, then all faces' points are drawn.
+    All faces' limbs are drawn first, the image is dimmed by LIMB_DIMMING, then all faces' points are drawn. The
+    limb arithmetic is the reference's, step for step on numpy scalars of the keypoints' dtype (float32 stays float32),
+    so that every truncation to whole pixels lands where the reference's does.
     """
     if width < 1 or height < 1:
         raise InstantIDError(f"The keypoint image must be at least 1×1 pixels, got {width}×{height}")
@@ -71,10 +80,10 @@ def draw_keypoints(faces_kps: Sequence[np.ndarray], width: int, height: int) -> 
     canvas = np.zeros((height, width, 3), dtype=np.uint8)
     for kps in faces:
         for first, second in LIMBS:
-            (x0, y0), (x1, y1) = kps[first], kps[second]
-            length = math.hypot(x0 - x1, y0 - y1)
-            angle = math.degrees(math.atan2(y0 - y1, x0 - x1))
-            center = (int(np.mean((x0, x1))), int(np.mean((y0, y1))))
+            x, y = kps[[first, second], 0], kps[[first, second], 1]
+            length = ((x[0] - x[1]) ** 2 + (y[0] - y[1]) ** 2) ** 0.5
+            angle = math.degrees(math.atan2(y[0] - y[1], x[0] - x[1]))
+            center = (int(np.mean(x)), int(np.mean(y)))
             polygon = cv2.ellipse2Poly(center, (int(length / 2), LIMB_HALF_WIDTH), int(angle), 0, 360, 1)
             cv2.fillConvexPoly(canvas, polygon, KEYPOINT_COLORS[first])
     canvas = (canvas * LIMB_DIMMING).astype(np.uint8)
@@ -86,7 +95,7 @@ def draw_keypoints(faces_kps: Sequence[np.ndarray], width: int, height: int) -> 
 
 def keypoint_extent(kps: Sequence[Sequence[float]] | np.ndarray) -> float:
     """The larger side, in pixels, of the bounding box of the five keypoints."""
-    arr = as_keypoints(kps)
+    arr = as_keypoints(kps).astype(np.float64)
     return float((arr.max(axis=0) - arr.min(axis=0)).max())
 
 
@@ -102,7 +111,8 @@ def place_as_source(
 
     Convention (the same as ComfyUI's image upscale with crop = "center"): the source is cropped symmetrically to the
     target's aspect ratio, the crop offset rounded to whole pixels, and that crop is scaled to the target size.
-    Points in the cropped-away margin land outside the target frame.
+    Points in the cropped-away margin land outside the target frame. Computed in float64, returned in the keypoints'
+    dtype.
     """
     arr = as_keypoints(kps)
     (src_w, src_h), (dst_w, dst_h) = _size(src_size, "source"), _size(dst_size, "target")
@@ -113,24 +123,37 @@ def place_as_source(
     elif src_aspect < dst_aspect:
         crop_y = round((src_h - src_h * (src_aspect / dst_aspect)) / 2)
     scale = np.array([dst_w / (src_w - 2 * crop_x), dst_h / (src_h - 2 * crop_y)])
-    return (arr - np.array([crop_x, crop_y])) * scale
+    return ((arr.astype(np.float64) - np.array([crop_x, crop_y])) * scale).astype(arr.dtype)
 
 
 def place_centered(
     kps: Sequence[Sequence[float]] | np.ndarray, dst_size: tuple[int, int], face_fraction: float
 ) -> np.ndarray:
     """Move the keypoints' bounding-box centre to the frame centre and scale them uniformly so that their extent
-    covers face_fraction of the frame's shorter side."""
+    covers face_fraction of the frame's shorter side. Computed in float64, returned in the keypoints' dtype."""
+    return _scaled(kps, *_centering(kps, dst_size, face_fraction))
+
+
+def _scaled(kps: Sequence[Sequence[float]] | np.ndarray, scale: float, offset: np.ndarray) -> np.ndarray:
+    """kps · scale + offset, computed in float64 and returned in the keypoints' dtype."""
     arr = as_keypoints(kps)
+    return (arr.astype(np.float64) * scale + offset).astype(arr.dtype)
+
+
+def _centering(
+    kps: Sequence[Sequence[float]] | np.ndarray, dst_size: tuple[int, int], face_fraction: float
+) -> tuple[float, np.ndarray]:
+    """The uniform scale and the (float64) offset with which place_centered maps kps."""
     dst_w, dst_h = _size(dst_size, "target")
     if not 0 < face_fraction <= 1:
         raise InstantIDError(f"face_fraction must be in (0, 1], got {face_fraction}")
+    arr = as_keypoints(kps).astype(np.float64)
     extent = keypoint_extent(arr)
     if extent == 0:
         raise InstantIDError("The five face keypoints all lie on one spot, so they cannot be scaled: check the face")
     centre = (arr.max(axis=0) + arr.min(axis=0)) / 2
     scale = face_fraction * min(dst_w, dst_h) / extent
-    return (arr - centre) * scale + np.array([dst_w / 2, dst_h / 2])
+    return scale, np.array([dst_w / 2, dst_h / 2]) - centre * scale
 
 
 def _size(size: tuple[int, int], what: str) -> tuple[int, int]:
@@ -154,11 +177,8 @@ def keypoint_image(
     if placement == "as in source":
         placed = [place_as_source(f.kps, f.image_size, size) for f in faces]
     else:
-        target = place_centered(chosen.kps, size, face_fraction)
-        source = as_keypoints(chosen.kps)
-        scale = keypoint_extent(target) / keypoint_extent(source)
-        offset = target.mean(axis=0) - source.mean(axis=0) * scale
-        placed = [as_keypoints(f.kps) * scale + offset for f in faces]
+        scale, offset = _centering(chosen.kps, size, face_fraction)
+        placed = [_scaled(f.kps, scale, offset) for f in faces]
     chosen_placed = placed[faces.index(chosen)]
     if face_too_small(chosen_placed):
         logger.warning(

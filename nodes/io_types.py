@@ -123,7 +123,8 @@ def token_inputs() -> list:
             options=list(COMBINE_METHODS),
             default="average",
             tooltip="With several reference photos: average the identities, average their directions "
-            "('norm average'), or keep each ('concat', more tokens).",
+            "('norm average'), keep each ('concat', more tokens), or read all photos in one Resampler pass "
+            "('joint', the reference InstantID pipeline's way).",
         ),
         io.Float.Input(
             "noise",

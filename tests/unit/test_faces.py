@@ -120,23 +120,27 @@ def expected_combination(rows: np.ndarray, method: str) -> np.ndarray:
         norms = np.linalg.norm(rows, axis=1)
         direction = (rows / norms[:, None]).mean(axis=0)
         return (direction / np.linalg.norm(direction) * norms.mean())[None]
+    if method == "joint":
+        return rows[None]
     return rows
 
 
-@pytest.mark.parametrize("method", ["average", "norm average", "concat"])
+@pytest.mark.parametrize("method", ["average", "norm average", "concat", "joint"])
 def test_combining_numpy_embeddings_gives_float32_numpy(method):
     combined = combine_embeddings(ROWS, method)
 
     assert isinstance(combined, np.ndarray) and combined.dtype == np.float32
+    assert combined.shape == expected_combination(ROWS, method).shape
     assert np.allclose(combined, expected_combination(ROWS, method), atol=1e-5)
 
 
-@pytest.mark.parametrize("method", ["average", "norm average", "concat"])
+@pytest.mark.parametrize("method", ["average", "norm average", "concat", "joint"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
 def test_combining_torch_embeddings_gives_a_tensor_of_the_same_dtype_and_device(method, dtype):
     combined = combine_embeddings(torch.from_numpy(ROWS).to(dtype), method)
 
     assert isinstance(combined, torch.Tensor) and combined.dtype == dtype and combined.device.type == "cpu"
+    assert tuple(combined.shape) == expected_combination(ROWS, method).shape
     assert np.allclose(combined.double().numpy(), expected_combination(ROWS, method), atol=1e-2)
 
 
@@ -153,8 +157,14 @@ def test_norm_average_has_the_mean_direction_and_the_mean_norm():
 def test_a_single_embedding_is_unchanged_by_every_method():
     row = ROWS[:1]
 
-    for method in ("average", "norm average", "concat"):
-        assert np.allclose(combine_embeddings(row, method), row, atol=1e-6)
+    for method in ("average", "norm average", "concat", "joint"):
+        assert np.allclose(combine_embeddings(row, method).reshape(row.shape), row, atol=1e-6)
+
+
+def test_joint_stacks_every_embedding_as_one_sample_of_n_inputs():
+    combined = combine_embeddings(ROWS, "joint")
+
+    assert combined.shape == (1, *ROWS.shape) and np.array_equal(combined[0], ROWS.astype(np.float32))
 
 
 def test_opposite_embeddings_cannot_be_norm_averaged():

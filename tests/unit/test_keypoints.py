@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from instantid_core.errors import InstantIDError
+from instantid_core.faces import DetectedFace, FaceAnalysisResult
 from instantid_core.keypoints import (
     KEYPOINT_COLORS,
     SMALL_FACE_WARNING_PX,
@@ -14,6 +15,7 @@ from instantid_core.keypoints import (
     draw_keypoints,
     face_too_small,
     keypoint_extent,
+    keypoint_image,
     place_as_source,
     place_centered,
 )
@@ -26,7 +28,9 @@ WIDTH, HEIGHT = 160, 180
 
 
 def reference_draw_kps(width: int, height: int, kps: np.ndarray) -> np.ndarray:
-    """InstantID's own `draw_kps` (pipeline_stable_diffusion_xl_instantid.py), one face, as published."""
+    """InstantID's own `draw_kps` (pipeline_stable_diffusion_xl_instantid.py), one face, as published: its arithmetic
+    runs in the keypoints' own dtype (float32 from insightface)."""
+    kps = np.array(kps)
     color_list = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (255, 0, 255)]
     stickwidth = 4
     limb_seq = np.array([[0, 2], [1, 2], [3, 2], [4, 2]])
@@ -46,6 +50,31 @@ def reference_draw_kps(width: int, height: int, kps: np.ndarray) -> np.ndarray:
     return out_img.astype(np.uint8)
 
 
+# Random keypoint sets for the comparison with the reference, in a small frame with every point inside it.
+SMALL = 128
+RANDOM_SETS = 2000
+
+
+def anywhere(rng: np.random.Generator, dtype) -> np.ndarray:
+    """Five points uniformly inside the small frame."""
+    return rng.uniform(0.0, SMALL, (5, 2)).astype(dtype)
+
+
+def on_the_edge(rng: np.random.Generator, dtype) -> np.ndarray:
+    """Five points within ~1e-5 px of whole or half pixels: the sums, differences and lengths the rendering truncates
+    to whole pixels lie within rounding of a boundary, where float32 and float64 arithmetic often truncate apart."""
+    grid = rng.integers(1, SMALL - 1, (5, 2)) + rng.choice([0.0, 0.5, 1.0], (5, 2))
+    return (grid + rng.normal(0.0, 1e-5, (5, 2))).astype(dtype)
+
+
+def first_mismatch(sets: list[np.ndarray]) -> np.ndarray | None:
+    """The first keypoint set that the pack draws differently from the reference, or None."""
+    for kps in sets:
+        if not np.array_equal(draw_keypoints([kps], SMALL, SMALL), reference_draw_kps(SMALL, SMALL, kps)):
+            return kps
+    return None
+
+
 def pixel(image: np.ndarray, x: float, y: float) -> tuple[int, ...]:
     return tuple(int(c) for c in image[int(y), int(x)])
 
@@ -60,6 +89,47 @@ def test_the_keypoint_image_equals_instantids_reference_rendering():
     kps = KPS + np.array([0.7, 0.3])  # fractional coordinates are truncated the same way
 
     assert np.array_equal(draw_keypoints([kps], WIDTH, HEIGHT), reference_draw_kps(WIDTH, HEIGHT, kps))
+
+
+@pytest.mark.parametrize("generate", [anywhere, on_the_edge])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_random_keypoints_are_drawn_bit_exactly_as_the_reference_draws_them(generate, dtype):
+    rng = np.random.default_rng(2024)
+    sets = [generate(rng, dtype) for _ in range(RANDOM_SETS)]
+
+    mismatch = first_mismatch(sets)
+    assert mismatch is None, f"drawn differently from the reference: {mismatch.tolist()} ({mismatch.dtype})"
+
+
+def test_insightface_float32_keypoints_reach_the_renderer_unchanged():
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        kps = on_the_edge(rng, np.float32)
+        face = DetectedFace(
+            embedding=np.zeros(512), kps=kps, bbox=[0, 0, SMALL, SMALL], det_score=0.9, image_size=(SMALL, SMALL)
+        )
+        analysed = FaceAnalysisResult(faces=(face,), chosen=0, batch_index=0)
+
+        image = keypoint_image(analysed, (SMALL, SMALL), "as in source")
+
+        assert np.array_equal(image, reference_draw_kps(SMALL, SMALL, kps)), kps.tolist()
+
+
+def test_centering_moves_every_face_of_the_photo_with_the_chosen_one_and_keeps_float32():
+    chosen, other = (KPS + 0.37).astype(np.float32), (KPS * 0.5 + 170.11).astype(np.float32)
+    faces = tuple(
+        DetectedFace(embedding=np.zeros(512), kps=kps, bbox=[0, 0, 1, 1], det_score=0.9, image_size=(400, 300))
+        for kps in (chosen, other)
+    )
+    analysed = FaceAnalysisResult(faces=faces, chosen=0, batch_index=0)
+    low, high = chosen.min(axis=0).astype(np.float64), chosen.max(axis=0).astype(np.float64)
+    scale = 0.35 * 256 / (high - low).max()  # the chosen face's extent becomes 35 % of the shorter side
+    centre = (high + low) / 2
+    expected = [((kps - centre) * scale + np.array([160.0, 128.0])).astype(np.float32) for kps in (chosen, other)]
+
+    image = keypoint_image(analysed, (320, 256), "centered", 0.35, all_faces=True)
+
+    assert np.array_equal(image, draw_keypoints(expected, 320, 256))
 
 
 def test_the_background_is_black_away_from_the_face():
@@ -143,6 +213,13 @@ def test_as_keypoints_accepts_nested_lists_and_returns_float64():
     assert arr.dtype == np.float64 and np.array_equal(arr, KPS)
 
 
+@pytest.mark.parametrize("dtype, kept", [(np.float32, np.float32), (np.float64, np.float64), (np.int64, np.float64)])
+def test_as_keypoints_keeps_float32_and_makes_anything_else_float64(dtype, kept):
+    arr = as_keypoints(KPS.astype(dtype))
+
+    assert arr.dtype == kept and np.array_equal(arr, KPS)
+
+
 def test_the_extent_is_the_larger_side_of_the_keypoints_bounding_box():
     assert keypoint_extent(KPS * np.array([1.0, 1.5])) == 120.0  # x spans 40..120, y spans 75..195
     assert keypoint_extent(KPS * np.array([2.0, 1.0])) == 160.0  # x spans 80..240, y spans 50..130
@@ -166,6 +243,32 @@ def test_a_face_is_too_small_below_the_threshold_extent(extent, threshold, small
 @pytest.mark.parametrize("size", [(512, 512), (100, 300)])
 def test_placing_as_source_into_the_same_size_changes_nothing(size):
     assert np.allclose(place_as_source(KPS, size, size), KPS, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_placing_as_source_into_the_same_size_keeps_the_dtype_and_every_bit(dtype):
+    kps = (KPS + np.array([0.1234567, 0.7654321])).astype(dtype)
+
+    placed = place_as_source(kps, (512, 512), (512, 512))
+
+    assert placed.dtype == dtype and np.array_equal(placed, kps)
+
+
+@pytest.mark.parametrize(
+    "place",
+    [
+        lambda kps: place_as_source(kps, (640, 480), (512, 512)),
+        lambda kps: place_centered(kps, (1024, 640), 0.4),
+    ],
+    ids=["as source", "centered"],
+)
+def test_placing_float32_keypoints_gives_float32_within_float32_rounding_of_the_float64_placement(place):
+    kps = (KPS * 1.7 + 3.3).astype(np.float32)
+
+    placed = place(kps)
+
+    assert placed.dtype == np.float32
+    assert np.allclose(placed, place(kps.astype(np.float64)), rtol=0, atol=1e-4)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,82 @@
+"""Identity tokens of one or several reference faces: each combination against the Resampler run directly, and the
+noise of the unconditional tokens."""
+
+import numpy as np
+import pytest
+import torch
+from adapter_fixtures import TINY_LAYER_WIDTHS, TinyDims, instantid_nested, save_bin
+
+from instantid_core.faces import COMBINE_METHODS, combine_embeddings
+from instantid_core.identity import NOISE_SEED, InstantIDAdapter
+
+pytestmark = pytest.mark.unit
+
+DIMS = TinyDims()
+
+
+@pytest.fixture(scope="module")
+def adapter(tmp_path_factory):
+    path = save_bin(instantid_nested(DIMS, TINY_LAYER_WIDTHS), tmp_path_factory.mktemp("adapter") / "ip-adapter.bin")
+    return InstantIDAdapter.load(path)
+
+
+def embeddings(n: int, seed: int = 3) -> np.ndarray:
+    """(n, embedding_dim) float32 raw face embeddings of norm ~30, as antelopev2's are."""
+    rows = torch.randn(n, DIMS.embedding_dim, generator=torch.Generator().manual_seed(seed))
+    return (rows / rows.norm(dim=-1, keepdim=True) * 30).numpy()
+
+
+def resampled(adapter: InstantIDAdapter, x: torch.Tensor) -> torch.Tensor:
+    """The adapter's Resampler run directly on (B, N, embedding_dim) inputs."""
+    with torch.no_grad():
+        return adapter.resampler(x)
+
+
+def test_joint_tokens_are_the_resampler_of_all_faces_as_one_sample_and_of_zeros_of_that_shape(adapter):
+    faces = embeddings(3)
+
+    tokens = adapter.tokens(faces, "joint")
+
+    assert tokens.cond.shape == tokens.uncond.shape == (1, DIMS.num_queries, DIMS.output_dim)
+    assert torch.equal(tokens.cond, resampled(adapter, torch.from_numpy(faces).reshape(1, 3, -1)))
+    assert torch.equal(tokens.uncond, resampled(adapter, torch.zeros(1, 3, DIMS.embedding_dim)))
+    assert not torch.allclose(tokens.uncond, resampled(adapter, torch.zeros(1, 1, DIMS.embedding_dim)), atol=1e-3)
+
+
+def test_joint_tokens_of_several_faces_differ_from_average_and_concat(adapter):
+    faces = embeddings(3)
+
+    joint = adapter.tokens(faces, "joint").cond
+    average = adapter.tokens(faces, "average").cond
+    concat = adapter.tokens(faces, "concat").cond
+
+    assert joint.shape == average.shape and not torch.allclose(joint, average, atol=1e-3)
+    assert concat.shape == (1, 3 * DIMS.num_queries, DIMS.output_dim)
+    for face_tokens in concat.split(DIMS.num_queries, dim=1):
+        assert not torch.allclose(joint, face_tokens, atol=1e-3)
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.3])
+def test_joint_tokens_of_one_face_equal_average(adapter, noise):
+    face = embeddings(1)
+
+    joint, average = adapter.tokens(face, "joint", noise), adapter.tokens(face, "average", noise)
+
+    assert torch.equal(joint.cond, average.cond) and torch.equal(joint.uncond, average.uncond)
+
+
+@pytest.mark.parametrize("method", COMBINE_METHODS)
+def test_noise_makes_the_unconditional_tokens_from_seeded_uniform_noise_of_the_conditional_inputs_shape(
+    adapter, method
+):
+    faces = embeddings(3)
+    inputs = torch.from_numpy(combine_embeddings(faces, method))
+    noise = torch.rand(inputs.shape, generator=torch.Generator().manual_seed(NOISE_SEED)) * 0.3
+    expected = resampled(adapter, noise if noise.ndim == 3 else noise.unsqueeze(1)).reshape(1, -1, DIMS.output_dim)
+
+    tokens = adapter.tokens(faces, method, noise=0.3)
+
+    assert torch.equal(tokens.uncond, expected)
+    assert torch.equal(tokens.cond, adapter.tokens(faces, method).cond)
+    assert torch.equal(tokens.uncond, adapter.tokens(faces, method, noise=0.3).uncond)
+    assert not torch.allclose(tokens.uncond, adapter.tokens(faces, method).uncond, atol=1e-3)
