@@ -50,36 +50,39 @@ class InstantIDSettings:
     no_face: str | None = None  # 'error' or 'pass through'; None where the node has no such option (an error)
 
 
-def apply_instantid(
-    face_analysis,
-    instantid,
-    control_net,
-    image,
-    model,
-    positive,
-    negative,
-    settings: InstantIDSettings,
-    image_kps=None,
-    mask=None,
-    node: str = "the InstantID node",
-):
+@dataclass(frozen=True)
+class InstantIDInputs:
+    """What the all-in-one nodes (and their ComfyUI_InstantID aliases) take from the graph."""
+
+    face_models: object
+    adapter: object
+    control_net: object
+    image: object
+    model: object
+    positive: list
+    negative: list
+    image_kps: object = None
+    mask: object = None
+
+
+def apply_instantid(inputs: InstantIDInputs, settings: InstantIDSettings, node: str = "the InstantID node"):
     """(model, positive, negative) with InstantID applied; inputs are checked before anything is built.
 
     With settings.no_face 'pass through', photos without a face are skipped, and when no face is left (or the pose
     photo has none) the inputs come back unchanged, with a warning. A no-face error names the option only where the
     node has it; `node` names the calling node in errors about its mask.
     """
-    host.check_identitynet(control_net)
+    host.check_identitynet(inputs.control_net)
     policy = SKIP if settings.no_face == PASS_THROUGH else ERROR
     hint = "" if settings.no_face is None else PASS_THROUGH_HINT
-    faces = face_analysis.analyze(
-        to_uint8_rgb(image), settings.face_choice, settings.face_index, policy, no_face_hint=hint
+    faces = inputs.face_models.analyze(
+        to_uint8_rgb(inputs.image), settings.face_choice, settings.face_index, policy, no_face_hint=hint
     )
     pose = (
         faces
-        if image_kps is None
-        else face_analysis.analyze(
-            to_uint8_rgb(image_kps[:1]), settings.face_choice, settings.face_index, policy, POSE_PHOTO, hint
+        if inputs.image_kps is None
+        else inputs.face_models.analyze(
+            to_uint8_rgb(inputs.image_kps[:1]), settings.face_choice, settings.face_index, policy, POSE_PHOTO, hint
         )
     )
     usable = [result for result in pose.results if not result.skipped]
@@ -89,31 +92,31 @@ def apply_instantid(
             "(no_face = 'pass through').",
             "reference photos" if not faces.chosen_faces else "pose photo",
         )
-        return model, positive, negative
+        return inputs.model, inputs.positive, inputs.negative
     reference = usable[0]
     keypoints = to_image_batch([keypoint_image(reference, reference.face.image_size, "as in source")])
-    tokens = instantid.tokens(faces.embeddings(), settings.combine_embeds, settings.noise)
+    tokens = inputs.adapter.tokens(faces.embeddings(), settings.combine_embeds, settings.noise)
     patched = host.apply_identity_attention(
-        model,
-        instantid,
+        inputs.model,
+        inputs.adapter,
         tokens,
         settings.adapter_weight,
         settings.start_percent,
         settings.end_percent,
         settings.weight_type,
-        mask,
+        inputs.mask,
         node,
     )
     positive, negative = host.apply_identitynet(
-        positive,
-        negative,
-        control_net,
+        inputs.positive,
+        inputs.negative,
+        inputs.control_net,
         tokens,
         keypoints,
         settings.identitynet_strength,
         settings.start_percent,
         settings.end_percent,
-        mask,
+        inputs.mask,
         node=node,
     )
     return patched, positive, negative
@@ -172,7 +175,18 @@ OUTPUTS = [
 ]
 
 
-class InstantIDApply(PercentRangeNode):
+class AllInOneNode(PercentRangeNode):
+    """A node that applies all of InstantID at once: its execute gathers the graph inputs and the settings, `run` does
+    the rest."""
+
+    @classmethod
+    def run(cls, inputs: InstantIDInputs, settings: InstantIDSettings) -> io.NodeOutput:
+        """Check the start/end settings (linked values arrive only now), then apply InstantID."""
+        cls.check_percents(settings.start_percent, settings.end_percent)
+        return io.NodeOutput(*apply_instantid(inputs, settings, cls.label()))
+
+
+class InstantIDApply(AllInOneNode):
     """InstantID in one node: one weight for the identity attention and IdentityNet."""
 
     @classmethod
@@ -218,7 +232,9 @@ class InstantIDApply(PercentRangeNode):
         mask=None,
     ) -> io.NodeOutput:
         """Apply InstantID."""
-        cls.check_percents(start_percent, end_percent)
+        inputs = InstantIDInputs(
+            face_analysis, instantid, control_net, image, model, positive, negative, image_kps, mask
+        )
         settings = InstantIDSettings(
             adapter_weight=weight,
             identitynet_strength=weight,
@@ -226,24 +242,10 @@ class InstantIDApply(PercentRangeNode):
             end_percent=end_percent,
             no_face=no_face,
         )
-        return io.NodeOutput(
-            *apply_instantid(
-                face_analysis,
-                instantid,
-                control_net,
-                image,
-                model,
-                positive,
-                negative,
-                settings,
-                image_kps,
-                mask,
-                cls.label(),
-            )
-        )
+        return cls.run(inputs, settings)
 
 
-class InstantIDApplyAdvanced(PercentRangeNode):
+class InstantIDApplyAdvanced(AllInOneNode):
     """InstantID in one node, with separate adapter weight and IdentityNet strength and every option."""
 
     @classmethod
@@ -306,7 +308,9 @@ class InstantIDApplyAdvanced(PercentRangeNode):
         mask=None,
     ) -> io.NodeOutput:
         """Apply InstantID."""
-        cls.check_percents(start_percent, end_percent)
+        inputs = InstantIDInputs(
+            face_analysis, instantid, control_net, image, model, positive, negative, image_kps, mask
+        )
         settings = InstantIDSettings(
             adapter_weight=adapter_weight,
             identitynet_strength=identitynet_strength,
@@ -319,18 +323,4 @@ class InstantIDApplyAdvanced(PercentRangeNode):
             face_index=face_index,
             no_face=no_face,
         )
-        return io.NodeOutput(
-            *apply_instantid(
-                face_analysis,
-                instantid,
-                control_net,
-                image,
-                model,
-                positive,
-                negative,
-                settings,
-                image_kps,
-                mask,
-                cls.label(),
-            )
-        )
+        return cls.run(inputs, settings)

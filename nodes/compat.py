@@ -13,7 +13,7 @@ from ..instantid_core.identity import InstantIDAdapter
 from ..instantid_core.images import to_image_batch, to_uint8_rgb
 from ..instantid_core.keypoints import keypoint_image
 from . import host
-from .apply import OUTPUTS, InstantIDSettings, apply_instantid, graph_inputs, optional_inputs
+from .apply import OUTPUTS, AllInOneNode, InstantIDInputs, InstantIDSettings, graph_inputs, optional_inputs
 from .io_types import FACEANALYSIS, INSTANTID, PercentRangeNode, percent_inputs
 
 CATEGORY = "InstantID/ComfyUI_InstantID compatible"
@@ -141,7 +141,7 @@ class FaceKeypointsPreprocessorCompat(io.ComfyNode):
         return io.NodeOutput(to_image_batch(pictures))
 
 
-class ApplyInstantIDCompat(CompatPercentRangeNode):
+class ApplyInstantIDCompat(CompatPercentRangeNode, AllInOneNode):
     """ComfyUI_InstantID's 'Apply InstantID'."""
 
     @classmethod
@@ -177,7 +177,7 @@ class ApplyInstantIDCompat(CompatPercentRangeNode):
         mask=None,
     ) -> io.NodeOutput:
         """Apply InstantID with this pack's implementation."""
-        cls.check_percents(start_at, end_at)
+        inputs = InstantIDInputs(insightface, instantid, control_net, image, model, positive, negative, image_kps, mask)
         settings = InstantIDSettings(
             adapter_weight=weight,
             identitynet_strength=weight,
@@ -185,24 +185,10 @@ class ApplyInstantIDCompat(CompatPercentRangeNode):
             end_percent=end_at,
             noise=COMPAT_NOISE,
         )
-        return io.NodeOutput(
-            *apply_instantid(
-                insightface,
-                instantid,
-                control_net,
-                image,
-                model,
-                positive,
-                negative,
-                settings,
-                image_kps,
-                mask,
-                cls.label(),
-            )
-        )
+        return cls.run(inputs, settings)
 
 
-class ApplyInstantIDAdvancedCompat(CompatPercentRangeNode):
+class ApplyInstantIDAdvancedCompat(CompatPercentRangeNode, AllInOneNode):
     """ComfyUI_InstantID's 'Apply InstantID Advanced'."""
 
     @classmethod
@@ -249,7 +235,7 @@ class ApplyInstantIDAdvancedCompat(CompatPercentRangeNode):
         mask=None,
     ) -> io.NodeOutput:
         """Apply InstantID with this pack's implementation."""
-        cls.check_percents(start_at, end_at)
+        inputs = InstantIDInputs(insightface, instantid, control_net, image, model, positive, negative, image_kps, mask)
         settings = InstantIDSettings(
             adapter_weight=ip_weight,
             identitynet_strength=cn_strength,
@@ -258,21 +244,7 @@ class ApplyInstantIDAdvancedCompat(CompatPercentRangeNode):
             noise=noise,
             combine_embeds=combine_embeds,
         )
-        return io.NodeOutput(
-            *apply_instantid(
-                insightface,
-                instantid,
-                control_net,
-                image,
-                model,
-                positive,
-                negative,
-                settings,
-                image_kps,
-                mask,
-                cls.label(),
-            )
-        )
+        return cls.run(inputs, settings)
 
 
 class InstantIDAttentionPatchCompat(CompatPercentRangeNode):
