@@ -18,7 +18,8 @@ from scripts.harness.comfy_server import free_port
 
 # Errors of the frontend itself, by comfyui-frontend-package version, seen with every custom node disabled too, so
 # they say nothing about this pack. 1.32.9 (ComfyUI 0.3.75): GraphView's load() stores a setting before its
-# definition is registered, and the setting store's onChange then reads `.id` of the missing definition.
+# definition is registered, and the setting store's onChange then reads `.id` of the missing definition. 1.49.6
+# (ComfyUI 0.33.0): its app reads `rootGraph` during start-up, before the graph exists, and logs that it did.
 KNOWN_FRONTEND_ERRORS = {
     "1.32.9": (
         re.compile(
@@ -26,6 +27,7 @@ KNOWN_FRONTEND_ERRORS = {
             r"\(.*/assets/index-"
         ),
     ),
+    "1.49.6": (re.compile(r"^ComfyApp graph accessed before initialization$"),),
 }
 
 
