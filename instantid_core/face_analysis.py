@@ -1,8 +1,9 @@
 """Face analysis with insightface's antelopev2 pack: face boxes, the five keypoints and the 512-d identity embedding.
 
 Only the detector and the recogniser are kept (InstantID needs nothing else), on the onnxruntime execution provider
-the user picks. A photo without a face is retried at smaller detection sizes and then with a border around it (tight
-close-ups) before it counts as faceless.
+the user picks. By default each photo is first resized as InstantID's reference pipeline does (photo_prep.py); what is
+found is reported in the photo's own pixels either way. A photo without a face is retried at smaller detection sizes
+and then with a border around it (tight close-ups) before it counts as faceless.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from . import model_files
 from .errors import InstantIDError
 from .faces import DetectedFace, FaceAnalysisResult, InstantIDFaces, choose_face, sort_reading_order
 from .keypoints import KEYPOINT_COLORS
+from .photo_prep import prepare_like_reference
 
 logger = logging.getLogger(__name__)
 
@@ -155,10 +157,14 @@ class FaceModels:
     pack_dir: Path
     providers: tuple[str, ...]  # what onnxruntime actually runs the detector on, best first
     det_size: int
+    reference_resize: bool = True  # analyse each photo resized as the reference pipeline does (photo_prep.py)
 
     @classmethod
-    def load(cls, pack_dir: str | Path, provider: str = "auto", det_size: int = 640) -> FaceModels:
-        """Check the pack folder and load its detector and recogniser on the chosen execution provider."""
+    def load(
+        cls, pack_dir: str | Path, provider: str = "auto", det_size: int = 640, reference_resize: bool = True
+    ) -> FaceModels:
+        """Check the pack folder and load its detector and recogniser on the chosen execution provider; with
+        reference_resize, photos are resized as InstantID's reference pipeline does before they are analysed."""
         import onnxruntime
 
         pack_dir = Path(pack_dir)
@@ -179,8 +185,14 @@ class FaceModels:
                 used[0],
                 providers[0],
             )
-        logger.info("Face analysis loaded from %s on %s (detection size %d).", pack_dir, used[0], det_size)
-        return cls(app=app, pack_dir=pack_dir, providers=used, det_size=det_size)
+        logger.info(
+            "Face analysis loaded from %s on %s (detection size %d, photos %s).",
+            pack_dir,
+            used[0],
+            det_size,
+            "resized as the reference pipeline does" if reference_resize else "analysed at their own size",
+        )
+        return cls(app=app, pack_dir=pack_dir, providers=used, det_size=det_size, reference_resize=reference_resize)
 
     @property
     def detection_sizes(self) -> tuple[int, ...]:
@@ -220,6 +232,14 @@ class FaceModels:
                 for face in self.detect(bordered, self.det_size)
             ]
         )
+
+    def find_faces_in_photo(self, rgb: np.ndarray) -> tuple[DetectedFace, ...]:
+        """The faces of one H×W×3 uint8 RGB photo in reading order, in the photo's own pixels; found in the photo as
+        the reference pipeline prepares it when reference_resize is on."""
+        if not self.reference_resize:
+            return self.find_faces(rgb)
+        prepared = prepare_like_reference(rgb)
+        return sort_reading_order([_in_photo_pixels(face, rgb.shape) for face in self.find_faces(prepared)])
 
     def analyze(
         self,
@@ -266,7 +286,7 @@ class FaceModels:
     ) -> FaceAnalysisResult:
         """The faces of picture batch_index of count and the chosen one, or a skipped result."""
         where = f"{photo} {batch_index} (of {count}, counted from 0; {rgb.shape[1]}×{rgb.shape[0]} px)"
-        faces = self.find_faces(rgb)
+        faces = self.find_faces_in_photo(rgb)
         if not faces:
             finding, advice = _flat_colour(rgb) or self._no_face()
             if on_no_face == "error":
@@ -288,6 +308,19 @@ class FaceModels:
             "in a large photo, crop closer to it or load the face analysis with a larger detection size; if it "
             "fills the whole photo, crop less close.",
         )
+
+
+def _in_photo_pixels(face: DetectedFace, photo_shape: tuple[int, ...]) -> DetectedFace:
+    """A face found in a resized copy of a photo, with its keypoints and box in the photo's own pixels (dtype kept)."""
+    height, width = photo_shape[:2]
+    found_width, found_height = face.image_size
+    scale = np.array([width / found_width, height / found_height])
+    return dataclasses.replace(
+        face,
+        kps=(np.asarray(face.kps, dtype=np.float64) * scale).astype(np.asarray(face.kps).dtype),
+        bbox=(np.asarray(face.bbox, dtype=np.float64) * np.tile(scale, 2)).astype(np.asarray(face.bbox).dtype),
+        image_size=(width, height),
+    )
 
 
 def _flat_colour(rgb: np.ndarray) -> tuple[str, str] | None:

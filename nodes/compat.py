@@ -112,8 +112,10 @@ class InstantIDFaceAnalysisCompat(io.ComfyNode):
 
     @classmethod
     def execute(cls, provider) -> io.NodeOutput:
-        """Load antelopev2's detector and recogniser."""
-        return io.NodeOutput(FaceModels.load(host.face_pack_path(FACE_PACK), PROVIDER_NAMES[provider], 640))
+        """Load antelopev2's detector and recogniser; photos are analysed at their own size, as that pack does."""
+        return io.NodeOutput(
+            FaceModels.load(host.face_pack_path(FACE_PACK), PROVIDER_NAMES[provider], 640, reference_resize=False)
+        )
 
 
 class FaceKeypointsPreprocessorCompat(io.ComfyNode):

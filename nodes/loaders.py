@@ -45,7 +45,8 @@ class InstantIDLoadFaceAnalysis(io.ComfyNode):
             node_id="InstantIDLoadFaceAnalysis",
             display_name="Load InstantID Face Analysis",
             category=CATEGORY,
-            description="Loads the detector and recogniser of a face pack in models/insightface/models/.",
+            description="Loads the detector and recogniser of a face pack in models/insightface/models/. By "
+            "default photos are resized before analysis as InstantID's reference pipeline does (reference_resize).",
             inputs=[
                 io.Combo.Input(
                     "face_pack",
@@ -69,11 +70,22 @@ class InstantIDLoadFaceAnalysis(io.ComfyNode):
                     tooltip="Detector input size in pixels. Smaller finds close-ups; analysis also retries "
                     "smaller sizes when no face is found.",
                 ),
+                io.Boolean.Input(
+                    "reference_resize",
+                    optional=True,
+                    default=True,
+                    tooltip="Resize each photo as InstantID's reference pipeline does before analysing it (long "
+                    "side 1280 px, both sides multiples of 64): a large photo then gives the same face whatever its "
+                    "size. Off: analysed as it arrives (ComfyUI_InstantID). Positions are in the photo's own pixels "
+                    "either way.",
+                ),
             ],
             outputs=[FACEANALYSIS.Output(display_name="FACEANALYSIS")],
         )
 
     @classmethod
-    def execute(cls, face_pack, provider, detection_size) -> io.NodeOutput:
+    def execute(cls, face_pack, provider, detection_size, reference_resize=True) -> io.NodeOutput:
         """Check the folder and load its detector and recogniser."""
-        return io.NodeOutput(FaceModels.load(host.face_pack_path(face_pack), provider, detection_size))
+        return io.NodeOutput(
+            FaceModels.load(host.face_pack_path(face_pack), provider, detection_size, reference_resize)
+        )

@@ -231,7 +231,8 @@ def test_a_grey_one_channel_picture_reaches_the_detector_as_three_equal_channels
     faces = faces_pack.analyze(grey, on_no_face="skip")
 
     assert faces.skipped_indices == (0,)  # stand-in faces are magenta: a grey picture has none
-    assert seen[0].shape == (300, 200, 3) and seen[0].dtype == np.uint8 and (seen[0] == 102).all()
+    # 200×300 resized as the reference does before analysis: 853×1280, then 832×1280 (multiples of 64)
+    assert seen[0].shape == (1280, 832, 3) and seen[0].dtype == np.uint8 and (seen[0] == 102).all()
 
 
 @pytest.mark.parametrize(
