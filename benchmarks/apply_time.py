@@ -52,7 +52,8 @@ def main() -> None:
 
     def attach():
         result = faces.results[0]
-        kps = images.to_image_batch([keypoints.keypoint_image(result, result.face.image_size, "as in source")])
+        layout = keypoints.KeypointLayout.of(result, "as in source")
+        kps = keypoints.with_layouts(images.to_image_batch([layout.draw(layout.source_size)]), [layout])
         return glue.apply_identitynet(positive, negative, control_net, tokens, kps, 0.8, 0.0, 1.0)
 
     _, t_net = repeat_timed(attach, args.runs)

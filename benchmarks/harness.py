@@ -194,7 +194,7 @@ def load_stack(host, roles, keep_dtype: bool) -> Stack:
 def keypoint_batch(stack: Stack, width: int, height: int) -> torch.Tensor:
     """IdentityNet's keypoint picture of the analysed face at width×height, as an IMAGE batch of one."""
     keypoints = stack.module("instantid_core.keypoints")
-    picture = keypoints.keypoint_image(stack.face.results[0], (width, height), "centered")
+    picture = keypoints.KeypointLayout.of(stack.face.results[0], "centered").draw((width, height))
     return stack.module("instantid_core.images").to_image_batch([picture])
 
 

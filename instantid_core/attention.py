@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -112,34 +113,59 @@ class SigmaGate:
         return self._last[1]
 
 
+LATENT_SCALE = 8
+"""Pixels per latent pixel along each side (SDXL's VAE): the generated picture is the latent's size times this."""
+
+FaceRegion = Callable[[tuple[int, int]], np.ndarray]
+"""The face region at a (width, height): [M,] H×W masks of the faces' boxes drawn at the size being generated."""
+
+
 @dataclass
 class RegionMask:
-    """A [M, H, W] mask (0..1) limiting where the identity applies, resized per layer resolution and cached."""
+    """Where the identity applies, resized per layer resolution and cached: a user's [M, H, W] mask (0..1), the face
+    region drawn at the generation size, or both (their product)."""
 
-    mask: torch.Tensor
+    mask: torch.Tensor | None
     owner: str = "the InstantID node"
+    faces: FaceRegion | None = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_mask(cls, mask: torch.Tensor | None, owner: str = "the InstantID node") -> Optional["RegionMask"]:
-        """A region from a ComfyUI MASK ([H, W] or [M, H, W]) given to `owner` (named in errors); None for no mask."""
-        return None if mask is None else cls(mask.reshape(-1, *mask.shape[-2:]).float(), owner)
+    def from_mask(
+        cls, mask: torch.Tensor | None, owner: str = "the InstantID node", faces: FaceRegion | None = None
+    ) -> Optional["RegionMask"]:
+        """A region from a ComfyUI MASK ([H, W] or [M, H, W]) given to `owner` (named in errors) and/or a face
+        region; None when there is neither."""
+        if mask is None and faces is None:
+            return None
+        return cls(None if mask is None else mask.reshape(-1, *mask.shape[-2:]).float(), owner, faces)
 
     def for_layer(self, h: int, w: int, rows: int, latent_hw: tuple[int, int], device, dtype) -> torch.Tensor:
-        """The mask at the layer's h×w as [rows, h*w, 1]; row i uses mask i modulo the mask batch."""
-        key = (h, w, rows, str(device), dtype)
+        """The region at the layer's h×w as [rows, h*w, 1]; row i uses mask i modulo the mask batch."""
+        key = (h, w, rows, tuple(latent_hw), str(device), dtype)
         if key not in self._cache:
-            mask_h, mask_w = self.mask.shape[-2:]
-            if abs(mask_w / mask_h - latent_hw[1] / latent_hw[0]) > 0.02 * latent_hw[1] / latent_hw[0]:
-                raise InstantIDError(
-                    f"The mask given to {self.owner}: the mask is {mask_w}×{mask_h} but the image being generated is "
-                    f"{latent_hw[1] * 8}×{latent_hw[0] * 8}: use a mask with the image's aspect ratio "
-                    f"(e.g. made at the same size as the empty latent image)."
-                )
-            m = F.interpolate(self.mask.unsqueeze(1).float(), size=(h, w), mode="bilinear", align_corners=False)
+            parts = []
+            if self.mask is not None:
+                self._check_aspect(latent_hw)
+                parts.append(self.mask.unsqueeze(1))
+            if self.faces is not None:
+                size = (latent_hw[1] * LATENT_SCALE, latent_hw[0] * LATENT_SCALE)
+                faces = torch.from_numpy(self.faces(size))
+                parts.append(faces.reshape(-1, 1, *faces.shape[-2:]))
+            m = math.prod(F.interpolate(p, size=(h, w), mode="bilinear", align_corners=False) for p in parts)
             m = m.reshape(m.shape[0], h * w, 1)[torch.arange(rows) % m.shape[0]]
             self._cache[key] = m.to(device=device, dtype=dtype)
         return self._cache[key]
+
+    def _check_aspect(self, latent_hw: tuple[int, int]) -> None:
+        """Refuse a mask whose aspect ratio is not the generated image's."""
+        mask_h, mask_w = self.mask.shape[-2:]
+        if abs(mask_w / mask_h - latent_hw[1] / latent_hw[0]) > 0.02 * latent_hw[1] / latent_hw[0]:
+            raise InstantIDError(
+                f"The mask given to {self.owner}: the mask is {mask_w}×{mask_h} but the image being generated is "
+                f"{latent_hw[1] * LATENT_SCALE}×{latent_hw[0] * LATENT_SCALE}: use a mask with the image's aspect "
+                f"ratio (e.g. made at the same size as the empty latent image)."
+            )
 
 
 @dataclass(frozen=True)

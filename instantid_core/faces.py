@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InstantIDError
+from .keypoints import face_box_mask
 
 EMBEDDING_SIZE = 512
 CHOICE_MODES = ("largest", "index")
@@ -25,13 +26,13 @@ def _frozen(array, shape: tuple[int, ...], name: str) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class DetectedFace:
-    """One face found by face analysis; coordinates in pixels of the analysed image."""
+    """One face found by face analysis; coordinates in pixels of the photo it was found in (its image_size)."""
 
     embedding: np.ndarray  # (512,) float32, raw (not normalised), as the InstantID Resampler expects
     kps: np.ndarray  # (5, 2) float32: left eye, right eye, nose, left and right mouth corner (image left/right)
     bbox: np.ndarray  # (4,) float32: x1, y1, x2, y2
     det_score: float
-    image_size: tuple[int, int]  # (width, height) of the analysed image
+    image_size: tuple[int, int]  # (width, height) of that photo
 
     def __post_init__(self):
         object.__setattr__(self, "embedding", _frozen(self.embedding, (EMBEDDING_SIZE,), "embedding"))
@@ -104,6 +105,10 @@ class InstantIDFaces:
         if self.results[index].skipped:
             raise InstantIDError(f"Reference image {index} has no face (it was skipped): choose another image.")
         return self.results[index]
+
+    def box_masks(self, width: int, height: int) -> np.ndarray:
+        """(B, height, width) float32: 1 inside each picture's chosen face box, all 0 for a picture skipped."""
+        return np.stack([face_box_mask([] if r.skipped else [r.face.bbox], width, height) for r in self.results])
 
     def embeddings(self) -> np.ndarray:
         """(N, 512) float32 raw embeddings of the chosen faces; an error when every image was skipped."""

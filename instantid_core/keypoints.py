@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -115,15 +116,7 @@ def place_as_source(
     dtype.
     """
     arr = as_keypoints(kps)
-    (src_w, src_h), (dst_w, dst_h) = _size(src_size, "source"), _size(dst_size, "target")
-    src_aspect, dst_aspect = src_w / src_h, dst_w / dst_h
-    crop_x = crop_y = 0
-    if src_aspect > dst_aspect:
-        crop_x = round((src_w - src_w * (dst_aspect / src_aspect)) / 2)
-    elif src_aspect < dst_aspect:
-        crop_y = round((src_h - src_h * (src_aspect / dst_aspect)) / 2)
-    scale = np.array([dst_w / (src_w - 2 * crop_x), dst_h / (src_h - 2 * crop_y)])
-    return ((arr.astype(np.float64) - np.array([crop_x, crop_y])) * scale).astype(arr.dtype)
+    return _as_source_map(src_size, dst_size)(arr).astype(arr.dtype)
 
 
 def place_centered(
@@ -131,19 +124,30 @@ def place_centered(
 ) -> np.ndarray:
     """Move the keypoints' bounding-box centre to the frame centre and scale them uniformly so that their extent
     covers face_fraction of the frame's shorter side. Computed in float64, returned in the keypoints' dtype."""
-    return _scaled(kps, *_centering(kps, dst_size, face_fraction))
-
-
-def _scaled(kps: Sequence[Sequence[float]] | np.ndarray, scale: float, offset: np.ndarray) -> np.ndarray:
-    """kps · scale + offset, computed in float64 and returned in the keypoints' dtype."""
     arr = as_keypoints(kps)
-    return (arr.astype(np.float64) * scale + offset).astype(arr.dtype)
+    return _centered_map(arr, dst_size, face_fraction)(arr).astype(arr.dtype)
 
 
-def _centering(
-    kps: Sequence[Sequence[float]] | np.ndarray, dst_size: tuple[int, int], face_fraction: float
-) -> tuple[float, np.ndarray]:
-    """The uniform scale and the (float64) offset with which place_centered maps kps."""
+PointMap = Callable[[np.ndarray], np.ndarray]
+"""A placement of points: (N, 2) pixel coordinates in their photo → float64 coordinates in the target frame."""
+
+
+def _as_source_map(src_size: tuple[int, int], dst_size: tuple[int, int]) -> PointMap:
+    """The placement of place_as_source from a source to a target size."""
+    (src_w, src_h), (dst_w, dst_h) = _size(src_size, "source"), _size(dst_size, "target")
+    src_aspect, dst_aspect = src_w / src_h, dst_w / dst_h
+    crop_x = crop_y = 0
+    if src_aspect > dst_aspect:
+        crop_x = round((src_w - src_w * (dst_aspect / src_aspect)) / 2)
+    elif src_aspect < dst_aspect:
+        crop_y = round((src_h - src_h * (src_aspect / dst_aspect)) / 2)
+    crop = np.array([crop_x, crop_y])
+    scale = np.array([dst_w / (src_w - 2 * crop_x), dst_h / (src_h - 2 * crop_y)])
+    return lambda points: (np.asarray(points, dtype=np.float64) - crop) * scale
+
+
+def _centered_map(kps: np.ndarray, dst_size: tuple[int, int], face_fraction: float) -> PointMap:
+    """The placement of place_centered for these keypoints (one uniform scale and an offset), for any points."""
     dst_w, dst_h = _size(dst_size, "target")
     if not 0 < face_fraction <= 1:
         raise InstantIDError(f"face_fraction must be in (0, 1], got {face_fraction}")
@@ -153,7 +157,8 @@ def _centering(
         raise InstantIDError("The five face keypoints all lie on one spot, so they cannot be scaled: check the face")
     centre = (arr.max(axis=0) + arr.min(axis=0)) / 2
     scale = face_fraction * min(dst_w, dst_h) / extent
-    return scale, np.array([dst_w / 2, dst_h / 2]) - centre * scale
+    offset = np.array([dst_w / 2, dst_h / 2]) - centre * scale
+    return lambda points: np.asarray(points, dtype=np.float64) * scale + offset
 
 
 def _size(size: tuple[int, int], what: str) -> tuple[int, int]:
@@ -163,28 +168,102 @@ def _size(size: tuple[int, int], what: str) -> tuple[int, int]:
     return int(width), int(height)
 
 
-def keypoint_image(
-    result, size: tuple[int, int], placement: str, face_fraction: float = 0.35, all_faces: bool = False
-) -> np.ndarray:
-    """The keypoint rendering of one analysed photo (a FaceAnalysisResult) at size (width, height).
+def face_box_mask(boxes: Sequence[Sequence[float]], width: int, height: int) -> np.ndarray:
+    """An H×W float32 mask, 1 inside each (x1, y1, x2, y2) box and 0 elsewhere, as the reference demo makes its face
+    region: corners truncated to whole pixels, x2 and y2 excluded (and clipped to the frame)."""
+    mask = np.zeros((height, width), dtype=np.float32)
+    for box in boxes:
+        x1, y1, x2, y2 = (int(max(float(v), 0.0)) for v in box)
+        mask[y1:y2, x1:x2] = 1.0
+    return mask
 
-    'centered' scales the chosen face to face_fraction and moves the other faces with it (same transform).
-    """
-    if placement not in PLACEMENTS:
-        raise InstantIDError(f"Unknown keypoint placement {placement!r}: use one of {', '.join(PLACEMENTS)}.")
-    chosen = result.face
-    faces = result.faces if all_faces else (chosen,)
-    if placement == "as in source":
-        placed = [place_as_source(f.kps, f.image_size, size) for f in faces]
-    else:
-        scale, offset = _centering(chosen.kps, size, face_fraction)
-        placed = [_scaled(f.kps, scale, offset) for f in faces]
-    chosen_placed = placed[faces.index(chosen)]
-    if face_too_small(chosen_placed):
-        logger.warning(
-            "The face in the keypoint image spans %.0f px, under %.0f px: identity will be weak. "
-            "Generate a larger image or place the face bigger.",
-            keypoint_extent(chosen_placed),
-            SMALL_FACE_WARNING_PX,
+
+@dataclass(frozen=True, eq=False)
+class KeypointLayout:
+    """Where faces go in the generated picture, for any picture size: their keypoints and boxes in their photo's own
+    pixels, and the placement rule. IdentityNet draws it at the size being generated, so the dots keep the size
+    IdentityNet was trained on (radius 10 px) whatever the photo's size."""
+
+    kps: tuple[np.ndarray, ...]
+    boxes: tuple[np.ndarray, ...]
+    source_size: tuple[int, int]
+    placement: str
+    face_fraction: float = 0.35
+    chosen: int = 0  # the face 'centered' scales and centres; the others move with it
+
+    @classmethod
+    def of(cls, result, placement: str, face_fraction: float = 0.35, all_faces: bool = False) -> KeypointLayout:
+        """The layout of one analysed photo (a FaceAnalysisResult): its chosen face, or every face of it."""
+        if placement not in PLACEMENTS:
+            raise InstantIDError(f"Unknown keypoint placement {placement!r}: use one of {', '.join(PLACEMENTS)}.")
+        faces = result.faces if all_faces else (result.face,)
+        layout = cls(
+            kps=tuple(as_keypoints(face.kps) for face in faces),
+            boxes=tuple(np.asarray(face.bbox) for face in faces),
+            source_size=result.face.image_size,
+            placement=placement,
+            face_fraction=face_fraction,
+            chosen=faces.index(result.face),
         )
-    return draw_keypoints(placed, *size)
+        layout.point_map(layout.source_size)  # refuses a bad face_fraction or coinciding keypoints now
+        return layout
+
+    def point_map(self, size: tuple[int, int]) -> PointMap:
+        """The placement of photo pixels into a frame of this (width, height)."""
+        if self.placement == "as in source":
+            return _as_source_map(self.source_size, size)
+        return _centered_map(self.kps[self.chosen], size, self.face_fraction)
+
+    def placed(self, size: tuple[int, int]) -> list[np.ndarray]:
+        """Every face's keypoints placed in a frame of this (width, height), in the keypoints' own dtype."""
+        point_map = self.point_map(size)
+        return [point_map(kps).astype(kps.dtype) for kps in self.kps]
+
+    def draw(self, size: tuple[int, int]) -> np.ndarray:
+        """The keypoint image at this (width, height): the reference rendering of the placed keypoints; warns when
+        the chosen face ends up too small for IdentityNet."""
+        placed = self.placed(size)
+        chosen = placed[self.chosen]
+        if face_too_small(chosen):
+            logger.warning(
+                "The face in the %d×%d keypoint image spans %.0f px, under %.0f px: identity will be weak. "
+                "Generate a larger image or place the face bigger.",
+                *size,
+                keypoint_extent(chosen),
+                SMALL_FACE_WARNING_PX,
+            )
+        return draw_keypoints(placed, *size)
+
+    def box_mask(self, size: tuple[int, int]) -> np.ndarray:
+        """The faces' boxes, placed like their keypoints, as an H×W mask at this (width, height)."""
+        point_map = self.point_map(size)
+        boxes = [point_map(np.reshape(box, (2, 2)).astype(np.float64)).reshape(4) for box in self.boxes]
+        return face_box_mask(boxes, *_size(size, "target"))
+
+
+def draw_layouts(layouts: Sequence[KeypointLayout], size: tuple[int, int]) -> np.ndarray:
+    """The keypoint images of several layouts at this (width, height), as a B×H×W×3 uint8 batch."""
+    return np.stack([layout.draw(size) for layout in layouts])
+
+
+def layouts_box_masks(layouts: Sequence[KeypointLayout], size: tuple[int, int]) -> np.ndarray:
+    """The face boxes of several layouts at this (width, height), as a B×H×W float32 batch of masks."""
+    return np.stack([layout.box_mask(size) for layout in layouts])
+
+
+LAYOUTS_ATTRIBUTE = "instantid_keypoint_layouts"
+"""The attribute that carries a keypoint image's layouts (one per picture) along the graph's IMAGE edges."""
+
+
+def with_layouts(images, layouts: Sequence[KeypointLayout]):
+    """The IMAGE batch `images`, marked as the drawings of `layouts` (one per picture), so that IdentityNet can draw
+    them again at the generation size. A node that makes a new tensor from it (a resize, a batch) drops the mark."""
+    if len(layouts) != len(images):
+        raise InstantIDError(f"{len(layouts)} keypoint layouts for a batch of {len(images)} keypoint images")
+    setattr(images, LAYOUTS_ATTRIBUTE, tuple(layouts))
+    return images
+
+
+def layouts_of(images) -> tuple[KeypointLayout, ...] | None:
+    """The layouts an IMAGE batch of keypoint images was drawn from, if an InstantID node drew it."""
+    return getattr(images, LAYOUTS_ATTRIBUTE, None)

@@ -7,7 +7,7 @@ from comfy_api.latest import io
 
 from ..instantid_core.face_analysis import ERROR, PASS_THROUGH, SKIP
 from ..instantid_core.images import to_image_batch, to_uint8_rgb
-from ..instantid_core.keypoints import keypoint_image
+from ..instantid_core.keypoints import KeypointLayout, with_layouts
 from . import host
 from .io_types import (
     CATEGORY,
@@ -48,6 +48,7 @@ class InstantIDSettings:
     face_choice: str = "largest"
     face_index: int = 0
     no_face: str | None = None  # 'error' or 'pass through'; None where the node has no such option (an error)
+    face_region: bool = False  # keep IdentityNet and the identity attention inside the pose face's box
 
 
 @dataclass(frozen=True)
@@ -93,8 +94,9 @@ def apply_instantid(inputs: InstantIDInputs, settings: InstantIDSettings, node: 
             "reference photos" if not faces.chosen_faces else "pose photo",
         )
         return inputs.model, inputs.positive, inputs.negative
-    reference = usable[0]
-    keypoints = to_image_batch([keypoint_image(reference, reference.face.image_size, "as in source")])
+    layout = KeypointLayout.of(usable[0], "as in source")
+    keypoints = with_layouts(to_image_batch([layout.draw(layout.source_size)]), [layout])
+    face_region = (layout,) if settings.face_region else None
     tokens = inputs.adapter.tokens(faces.embeddings(), settings.combine_embeds, settings.noise)
     patched = host.apply_identity_attention(
         inputs.model,
@@ -106,6 +108,7 @@ def apply_instantid(inputs: InstantIDInputs, settings: InstantIDSettings, node: 
         settings.weight_type,
         inputs.mask,
         node,
+        face_region,
     )
     positive, negative = host.apply_identitynet(
         inputs.positive,
@@ -118,6 +121,7 @@ def apply_instantid(inputs: InstantIDInputs, settings: InstantIDSettings, node: 
         settings.end_percent,
         inputs.mask,
         node=node,
+        face_region=settings.face_region,
     )
     return patched, positive, negative
 
@@ -151,6 +155,18 @@ def _no_face_input() -> io.Combo.Input:
     )
 
 
+def _face_region_input() -> io.Boolean.Input:
+    """Whether the identity stays inside the face box, as InstantID's reference demo does by default."""
+    return io.Boolean.Input(
+        "face_region",
+        optional=True,
+        default=True,
+        tooltip="Keep IdentityNet and the identity attention inside the face's box (where the pose photo puts it "
+        "in the generated image), as InstantID's reference demo does: the rest of the picture follows the prompt. "
+        "Off: the identity acts on the whole picture (ComfyUI_InstantID's behaviour).",
+    )
+
+
 def optional_inputs() -> list:
     """The optional inputs of the all-in-one nodes and their aliases."""
     return [
@@ -163,7 +179,8 @@ def optional_inputs() -> list:
         io.Mask.Input(
             "mask",
             optional=True,
-            tooltip="Region where the identity applies (attention and IdentityNet); nothing changes outside it.",
+            tooltip="Region where the identity applies (attention and IdentityNet); nothing changes outside it. "
+            "With face_region on, the identity applies where both allow it.",
         ),
     ]
 
@@ -196,7 +213,9 @@ class InstantIDApply(AllInOneNode):
             node_id="InstantIDApply",
             display_name="Apply InstantID",
             category=CATEGORY,
-            description="Face analysis + IdentityNet + identity attention, for the common case.",
+            description="Face analysis + IdentityNet + identity attention, for the common case. As in InstantID's "
+            "reference pipeline, the keypoints are drawn at the size being generated and, with face_region (on by "
+            "default), the identity acts inside the face's box while the prompt sets the rest.",
             inputs=[
                 *graph_inputs(),
                 io.Float.Input(
@@ -209,6 +228,7 @@ class InstantIDApply(AllInOneNode):
                 ),
                 *percent_inputs("InstantID"),
                 _no_face_input(),
+                _face_region_input(),
                 *optional_inputs(),
             ],
             outputs=list(OUTPUTS),
@@ -228,6 +248,7 @@ class InstantIDApply(AllInOneNode):
         start_percent,
         end_percent,
         no_face,
+        face_region=True,
         image_kps=None,
         mask=None,
     ) -> io.NodeOutput:
@@ -241,6 +262,7 @@ class InstantIDApply(AllInOneNode):
             start_percent=start_percent,
             end_percent=end_percent,
             no_face=no_face,
+            face_region=face_region,
         )
         return cls.run(inputs, settings)
 
@@ -255,7 +277,9 @@ class InstantIDApplyAdvanced(AllInOneNode):
             node_id="InstantIDApplyAdvanced",
             display_name="Apply InstantID Advanced",
             category=CATEGORY,
-            description="Face analysis + IdentityNet + identity attention, with every setting exposed.",
+            description="Face analysis + IdentityNet + identity attention, with every setting exposed. As in "
+            "InstantID's reference pipeline, the keypoints are drawn at the size being generated and, with "
+            "face_region (on by default), the identity acts inside the face's box while the prompt sets the rest.",
             inputs=[
                 *graph_inputs(),
                 io.Float.Input(
@@ -279,6 +303,7 @@ class InstantIDApplyAdvanced(AllInOneNode):
                 *token_inputs(),
                 *face_choice_inputs(),
                 _no_face_input(),
+                _face_region_input(),
                 *optional_inputs(),
             ],
             outputs=list(OUTPUTS),
@@ -304,6 +329,7 @@ class InstantIDApplyAdvanced(AllInOneNode):
         face_choice,
         face_index,
         no_face,
+        face_region=True,
         image_kps=None,
         mask=None,
     ) -> io.NodeOutput:
@@ -322,5 +348,6 @@ class InstantIDApplyAdvanced(AllInOneNode):
             face_choice=face_choice,
             face_index=face_index,
             no_face=no_face,
+            face_region=face_region,
         )
         return cls.run(inputs, settings)

@@ -11,7 +11,7 @@ from ..instantid_core.errors import InstantIDError
 from ..instantid_core.face_analysis import FaceModels
 from ..instantid_core.identity import InstantIDAdapter
 from ..instantid_core.images import to_image_batch, to_uint8_rgb
-from ..instantid_core.keypoints import keypoint_image
+from ..instantid_core.keypoints import KeypointLayout, draw_layouts, with_layouts
 from . import host
 from .apply import OUTPUTS, AllInOneNode, InstantIDInputs, InstantIDSettings, graph_inputs, optional_inputs
 from .io_types import FACEANALYSIS, INSTANTID, PercentRangeNode, percent_inputs
@@ -130,7 +130,11 @@ class FaceKeypointsPreprocessorCompat(io.ComfyNode):
             category=CATEGORY,
             inputs=[
                 FACEANALYSIS.Input("faceanalysis", tooltip="The face models."),
-                io.Image.Input("image", tooltip="Photo(s) whose face keypoints to draw, at their own size."),
+                io.Image.Input(
+                    "image",
+                    tooltip="Photo(s) whose face keypoints to draw, at their own size (IdentityNet draws them again "
+                    "at the generation size).",
+                ),
             ],
             outputs=[io.Image.Output(display_name="IMAGE")],
         )
@@ -139,8 +143,9 @@ class FaceKeypointsPreprocessorCompat(io.ComfyNode):
     def execute(cls, faceanalysis, image) -> io.NodeOutput:
         """Draw the keypoints of every photo (a photo without a face is an error naming it)."""
         faces = faceanalysis.analyze(to_uint8_rgb(image), "largest", 0, "error", "Pose photo")
-        pictures = [keypoint_image(r, r.face.image_size, "as in source") for r in faces.results]
-        return io.NodeOutput(to_image_batch(pictures))
+        layouts = [KeypointLayout.of(result, "as in source") for result in faces.results]
+        pictures = draw_layouts(layouts, faces.results[0].face.image_size)
+        return io.NodeOutput(with_layouts(to_image_batch(list(pictures)), layouts))
 
 
 class ApplyInstantIDCompat(CompatPercentRangeNode, AllInOneNode):

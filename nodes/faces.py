@@ -1,5 +1,6 @@
 """Face analysis node: finds the faces of a batch of reference photos and picks one per photo."""
 
+import torch
 from comfy_api.latest import io, ui
 
 from ..instantid_core.face_analysis import NO_FACE_POLICIES, draw_preview
@@ -33,13 +34,20 @@ class InstantIDAnalyzeFaces(io.ComfyNode):
                     "and use the others.",
                 ),
             ],
-            outputs=[INSTANTID_FACE.Output(display_name="face"), io.Image.Output(display_name="preview")],
+            outputs=[
+                INSTANTID_FACE.Output(display_name="face"),
+                io.Image.Output(display_name="preview"),
+                io.Mask.Output(display_name="face_mask"),
+            ],
         )
 
     @classmethod
     def execute(cls, face_analysis, image, face_choice, face_index, no_face) -> io.NodeOutput:
-        """Analyse the batch; the preview shows every face found, the chosen one highlighted."""
+        """Analyse the batch; the preview shows every face found, the chosen one highlighted, and the mask each
+        photo's chosen face box."""
         pictures = to_uint8_rgb(image)
         faces = face_analysis.analyze(pictures, face_choice, face_index, no_face, no_face_hint=SKIP_HINT)
         preview = to_image_batch([draw_preview(p, r) for p, r in zip(pictures, faces.results, strict=False)])
-        return io.NodeOutput(faces, preview, ui=ui.PreviewImage(preview, cls=cls))
+        height, width = pictures[0].shape[:2]
+        face_mask = torch.from_numpy(faces.box_masks(width, height))
+        return io.NodeOutput(faces, preview, face_mask, ui=ui.PreviewImage(preview, cls=cls))

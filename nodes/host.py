@@ -27,6 +27,7 @@ on every host the suite runs against:
   `{"input"|"middle"|"output": [residual or None]}`; the conditioning keys `control` and `control_apply_to_uncond`.
 """
 
+import functools
 import itertools
 import logging
 import os
@@ -52,6 +53,7 @@ from ..instantid_core.attention import (
 )
 from ..instantid_core.errors import InstantIDError
 from ..instantid_core.identity import IdentityTokens, InstantIDAdapter
+from ..instantid_core.keypoints import KeypointLayout, draw_layouts, layouts_box_masks, layouts_of
 from ..instantid_core.unet_layers import CrossAttentionLayer
 
 log = logging.getLogger(__name__)
@@ -211,6 +213,11 @@ def node_label(display_name: str) -> str:
     return f"'{display_name}'" + (f" (node #{context.node_id})" if context is not None else "")
 
 
+def _face_region(layouts: tuple[KeypointLayout, ...] | None):
+    """The face boxes of keypoint layouts as a region drawn at any generation size; None without layouts."""
+    return None if layouts is None else functools.partial(layouts_box_masks, layouts)
+
+
 def apply_identity_attention(
     model,
     adapter: InstantIDAdapter,
@@ -221,12 +228,14 @@ def apply_identity_attention(
     weight_type: str = "linear",
     mask=None,
     node: str = "the InstantID node",
+    face_region: tuple[KeypointLayout, ...] | None = None,
 ):
     """A clone of `model` whose every cross-attention layer adds the identity attention; `model` is left untouched.
 
     The UNet is read once; the core pairs its layers with the adapter's K/V weights (refusing a mismatch before
     anything is built) and computes the identity K/V once, which are handed to the model manager. `node` names the
-    calling node in errors about its mask.
+    calling node in errors about its mask; with `face_region` (keypoint layouts) the identity also stays inside their
+    face boxes, drawn at the size being generated.
     """
     modules = attn2_modules(model)
     if not modules:
@@ -241,7 +250,7 @@ def apply_identity_attention(
         weight,
         weight_type,
         sigma_gate(model, start_percent, end_percent),
-        RegionMask.from_mask(mask, node),
+        RegionMask.from_mask(mask, node, _face_region(face_region)),
         model_compute_dtype(model),
         comfy_attention_fn,
     )
@@ -259,27 +268,47 @@ class IdentityNetControl(comfy.controlnet.ControlNet):
 
     The tokens travel with the ControlNet object (row 0 conditional, row 1 unconditional, picked per batch half by
     `cond_or_uncond`), so ControlNets chained before or after it keep their own context, and two identities can
-    each have their own IdentityNet. An optional mask limits its residuals to a region.
+    each have their own IdentityNet. An optional region limits its residuals. A keypoint image drawn by an InstantID
+    node comes with its layouts: the hint is then drawn anew at the size being generated, as IdentityNet was trained.
     """
 
     identity_tokens: torch.Tensor
     region: RegionMask | None
+    keypoints: tuple[KeypointLayout, ...] | None
 
     @classmethod
-    def from_controlnet(cls, control_net, tokens: torch.Tensor, region: RegionMask | None):
-        """A copy of a loaded ControlNet that runs as IdentityNet with these (2, T, D) tokens."""
+    def from_controlnet(
+        cls,
+        control_net,
+        tokens: torch.Tensor,
+        region: RegionMask | None,
+        keypoints: tuple[KeypointLayout, ...] | None = None,
+    ):
+        """A copy of a loaded ControlNet that runs as IdentityNet with these (2, T, D) tokens (and keypoint layouts
+        to draw its hint from)."""
         copy = comfy.controlnet.ControlNet.copy(control_net)
         copy.__class__ = cls
         copy.identity_tokens = tokens
         copy.region = region
+        copy.keypoints = keypoints
         return copy
 
     def copy(self):
         """ComfyUI copies ControlNets per sampling; the copy stays an IdentityNet with the same tokens."""
-        return IdentityNetControl.from_controlnet(self, self.identity_tokens, self.region)
+        return IdentityNetControl.from_controlnet(self, self.identity_tokens, self.region, self.keypoints)
+
+    def draw_hint(self, width: int, height: int) -> None:
+        """Make the hint the keypoint drawing at width×height (once per size), so ComfyUI's resize of it to the
+        generation size leaves it as drawn."""
+        if self.keypoints is None or tuple(self.cond_hint_original.shape[-2:]) == (height, width):
+            return
+        pictures = torch.from_numpy(draw_layouts(self.keypoints, (width, height)))
+        self.cond_hint_original = pictures.movedim(-1, 1).float() / 255.0
+        self.cond_hint = None
 
     def get_control(self, x_noisy, t, cond, batched_number, transformer_options):
         """The previous ControlNets' residuals (with the text context) plus ours (with the face tokens)."""
+        self.draw_hint(x_noisy.shape[-1] * self.compression_ratio, x_noisy.shape[-2] * self.compression_ratio)
         previous = self.previous_controlnet
         control_prev = previous.get_control(x_noisy, t, cond, batched_number, transformer_options) if previous else None
         chunks = transformer_options["cond_or_uncond"]
@@ -384,11 +413,22 @@ def apply_identitynet(
     mask=None,
     vae=None,
     node: str = "the InstantID node",
+    face_region: bool = False,
 ):
-    """(positive, negative) with IdentityNet attached to every entry, chained after any ControlNet already there;
-    `node` names the calling node in errors about its mask."""
+    """(positive, negative) with IdentityNet attached to every entry, chained after any ControlNet already there.
+
+    A keypoint image an InstantID node drew is drawn again at the generation size; with `face_region`, IdentityNet's
+    residuals stay inside its face boxes (which needs such an image). `node` names the calling node in errors.
+    """
     check_identitynet(control_net)
-    region = RegionMask.from_mask(mask, node)
+    layouts = layouts_of(image)
+    if face_region and layouts is None:
+        raise InstantIDError(
+            f"{node}: face_region needs to know where the face is, but the keypoint image did not come straight "
+            "from an InstantID keypoints node (or it was resized or batched on the way): connect "
+            "'InstantID Keypoints' directly, or turn face_region off and connect a mask instead."
+        )
+    region = RegionMask.from_mask(mask, node, _face_region(layouts) if face_region else None)
     hint = image.movedim(-1, 1)
     stacked = tokens.stacked()
     copies = {}
@@ -398,7 +438,7 @@ def apply_identitynet(
         for embedding, options in conditioning:
             previous = options.get("control")
             if previous not in copies:  # one copy per previous ControlNet, shared by positive and negative
-                net = IdentityNetControl.from_controlnet(control_net, stacked, region)
+                net = IdentityNetControl.from_controlnet(control_net, stacked, region, layouts)
                 net = net.set_cond_hint(hint, strength, (start_percent, end_percent), vae=vae)
                 net.set_previous_controlnet(previous)
                 copies[previous] = net

@@ -30,8 +30,9 @@ class InstantIDApplyIdentityNet(PercentRangeNode):
                 INSTANTID_FACE.Input("face", tooltip="The reference faces, from 'InstantID Face Analysis'."),
                 io.Image.Input(
                     "image",
-                    tooltip="The keypoint image (from 'InstantID Keypoints'), any size: it is "
-                    "centre-cropped and resized to the latent.",
+                    tooltip="The keypoint image. Straight from 'InstantID Keypoints' it is drawn again at the size "
+                    "being generated (dots of radius 10 px, as IdentityNet was trained); any other image is "
+                    "centre-cropped and resized to it.",
                 ),
                 io.Float.Input(
                     "strength",
@@ -43,6 +44,14 @@ class InstantIDApplyIdentityNet(PercentRangeNode):
                 ),
                 *percent_inputs("IdentityNet"),
                 *token_inputs(),
+                io.Boolean.Input(
+                    "face_region",
+                    optional=True,
+                    default=False,
+                    tooltip="Keep IdentityNet inside the face boxes of the keypoint image (which must come straight "
+                    "from 'InstantID Keypoints'), as InstantID's reference demo does. For the identity attention "
+                    "too, connect the Keypoints node's face_mask to 'InstantID Patch Attention'.",
+                ),
                 io.Mask.Input(
                     "mask",
                     optional=True,
@@ -70,6 +79,7 @@ class InstantIDApplyIdentityNet(PercentRangeNode):
         end_percent,
         combine_embeds,
         noise,
+        face_region=False,
         mask=None,
         vae=None,
     ) -> io.NodeOutput:
@@ -90,5 +100,6 @@ class InstantIDApplyIdentityNet(PercentRangeNode):
                 mask,
                 vae,
                 cls.label(),
+                face_region,
             )
         )

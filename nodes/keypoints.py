@@ -1,9 +1,10 @@
 """Keypoint image node: the 5-point face rendering IdentityNet is conditioned on."""
 
+import torch
 from comfy_api.latest import io
 
 from ..instantid_core.images import to_image_batch
-from ..instantid_core.keypoints import PLACEMENTS, keypoint_image
+from ..instantid_core.keypoints import PLACEMENTS, KeypointLayout, with_layouts
 from .io_types import CATEGORY, INSTANTID_FACE
 
 
@@ -17,7 +18,9 @@ class InstantIDKeypoints(io.ComfyNode):
             node_id="InstantIDKeypoints",
             display_name="InstantID Keypoints",
             category=CATEGORY,
-            description="Renders the 5 face keypoints (eyes, nose, mouth corners) as IdentityNet expects them.",
+            description="Renders the 5 face keypoints (eyes, nose, mouth corners) as IdentityNet expects them. "
+            "Apply IdentityNet draws them again at the size being generated, so the dots keep the size IdentityNet "
+            "was trained on; the face mask marks the face boxes, placed the same way.",
             inputs=[
                 INSTANTID_FACE.Input(
                     "face", tooltip="Faces from 'InstantID Face Analysis' (e.g. of a photo with the pose you want)."
@@ -28,7 +31,8 @@ class InstantIDKeypoints(io.ComfyNode):
                     min=64,
                     max=8192,
                     step=8,
-                    tooltip="Width of the keypoint image; use the size of the image you generate.",
+                    tooltip="Width of the keypoint image and face mask (for previews and masks: IdentityNet "
+                    "draws the keypoints again at the size being generated).",
                 ),
                 io.Int.Input(
                     "height",
@@ -36,7 +40,8 @@ class InstantIDKeypoints(io.ComfyNode):
                     min=64,
                     max=8192,
                     step=8,
-                    tooltip="Height of the keypoint image; use the size of the image you generate.",
+                    tooltip="Height of the keypoint image and face mask (for previews and masks: IdentityNet "
+                    "draws the keypoints again at the size being generated).",
                 ),
                 io.Combo.Input(
                     "placement",
@@ -66,11 +71,12 @@ class InstantIDKeypoints(io.ComfyNode):
                     tooltip="Draw every face found in that photo (e.g. two people), not only the chosen one.",
                 ),
             ],
-            outputs=[io.Image.Output(display_name="keypoints")],
+            outputs=[io.Image.Output(display_name="keypoints"), io.Mask.Output(display_name="face_mask")],
         )
 
     @classmethod
     def execute(cls, face, width, height, placement, face_fraction, reference_index, all_faces) -> io.NodeOutput:
-        """Render the keypoint image."""
-        picture = keypoint_image(face.result(reference_index), (width, height), placement, face_fraction, all_faces)
-        return io.NodeOutput(to_image_batch([picture]))
+        """Render the keypoint image and the face boxes' mask."""
+        layout = KeypointLayout.of(face.result(reference_index), placement, face_fraction, all_faces)
+        picture = with_layouts(to_image_batch([layout.draw((width, height))]), [layout])
+        return io.NodeOutput(picture, torch.from_numpy(layout.box_mask((width, height))).unsqueeze(0))

@@ -38,8 +38,9 @@ def make_faces(pack, seeds=(1,)):
     return pack.faces.InstantIDFaces(results)
 
 
-def denoise(model, positive=None, negative=None, sigma=None, seed=0):
-    """One Euler step from `sigma` to 0 (the model's x0 prediction with CFG 5), cond and uncond batched."""
+def denoise(model, positive=None, negative=None, sigma=None, seed=0, latent=LATENT):
+    """One Euler step from `sigma` to 0 (the model's x0 prediction with CFG 5), cond and uncond batched, on a latent
+    of this shape (by default 128×128 pixels)."""
     import comfy.sample
     import comfy.samplers
 
@@ -47,7 +48,7 @@ def denoise(model, positive=None, negative=None, sigma=None, seed=0):
     sigma = float(sampling.sigma_max) if sigma is None else sigma
     positive = positive if positive is not None else sdxl_conditioning(10)
     negative = negative if negative is not None else sdxl_conditioning(11)
-    noise = torch.randn(LATENT, generator=torch.Generator().manual_seed(seed))
+    noise = torch.randn(latent, generator=torch.Generator().manual_seed(seed))
     return comfy.sample.sample_custom(
         model,
         noise,
@@ -56,7 +57,7 @@ def denoise(model, positive=None, negative=None, sigma=None, seed=0):
         torch.tensor([sigma, 0.0]),
         positive,
         negative,
-        torch.zeros(LATENT),
+        torch.zeros(latent),
         disable_pbar=True,
         seed=seed,
     )

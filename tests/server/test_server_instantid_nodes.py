@@ -7,8 +7,8 @@ pytestmark = pytest.mark.server
 NODES = {  # node id -> (display name, output types)
     "InstantIDLoadAdapter": ("Load InstantID Adapter", ["INSTANTID"]),
     "InstantIDLoadFaceAnalysis": ("Load InstantID Face Analysis", ["FACEANALYSIS"]),
-    "InstantIDAnalyzeFaces": ("InstantID Face Analysis", ["INSTANTID_FACE", "IMAGE"]),
-    "InstantIDKeypoints": ("InstantID Keypoints", ["IMAGE"]),
+    "InstantIDAnalyzeFaces": ("InstantID Face Analysis", ["INSTANTID_FACE", "IMAGE", "MASK"]),
+    "InstantIDKeypoints": ("InstantID Keypoints", ["IMAGE", "MASK"]),
     "InstantIDApplyIdentityNet": ("Apply IdentityNet", ["CONDITIONING", "CONDITIONING"]),
     "InstantIDPatchAttention": ("InstantID Patch Attention", ["MODEL"]),
     "InstantIDApply": ("Apply InstantID", ["MODEL", "CONDITIONING", "CONDITIONING"]),

@@ -3,6 +3,7 @@
 import copy
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -247,6 +248,40 @@ def test_a_wide_mask_fits_a_wide_latent_height_first():
     m = RegionMask(half_mask(48, 96)).for_layer(3, 6, rows=1, latent_hw=(6, 12), device="cpu", dtype=torch.float32)
 
     assert m.shape == (1, 18, 1)
+
+
+def right_half_faces(size: tuple[int, int]) -> np.ndarray:
+    """A face region drawn at (width, height): the right half, as a face box would be drawn at the generation size."""
+    width, height = size
+    mask = np.zeros((height, width), np.float32)
+    mask[:, width // 2 :] = 1.0
+    return mask
+
+
+def test_a_face_region_is_drawn_at_the_generation_size_of_each_latent():
+    sizes = []
+    region = RegionMask.from_mask(None, faces=lambda size: sizes.append(size) or right_half_faces(size))
+
+    square = region.for_layer(4, 4, rows=1, latent_hw=(8, 8), device="cpu", dtype=torch.float32)
+    wide = region.for_layer(4, 8, rows=1, latent_hw=(16, 32), device="cpu", dtype=torch.float32)
+
+    assert sizes == [(64, 64), (256, 128)]  # latent × 8, (width, height)
+    assert torch.equal(square.reshape(4, 4), torch.tensor([0.0, 0.0, 1.0, 1.0]).repeat(4, 1))
+    assert torch.equal(wide.reshape(4, 8), torch.tensor([0.0] * 4 + [1.0] * 4).repeat(4, 1))
+
+
+def test_a_mask_and_a_face_region_together_allow_only_where_both_do():
+    top = torch.zeros(1, 64, 64)
+    top[:, :32] = 1.0
+    region = RegionMask.from_mask(top, faces=right_half_faces)
+
+    m = region.for_layer(2, 2, rows=1, latent_hw=(8, 8), device="cpu", dtype=torch.float32)
+
+    assert m.reshape(2, 2).tolist() == [[0.0, 1.0], [0.0, 0.0]]
+
+
+def test_no_mask_and_no_face_region_is_no_region():
+    assert RegionMask.from_mask(None) is None
 
 
 def test_a_mask_of_another_aspect_ratio_names_both_sizes():

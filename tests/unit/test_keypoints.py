@@ -2,22 +2,25 @@
 
 import math
 
-import cv2
 import numpy as np
 import pytest
 
+from helpers.reference import reference_control_mask, reference_draw_kps
 from instantid_core.errors import InstantIDError
 from instantid_core.faces import DetectedFace, FaceAnalysisResult
 from instantid_core.keypoints import (
     KEYPOINT_COLORS,
     SMALL_FACE_WARNING_PX,
+    KeypointLayout,
     as_keypoints,
     draw_keypoints,
+    face_box_mask,
     face_too_small,
     keypoint_extent,
-    keypoint_image,
+    layouts_of,
     place_as_source,
     place_centered,
+    with_layouts,
 )
 
 pytestmark = pytest.mark.unit
@@ -25,29 +28,6 @@ pytestmark = pytest.mark.unit
 # left eye, right eye, nose, left and right mouth corner; every pair of circles (radius 10) at least 40 px apart
 KPS = np.array([[40.0, 50.0], [120.0, 50.0], [80.0, 90.0], [50.0, 130.0], [110.0, 130.0]])
 WIDTH, HEIGHT = 160, 180
-
-
-def reference_draw_kps(width: int, height: int, kps: np.ndarray) -> np.ndarray:
-    """InstantID's own `draw_kps` (pipeline_stable_diffusion_xl_instantid.py), one face, as published: its arithmetic
-    runs in the keypoints' own dtype (float32 from insightface)."""
-    kps = np.array(kps)
-    color_list = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (255, 0, 255)]
-    stickwidth = 4
-    limb_seq = np.array([[0, 2], [1, 2], [3, 2], [4, 2]])
-    out_img = np.zeros([height, width, 3])
-    for index in limb_seq:
-        color = color_list[index[0]]
-        x, y = kps[index][:, 0], kps[index][:, 1]
-        length = ((x[0] - x[1]) ** 2 + (y[0] - y[1]) ** 2) ** 0.5
-        angle = math.degrees(math.atan2(y[0] - y[1], x[0] - x[1]))
-        polygon = cv2.ellipse2Poly(
-            (int(np.mean(x)), int(np.mean(y))), (int(length / 2), stickwidth), int(angle), 0, 360, 1
-        )
-        out_img = cv2.fillConvexPoly(out_img.copy(), polygon, color)
-    out_img = (out_img * 0.6).astype(np.uint8)
-    for kp, color in zip(kps, color_list, strict=False):
-        out_img = cv2.circle(out_img.copy(), (int(kp[0]), int(kp[1])), 10, color, -1)
-    return out_img.astype(np.uint8)
 
 
 # Random keypoint sets for the comparison with the reference, in a small frame with every point inside it.
@@ -110,7 +90,7 @@ def test_insightface_float32_keypoints_reach_the_renderer_unchanged():
         )
         analysed = FaceAnalysisResult(faces=(face,), chosen=0, batch_index=0)
 
-        image = keypoint_image(analysed, (SMALL, SMALL), "as in source")
+        image = KeypointLayout.of(analysed, "as in source").draw((SMALL, SMALL))
 
         assert np.array_equal(image, reference_draw_kps(SMALL, SMALL, kps)), kps.tolist()
 
@@ -127,7 +107,7 @@ def test_centering_moves_every_face_of_the_photo_with_the_chosen_one_and_keeps_f
     centre = (high + low) / 2
     expected = [((kps - centre) * scale + np.array([160.0, 128.0])).astype(np.float32) for kps in (chosen, other)]
 
-    image = keypoint_image(analysed, (320, 256), "centered", 0.35, all_faces=True)
+    image = KeypointLayout.of(analysed, "centered", 0.35, all_faces=True).draw((320, 256))
 
     assert np.array_equal(image, draw_keypoints(expected, 320, 256))
 
@@ -339,3 +319,60 @@ def test_placing_centered_refuses_keypoints_that_all_coincide():
 def test_placing_refuses_an_empty_frame(place, size):
     with pytest.raises(InstantIDError, match=rf"size must be at least 1×1 pixels, got {size[0]}×{size[1]}"):
         place(size)
+
+
+def one_face(kps, bbox, image_size) -> FaceAnalysisResult:
+    """An analysed photo with one face."""
+    face = DetectedFace(embedding=np.zeros(512), kps=kps, bbox=bbox, det_score=0.9, image_size=image_size)
+    return FaceAnalysisResult(faces=(face,), chosen=0, batch_index=0)
+
+
+GENERATION_SIZES = [(1024, 1024), (832, 1216), (1216, 832), (640, 1536), (512, 512)]
+
+
+@pytest.mark.parametrize("photo_size", [(256, 256), (640, 480), (1500, 2000), (4000, 3000)])
+@pytest.mark.parametrize("size", GENERATION_SIZES)
+def test_a_layout_drawn_at_any_size_is_the_reference_drawing_of_its_placed_keypoints(photo_size, size):
+    rng = np.random.default_rng(sum(photo_size) + sum(size))
+    width, height = photo_size
+    kps = (rng.uniform(0.3, 0.7, (5, 2)) * [width, height]).astype(np.float32)
+    layout = KeypointLayout.of(one_face(kps, [0, 0, 1, 1], photo_size), "as in source")
+
+    expected = reference_draw_kps(*size, place_as_source(kps, photo_size, size))
+
+    assert np.array_equal(layout.draw(size), expected)
+
+
+def test_a_centered_layout_drawn_at_any_size_is_the_reference_drawing_of_its_placed_keypoints():
+    layout = KeypointLayout.of(one_face(KPS.astype(np.float32), [0, 0, 1, 1], (400, 300)), "centered", 0.4)
+
+    for size in GENERATION_SIZES:
+        placed = place_centered(KPS.astype(np.float32), size, 0.4)
+        assert np.array_equal(layout.draw(size), reference_draw_kps(*size, placed)), size
+
+
+@pytest.mark.parametrize("size", GENERATION_SIZES)
+def test_the_face_box_mask_is_the_reference_demos_face_region_of_the_placed_box(size):
+    bbox = np.array([310.4, 95.7, 490.2, 480.9], np.float32)  # inside every crop (the reference wraps outside)
+    layout = KeypointLayout.of(one_face(KPS.astype(np.float32) + 250, bbox, (800, 600)), "as in source")
+    corners = place_as_source(np.vstack([bbox.reshape(2, 2), np.zeros((3, 2))]), (800, 600), size)[:2]
+
+    assert np.array_equal(layout.box_mask(size), reference_control_mask(*size, corners.reshape(4)))
+
+
+def test_a_face_box_reaching_past_the_frame_is_clipped_to_it():
+    mask = face_box_mask([[-20.5, -3.2, 50.9, 40.1]], 64, 32)
+
+    assert mask[:32, :50].all() and not mask[:, 50:].any() and mask.dtype == np.float32
+
+
+def test_a_keypoint_image_carries_its_layouts_until_a_new_tensor_is_made_from_it():
+    import torch
+
+    layout = KeypointLayout.of(one_face(KPS, [0, 0, 1, 1], (WIDTH, HEIGHT)), "as in source")
+    image = with_layouts(torch.zeros(1, HEIGHT, WIDTH, 3), [layout])
+
+    assert layouts_of(image) == (layout,)
+    assert layouts_of(image[:1]) is None and layouts_of(image * 1.0) is None
+    with pytest.raises(InstantIDError, match="1 keypoint layouts for a batch of 2"):
+        with_layouts(torch.zeros(2, HEIGHT, WIDTH, 3), [layout])

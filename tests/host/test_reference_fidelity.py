@@ -1,0 +1,332 @@
+"""Where users' pictures depend on following InstantID's reference pipeline, on tiny models and the stand-in face pack:
+the keypoint image reaches IdentityNet drawn at the generation size whichever node made it, and the face region keeps
+IdentityNet's residuals and the identity attention inside the face box at every layer."""
+
+import dataclasses
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from helpers.host_runs import as_image, denoise, face_photo, record_identity_calls
+from helpers.reference import reference_control_mask, reference_draw_kps
+from helpers.tiny_models import tiny_controlnet, tiny_sdxl
+from scripts.harness.conditioning import sdxl_conditioning
+from scripts.standins.images import standin_photo
+
+pytestmark = pytest.mark.host
+
+PHOTOS = [(256, 256), (640, 480), (1200, 1600), (4000, 3000)]
+"""Reference photo sizes (width, height), from a small crop to a 12-megapixel phone photo."""
+GENERATION_SIZES = [(1024, 1024), (832, 1216), (1216, 832), (640, 1536)]
+
+
+class HintSeen(Exception):
+    """Raised by the ControlNet spy once it has the hint: nothing else of the sampling step needs to run."""
+
+
+def photo(width: int, height: int) -> torch.Tensor:
+    """A stand-in photo with one face, as an IMAGE (drawn at most 1600 px wide and enlarged: drawing is slow)."""
+    scale = min(1.0, 1600 / max(width, height))
+    small = (round(width * scale), round(height * scale))
+    face = (small[0] * 0.45, small[1] * 0.42, min(small) * 0.35, 2)
+    picture = standin_photo(*small, [face])
+    return as_image(cv2.resize(picture, (width, height), interpolation=cv2.INTER_LINEAR))
+
+
+def hint_received(model, positive, negative, size: tuple[int, int]) -> torch.Tensor:
+    """The hint IdentityNet's control model is called with when sampling a width×height picture."""
+    control = positive[0][1]["control"]
+    seen = []
+
+    def spy(self, x, hint, timesteps, context, **kwargs):
+        seen.append(hint.detach().clone())
+        raise HintSeen
+
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(HintSeen):
+        patch.setattr(type(control.control_model), "forward", spy)
+        denoise(model, positive, negative, latent=(1, 4, size[1] // 8, size[0] // 8))
+    return seen[0]
+
+
+def reference_hint(face, size: tuple[int, int], place_as_source) -> torch.Tensor:
+    """InstantID's own drawing of the face's keypoints placed in a width×height frame, as a [1, 3, H, W] hint."""
+    placed = place_as_source(face.kps, face.image_size, size)
+    return torch.from_numpy(reference_draw_kps(*size, placed)).float().div(255).movedim(-1, 0).unsqueeze(0)
+
+
+def assert_every_row_is(hint: torch.Tensor, expected: torch.Tensor) -> None:
+    """Each row of the (cond/uncond batched) hint equals the expected drawing exactly."""
+    assert hint.shape[1:] == expected.shape[1:]
+    for row in hint:
+        assert torch.equal(row, expected[0])
+
+
+@pytest.fixture(scope="module")
+def keypoints_module(comfy_host):
+    """The pack's keypoint module as ComfyUI imported it."""
+    return comfy_host.pack_module("instantid_core.keypoints")
+
+
+@pytest.mark.parametrize("photo_size", PHOTOS)
+def test_apply_instantid_gives_identitynet_the_keypoints_drawn_at_each_generation_size(
+    comfy_host, face_pack, adapter, keypoints_module, monkeypatch, photo_size
+):
+    reference = photo(*photo_size)
+    (face,) = face_pack.analyze(reference.numpy()).chosen_faces
+    model, positive, negative = (
+        comfy_host.node("InstantIDApply")
+        .execute(
+            adapter,
+            face_pack,
+            tiny_controlnet(seed=4),
+            reference,
+            tiny_sdxl(),
+            sdxl_conditioning(1),
+            sdxl_conditioning(2),
+            0.8,
+            0.0,
+            1.0,
+            "error",
+        )
+        .result
+    )
+
+    for size in GENERATION_SIZES:
+        hint = hint_received(model, positive, negative, size)
+        assert_every_row_is(hint, reference_hint(face, size, keypoints_module.place_as_source))
+
+
+@pytest.mark.parametrize("photo_size", [(256, 256), (4000, 3000)])
+def test_the_keypoints_and_apply_identitynet_nodes_give_the_drawing_at_the_generation_size_not_the_nodes_size(
+    comfy_host, face_pack, adapter, keypoints_module, monkeypatch, photo_size
+):
+    faces, _preview, _mask = (
+        comfy_host.node("InstantIDAnalyzeFaces").execute(face_pack, photo(*photo_size), "largest", 0, "error").result
+    )
+    keypoints, _face_mask = (
+        comfy_host.node("InstantIDKeypoints").execute(faces, 512, 512, "as in source", 0.35, 0, False).result
+    )
+    positive, negative = (
+        comfy_host.node("InstantIDApplyIdentityNet")
+        .execute(
+            sdxl_conditioning(1),
+            sdxl_conditioning(2),
+            tiny_controlnet(seed=4),
+            adapter,
+            faces,
+            keypoints,
+            0.8,
+            0.0,
+            1.0,
+            "average",
+            0.0,
+        )
+        .result
+    )
+
+    for size in GENERATION_SIZES:
+        hint = hint_received(tiny_sdxl(), positive, negative, size)
+        assert_every_row_is(hint, reference_hint(faces.chosen_faces[0], size, keypoints_module.place_as_source))
+
+
+def test_the_compat_keypoints_preprocessor_and_apply_controlnet_give_the_drawing_at_the_generation_size(
+    comfy_host, face_pack, adapter, keypoints_module, monkeypatch
+):
+    pose = photo(1200, 1600)
+    (face,) = face_pack.analyze(pose.numpy()).chosen_faces
+    keypoints = comfy_host.node("FaceKeypointsPreprocessor").execute(face_pack, pose).result[0]
+    tokens = adapter.tokens(face_pack.analyze(pose.numpy()).embeddings())
+    positive, negative = (
+        comfy_host.node("ApplyInstantIDControlNet")
+        .execute(tokens, tiny_controlnet(seed=4), keypoints, sdxl_conditioning(1), sdxl_conditioning(2), 1.0, 0.0, 1.0)
+        .result
+    )
+
+    for size in GENERATION_SIZES[:2]:
+        hint = hint_received(tiny_sdxl(), positive, negative, size)
+        assert_every_row_is(hint, reference_hint(face, size, keypoints_module.place_as_source))
+
+
+def test_a_keypoint_image_that_did_not_come_from_an_instantid_node_is_resized_as_comfyui_resizes_hints(
+    comfy_host, pack, adapter, monkeypatch
+):
+    import comfy.utils
+
+    picture = torch.rand(1, 300, 200, 3, generator=torch.Generator().manual_seed(3))
+    tokens = adapter.tokens(np.random.default_rng(1).normal(0, 1, (1, 512)).astype(np.float32))
+    positive, negative = pack.host.apply_identitynet(
+        sdxl_conditioning(1), sdxl_conditioning(2), tiny_controlnet(seed=4), tokens, picture, 1.0, 0.0, 1.0
+    )
+
+    hint = hint_received(tiny_sdxl(), positive, negative, (256, 384))
+
+    expected = comfy.utils.common_upscale(picture.movedim(-1, 1), 256, 384, "nearest-exact", "center")
+    assert_every_row_is(hint, expected)
+
+
+def test_face_region_needs_a_keypoint_image_from_an_instantid_node(pack, adapter):
+    tokens = adapter.tokens(np.random.default_rng(1).normal(0, 1, (1, 512)).astype(np.float32))
+    conditioning = (sdxl_conditioning(1), sdxl_conditioning(2))
+
+    with pytest.raises(pack.errors.InstantIDError, match="face_region needs to know where the face is"):
+        pack.host.apply_identitynet(
+            *conditioning, tiny_controlnet(seed=4), tokens, torch.rand(1, 64, 64, 3), 1.0, 0.0, 1.0, face_region=True
+        )
+
+
+# --- the face region ---------------------------------------------------------------------------------------------------
+
+REGION_SIZE = (256, 256)
+"""The generated picture of the face-region tests: a 32×32 latent, layers at 32, 16 and 8 (cells of 8, 16, 32 px)."""
+
+
+def cells(box_mask: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which cells of an h×w layer lie wholly inside, and wholly outside, the face box drawn at the picture size
+    (a boundary cell is partly both: its weight is between 0 and 1)."""
+    blocks = box_mask.reshape(height, box_mask.shape[0] // height, width, box_mask.shape[1] // width)
+    return blocks.min(axis=(1, 3)) == 1, blocks.max(axis=(1, 3)) == 0
+
+
+def check_region(values: torch.Tensor, unlimited: torch.Tensor, box_mask: np.ndarray, what: str) -> None:
+    """[rows, C, h, w] values: zero in every cell outside the face box, equal to the unlimited values inside."""
+    inside, outside = cells(box_mask, *values.shape[-2:])
+    assert inside.any() and outside.any(), what  # the test sees both sides at this resolution
+    inside, outside = torch.from_numpy(inside), torch.from_numpy(outside)
+    assert torch.count_nonzero(values[..., outside]) == 0, what
+    assert torch.count_nonzero(unlimited[..., outside]) > 0, what  # without the region, the identity is there
+    assert torch.equal(values[..., inside], unlimited[..., inside]), what
+
+
+@pytest.fixture
+def face_region_run(comfy_host, face_pack, adapter, pack, monkeypatch, standins):
+    """Apply InstantID with face_region on and sample one step at REGION_SIZE; returns the recorded identity terms
+    and IdentityNet residuals, each with the same computation without the region, and the face box as drawn."""
+    model, positive, negative = (
+        comfy_host.node("InstantIDApply")
+        .execute(
+            adapter,
+            face_pack,
+            tiny_controlnet(seed=4),
+            face_photo(standins),
+            tiny_sdxl(),
+            sdxl_conditioning(1),
+            sdxl_conditioning(2),
+            0.8,
+            0.0,
+            1.0,
+            "error",
+            True,
+        )
+        .result
+    )
+    control = positive[0][1]["control"]
+    (layout,) = control.keypoints
+    original_term = pack.attention.IdentityAttention.identity_term
+    calls = record_identity_calls(monkeypatch, pack)
+    unlimited_terms = []
+    record_term = pack.attention.IdentityAttention.identity_term
+
+    def term_and_unlimited(self, key, q, heads, extra_options):
+        unlimited_terms.append(original_term(dataclasses.replace(self, region=None), key, q, heads, extra_options))
+        return record_term(self, key, q, heads, extra_options)
+
+    monkeypatch.setattr(pack.attention.IdentityAttention, "identity_term", term_and_unlimited)
+    residuals = []
+    original_control = pack.host.IdentityNetControl.get_control
+
+    def control_and_unlimited(self, x_noisy, t, cond, batched_number, transformer_options):
+        limited = original_control(self, x_noisy, t, cond, batched_number, transformer_options)
+        region, self.region = self.region, None
+        try:
+            unlimited = original_control(self, x_noisy, t, cond, batched_number, transformer_options)
+        finally:
+            self.region = region
+        residuals.append(({name: list(r) for name, r in limited.items()}, unlimited))  # the UNet pops the lists
+        return limited
+
+    monkeypatch.setattr(pack.host.IdentityNetControl, "get_control", control_and_unlimited)
+
+    denoise(model, positive, negative, latent=(1, 4, REGION_SIZE[1] // 8, REGION_SIZE[0] // 8))
+
+    return calls, unlimited_terms, residuals, layout.box_mask(REGION_SIZE), layout
+
+
+def test_the_face_region_is_the_reference_demos_face_box_at_the_generation_size(face_region_run, face_pack, standins):
+    *_, box_mask, layout = face_region_run
+    (face,) = face_pack.analyze(face_photo(standins).numpy()).chosen_faces
+    corners = layout.point_map(REGION_SIZE)(np.reshape(face.bbox, (2, 2))).reshape(4)
+
+    assert np.array_equal(box_mask, reference_control_mask(*REGION_SIZE, corners))
+
+
+def test_with_face_region_the_identity_attention_is_zero_outside_the_face_box_and_unchanged_inside(face_region_run):
+    calls, unlimited_terms, _, box_mask, _ = face_region_run
+
+    assert len(calls) == 70 and len(unlimited_terms) == 70
+    for (key, term, options, _), unlimited in zip(calls, unlimited_terms, strict=True):
+        grid = (term.shape[0], *options["activations_shape"][-2:], -1)  # [rows, h*w, C] as [rows, C, h, w]
+        check_region(term.reshape(grid).movedim(-1, 1), unlimited.reshape(grid).movedim(-1, 1), box_mask, key)
+
+
+def test_with_face_region_identitynets_residuals_are_zero_outside_the_face_box_and_unchanged_inside(face_region_run):
+    _, _, residuals, box_mask, _ = face_region_run
+
+    ((limited, unlimited),) = residuals
+    checked = 0
+    for name in limited:
+        for index, (values, plain) in enumerate(zip(limited[name], unlimited[name], strict=True)):
+            if values is not None:
+                check_region(values, plain, box_mask, (name, index))
+                checked += 1
+    assert checked == sum(r is not None for residuals in limited.values() for r in residuals) >= 10
+
+
+def test_face_region_is_on_in_apply_instantid_and_off_in_the_comfyui_instantid_aliases(
+    comfy_host, face_pack, adapter, standins
+):
+    def default(node_id):
+        schema = comfy_host.node(node_id).define_schema()
+        return next((i.default for i in schema.inputs if i.id == "face_region"), None)
+
+    def regions(node_id, *settings):
+        graph = (adapter, face_pack, tiny_controlnet(seed=4), face_photo(standins), tiny_sdxl())
+        conditioning = (sdxl_conditioning(1), sdxl_conditioning(2))
+        model, positive, _ = comfy_host.node(node_id).execute(*graph, *conditioning, *settings).result
+        (patch, *_) = model.model_options["transformer_options"]["patches_replace"]["attn2"].values()
+        return positive[0][1]["control"].region, patch.shared.region
+
+    assert default("InstantIDApply") is True and default("InstantIDApplyAdvanced") is True
+    assert default("InstantIDApplyIdentityNet") is False
+    assert default("ApplyInstantID") is None and default("ApplyInstantIDAdvanced") is None  # not an option there
+    assert all(region is not None for region in regions("InstantIDApply", 0.8, 0.0, 1.0, "error"))
+    assert regions("ApplyInstantID", 0.8, 0.0, 1.0) == (None, None)
+
+
+def test_face_analysis_outputs_each_photos_chosen_face_box_as_a_mask_and_nothing_for_a_skipped_photo(
+    comfy_host, face_pack, standins
+):
+    photos = torch.cat([face_photo(standins), torch.full_like(face_photo(standins), 0.5)])
+
+    faces, _preview, face_mask = (
+        comfy_host.node("InstantIDAnalyzeFaces").execute(face_pack, photos, "largest", 0, "skip").result
+    )
+
+    x1, y1, x2, y2 = (int(v) for v in faces.chosen_faces[0].bbox)
+    assert face_mask.shape == (2, 1024, 768) and face_mask.dtype == torch.float32
+    assert face_mask[0, y1:y2, x1:x2].min() == 1 and face_mask[0].sum() == (y2 - y1) * (x2 - x1)
+    assert face_mask[1].sum() == 0
+
+
+def test_the_keypoints_node_outputs_the_face_box_placed_like_the_keypoints_at_its_size(comfy_host, face_pack, standins):
+    faces = face_pack.analyze(face_photo(standins).numpy())
+
+    keypoints, face_mask = (
+        comfy_host.node("InstantIDKeypoints").execute(faces, 640, 480, "centered", 0.3, 0, False).result
+    )
+
+    (layout,) = comfy_host.pack_module("instantid_core.keypoints").layouts_of(keypoints)
+    assert keypoints.shape == (1, 480, 640, 3) and face_mask.shape == (1, 480, 640)
+    assert torch.equal(face_mask[0], torch.from_numpy(layout.box_mask((640, 480))))
+    assert 0 < face_mask.mean() < 0.5
