@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import logging
 import os
@@ -38,7 +39,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -92,25 +92,11 @@ def parse_args() -> argparse.Namespace:
 
 
 def load_models(faces: RealFaces) -> dict[bool, FaceModels]:
-    """FaceModels on the real detector and recogniser, without (False) and with (True) the reference resize."""
-    from insightface.model_zoo import get_model
-
+    """The real face pack loaded by the pack's own loader (found by content), without (False) and with (True) the
+    reference resize."""
     with contextlib.redirect_stdout(io.StringIO()):  # insightface prints what it loads
-        detector = get_model(str(faces.detector), providers=["CPUExecutionProvider"])
-        detector.prepare(ctx_id=-1, input_size=(DET_SIZE, DET_SIZE), det_thresh=DET_THRESH)
-        recognizer = get_model(str(faces.recognizer), providers=["CPUExecutionProvider"])
-        recognizer.prepare(ctx_id=-1)
-    app = SimpleNamespace(models={"detection": detector, "recognition": recognizer})
-    return {
-        flag: FaceModels(
-            app=app,
-            pack_dir=faces.pack_dir,
-            providers=("CPUExecutionProvider",),
-            det_size=DET_SIZE,
-            reference_resize=flag,
-        )
-        for flag in (False, True)
-    }
+        loaded = FaceModels.load(faces.pack_dir, "CPU", DET_SIZE)
+    return {flag: dataclasses.replace(loaded, reference_resize=flag) for flag in (False, True)}
 
 
 def read_photo(path: Path) -> np.ndarray:

@@ -1,7 +1,8 @@
-"""Face analysis with insightface's antelopev2 pack: face boxes, the five keypoints and the 512-d identity embedding.
+"""Face analysis with an insightface face pack (antelopev2 for InstantID): face boxes, the five keypoints and the
+512-d identity embedding.
 
-Only the detector and the recogniser are kept (InstantID needs nothing else), on the onnxruntime execution provider
-the user picks. By default each photo is first resized as InstantID's reference pipeline does (photo_prep.py); what is
+Only the detector and the recogniser are kept (InstantID needs nothing else; face_pack.py finds them by content), on
+the onnxruntime execution provider the user picks. By default each photo is first resized as InstantID's reference pipeline does (photo_prep.py); what is
 found is reported in the photo's own pixels either way. A photo without a face is retried at smaller detection sizes
 and then with a border around it (tight close-ups) before it counts as faceless.
 """
@@ -17,23 +18,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import model_files
 from .errors import InstantIDError
+from .face_pack import Recognizer, check_face_pack, load_pack_models
 from .faces import DetectedFace, FaceAnalysisResult, InstantIDFaces, choose_face, sort_reading_order
 from .keypoints import KEYPOINT_COLORS
 from .photo_prep import prepare_like_reference
 
 logger = logging.getLogger(__name__)
-
-DETECTOR_FILE = "scrfd_10g_bnkps.onnx"
-RECOGNIZER_FILE = "glintr100.onnx"
-FACE_PACK_FILES = (DETECTOR_FILE, RECOGNIZER_FILE, "1k3d68.onnx", "2d106det.onnx", "genderage.onnx")
-MODEL_ROLES = {"detection": DETECTOR_FILE, "recognition": RECOGNIZER_FILE}
-"""insightface task -> the pack file that must fill it; the only two models kept."""
-PACK_SOURCE = (
-    "insightface's antelopev2 model pack (listed at https://github.com/deepinsight/insightface/tree/master/"
-    "python-package; insightface does not download it itself, InstantID's README links a copy)"
-)
 
 PROVIDERS = ("auto", "CUDA", "ROCm", "CoreML", "DirectML", "CPU")
 ORT_PROVIDERS = {
@@ -87,49 +78,6 @@ def resolve_providers(requested: str, available: Sequence[str]) -> tuple[list[st
     return list(dict.fromkeys([ORT_PROVIDERS[requested], cpu])), None
 
 
-def check_face_pack(pack_dir: Path) -> None:
-    """Refuse a face pack folder that is missing, nested one level too deep, incomplete or holds broken model files."""
-    pack_dir = Path(pack_dir)
-    expected = ", ".join(FACE_PACK_FILES)
-    if not pack_dir.is_dir():
-        raise InstantIDError(
-            f"Face model pack not found: there is no folder {pack_dir}. It must hold the five files "
-            f"{expected} of {PACK_SOURCE}. Download it, unzip it and put the five files into "
-            f"models/insightface/models/{pack_dir.name}/."
-        )
-    nested = _nested_pack(pack_dir)
-    if nested is not None:
-        raise InstantIDError(
-            f"The face pack is nested one folder too deep: its files are in {nested}, not in "
-            f"{pack_dir} (the zip's own folder was unpacked inside the pack folder). Move the "
-            f".onnx files up into {pack_dir} and delete the empty {nested.name} folder."
-        )
-    missing = [name for name in MODEL_ROLES.values() if not (pack_dir / name).is_file()]
-    if missing:
-        raise InstantIDError(
-            f"The face pack in {pack_dir} lacks {', '.join(missing)}, which InstantID needs (a "
-            f"complete pack holds {expected}): download the complete {PACK_SOURCE}."
-        )
-    for name in MODEL_ROLES.values():
-        found = model_files.identify(pack_dir / name)
-        if found.kind != model_files.ONNX:
-            raise InstantIDError(f"{pack_dir / name} is not a usable ONNX model: it is {found.description}.")
-    for stray in sorted({path.name for path in pack_dir.glob("*.onnx")} - set(FACE_PACK_FILES)):
-        logger.warning(
-            "%s in the face pack folder %s is not part of antelopev2: it is ignored (insightface still "
-            "opens every .onnx file there, so moving it out makes loading faster).",
-            stray,
-            pack_dir,
-        )
-
-
-def _nested_pack(pack_dir: Path) -> Path | None:
-    """The subfolder holding the pack's detector when the folder itself does not, else None."""
-    if (pack_dir / DETECTOR_FILE).exists():
-        return None
-    return next((sub for sub in sorted(pack_dir.iterdir()) if (sub / DETECTOR_FILE).is_file()), None)
-
-
 def as_rgb_uint8(picture: np.ndarray) -> np.ndarray:
     """One picture (H×W, or H×W×1, 3 or 4 channels; float 0..1, uint8 or uint16) as contiguous H×W×3 uint8 RGB."""
     array = np.asarray(picture)
@@ -153,15 +101,23 @@ def as_rgb_uint8(picture: np.ndarray) -> np.ndarray:
 class FaceModels:
     """The FACEANALYSIS value: the detector and recogniser of one face pack, ready to analyse photos."""
 
-    app: object  # insightface.app.FaceAnalysis holding only the two models of MODEL_ROLES
+    detector: object  # insightface's SCRFD (or RetinaFace) with the five keypoints
+    recognizer: object  # insightface's ArcFaceONNX: aligned 112×112 crop -> raw 512-d embedding
+    recognizer_id: Recognizer  # which recogniser it is (InstantID was trained on glintr100's embeddings)
     pack_dir: Path
     providers: tuple[str, ...]  # what onnxruntime actually runs the detector on, best first
     det_size: int
     reference_resize: bool = True  # analyse each photo resized as the reference pipeline does (photo_prep.py)
+    refuse_other_recognizer: bool = False  # identity tokens from another recogniser's embeddings: error, not warning
 
     @classmethod
     def load(
-        cls, pack_dir: str | Path, provider: str = "auto", det_size: int = 640, reference_resize: bool = True
+        cls,
+        pack_dir: str | Path,
+        provider: str = "auto",
+        det_size: int = 640,
+        reference_resize: bool = True,
+        refuse_other_recognizer: bool = False,
     ) -> FaceModels:
         """Check the pack folder and load its detector and recogniser on the chosen execution provider; with
         reference_resize, photos are resized as InstantID's reference pipeline does before they are analysed."""
@@ -174,9 +130,8 @@ class FaceModels:
         providers, warning = resolve_providers(provider, onnxruntime.get_available_providers())
         if warning:
             logger.warning(warning)
-        app = _open_pack(pack_dir, providers)
-        app.prepare(ctx_id=-1 if providers[0] == ORT_PROVIDERS["CPU"] else 0, det_size=(det_size, det_size))
-        used = tuple(app.models["detection"].session.get_providers())
+        models = load_pack_models(pack_dir, providers, det_size)
+        used = tuple(models.detector.session.get_providers())
         if used[0] != providers[0]:
             logger.warning(
                 "Face analysis asked onnxruntime for %s, but it runs on %s: onnxruntime could not start "
@@ -186,13 +141,32 @@ class FaceModels:
                 providers[0],
             )
         logger.info(
-            "Face analysis loaded from %s on %s (detection size %d, photos %s).",
+            "Face analysis loaded from %s on %s: detector %s, recogniser %s (detection size %d, photos %s).",
             pack_dir,
             used[0],
+            models.detector_file.name,
+            models.recognizer_id.name,
             det_size,
             "resized as the reference pipeline does" if reference_resize else "analysed at their own size",
         )
-        return cls(app=app, pack_dir=pack_dir, providers=used, det_size=det_size, reference_resize=reference_resize)
+        if not models.recognizer_id.instantid:
+            logger.warning(
+                "The face pack in %s has the recogniser %s. Face detection, keypoints and similarity work with it, "
+                "but InstantID was trained on antelopev2's glintr100, whose embeddings live in another space: "
+                "identities made from this pack will not transfer well. Use antelopev2 for InstantID.",
+                pack_dir,
+                models.recognizer_id.name,
+            )
+        return cls(
+            detector=models.detector,
+            recognizer=models.recognizer,
+            recognizer_id=models.recognizer_id,
+            pack_dir=pack_dir,
+            providers=used,
+            det_size=det_size,
+            reference_resize=reference_resize,
+            refuse_other_recognizer=refuse_other_recognizer,
+        )
 
     @property
     def detection_sizes(self) -> tuple[int, ...]:
@@ -203,11 +177,11 @@ class FaceModels:
         """The faces one detection pass at size×size finds in an H×W×3 uint8 BGR picture, with their embeddings."""
         from insightface.app.common import Face
 
-        boxes, keypoints = self.app.models["detection"].detect(bgr, input_size=(size, size))
+        boxes, keypoints = self.detector.detect(bgr, input_size=(size, size))
         height, width = bgr.shape[:2]
         faces = []
         for box, kps in zip(boxes, keypoints, strict=False):
-            embedding = self.app.models["recognition"].get(bgr, Face(bbox=box[:4], kps=kps, det_score=box[4]))
+            embedding = self.recognizer.get(bgr, Face(bbox=box[:4], kps=kps, det_score=box[4]))
             faces.append(
                 DetectedFace(embedding=embedding, kps=kps, bbox=box[:4], det_score=box[4], image_size=(width, height))
             )
@@ -270,7 +244,9 @@ class FaceModels:
                     as_rgb_uint8(image), photo, batch_index, len(images), choice, index, on_no_face, no_face_hint
                 )
                 for batch_index, image in enumerate(images)
-            ]
+            ],
+            recognizer=self.recognizer_id,
+            refuse_other_recognizer=self.refuse_other_recognizer,
         )
 
     def _analyze_one(
@@ -335,45 +311,6 @@ def _flat_colour(rgb: np.ndarray) -> tuple[str, str] | None:
         "PNGs (16-bit greyscale): re-save the picture as an 8-bit PNG or a JPEG and load that; otherwise "
         "connect a photo with a face.",
     )
-
-
-def _open_pack(pack_dir: Path, providers: list[str]):
-    """insightface's FaceAnalysis on the folder, keeping detection and recognition, each from the pack's own file."""
-    from insightface.app import FaceAnalysis
-
-    try:
-        app = FaceAnalysis(name=str(pack_dir.resolve()), providers=providers, allowed_modules=list(MODEL_ROLES))
-    except Exception as e:  # onnxruntime and insightface raise their own exception types for files they cannot use
-        broken = [
-            f"{path.name} is {found.description}"
-            for path in sorted(pack_dir.glob("*.onnx"))
-            if (found := model_files.identify(path)).kind != model_files.ONNX
-        ]
-        if broken:
-            raise InstantIDError(
-                f"insightface opens every .onnx file in {pack_dir}, and {'; '.join(broken)}. "
-                "Download it again or move it out of the folder."
-            ) from e
-        raise InstantIDError(
-            f"insightface could not load the face pack in {pack_dir} ({type(e).__name__}: {e}). "
-            f"{DETECTOR_FILE} must be insightface's SCRFD detector and {RECOGNIZER_FILE} its "
-            "ArcFace recogniser, as in antelopev2."
-        ) from e
-    for task, expected in MODEL_ROLES.items():
-        model = app.models.get(task)
-        taken = Path(model.model_file).name if model is not None else None
-        if taken is None:
-            raise InstantIDError(
-                f"insightface does not take {pack_dir / expected} for face {task}: the file is not "
-                f"the {expected} of antelopev2. Download the complete {PACK_SOURCE}."
-            )
-        if taken != expected:
-            raise InstantIDError(
-                f"insightface takes {taken} for face {task} in {pack_dir} instead of the pack's own "
-                f"{expected} (it uses the first such file in name order): move {taken} out of the "
-                "folder."
-            )
-    return app
 
 
 def draw_preview(image_rgb_uint8: np.ndarray, result: FaceAnalysisResult) -> np.ndarray:

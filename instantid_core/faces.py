@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import InstantIDError
+from .face_pack import Recognizer
 from .keypoints import face_box_mask
 
 EMBEDDING_SIZE = 512
+UNKNOWN_RECOGNIZER = Recognizer("an unknown recogniser", True)
+"""Faces made without a face pack (tests, hand-built values): taken as they are."""
+logger = logging.getLogger(__name__)
 CHOICE_MODES = ("largest", "index")
 COMBINE_METHODS = ("average", "norm average", "concat", "joint")
 
@@ -78,9 +83,12 @@ class FaceAnalysisResult:
 
 @dataclass(frozen=True)
 class InstantIDFaces:
-    """The INSTANTID_FACE value: one FaceAnalysisResult per reference image, skipped images included."""
+    """The INSTANTID_FACE value: one FaceAnalysisResult per reference image, skipped images included, and the
+    recogniser that made the embeddings."""
 
     results: tuple[FaceAnalysisResult, ...]
+    recognizer: Recognizer = UNKNOWN_RECOGNIZER
+    refuse_other_recognizer: bool = False  # identity_embeddings: an error, not a warning, for another recogniser
 
     def __post_init__(self):
         object.__setattr__(self, "results", tuple(self.results))
@@ -119,6 +127,21 @@ class InstantIDFaces:
                 "use a photo where the face is clearly visible, or a smaller detection size for close-ups."
             )
         return np.stack([face.embedding for face in faces])
+
+    def identity_embeddings(self) -> np.ndarray:
+        """The embeddings, for identity tokens: warns (or refuses, if asked) when they come from another recogniser
+        than the one InstantID was trained on."""
+        embeddings = self.embeddings()
+        if not self.recognizer.instantid:
+            message = (
+                f"These faces were analysed with the recogniser {self.recognizer.name}, but InstantID's adapter and "
+                "IdentityNet were trained on antelopev2's glintr100, whose embeddings live in another space: the "
+                "identity will not transfer well. Load antelopev2 in 'Load InstantID Face Analysis'"
+            )
+            if self.refuse_other_recognizer:
+                raise InstantIDError(f"{message}, or set other_recognizer to 'warn' there to go on anyway.")
+            logger.warning("%s.", message)
+        return embeddings
 
 
 def _vertical_overlap(a: DetectedFace, top: float, bottom: float) -> float:

@@ -7,6 +7,9 @@ from ..instantid_core.identity import InstantIDAdapter
 from . import host
 from .io_types import CATEGORY, FACEANALYSIS, INSTANTID
 
+OTHER_RECOGNIZER = ("warn", "refuse")
+"""What identity tokens from a recogniser other than antelopev2's glintr100 do: warn, or stop with an error."""
+
 
 class InstantIDLoadAdapter(io.ComfyNode):
     """Loads InstantID's ip-adapter file (Resampler + per-layer identity K/V projections)."""
@@ -51,8 +54,9 @@ class InstantIDLoadFaceAnalysis(io.ComfyNode):
                 io.Combo.Input(
                     "face_pack",
                     options=host.face_pack_names(),
-                    tooltip="Folder in models/insightface/models/ holding the five .onnx files "
-                    "(InstantID is trained with antelopev2).",
+                    tooltip="Folder in models/insightface/models/ holding a face detector with keypoints and a "
+                    "512-d recogniser as .onnx files, found by their graphs whatever their names (InstantID is "
+                    "trained with antelopev2).",
                 ),
                 io.Combo.Input(
                     "provider",
@@ -79,13 +83,30 @@ class InstantIDLoadFaceAnalysis(io.ComfyNode):
                     "size. Off: analysed as it arrives (ComfyUI_InstantID). Positions are in the photo's own pixels "
                     "either way.",
                 ),
+                io.Combo.Input(
+                    "other_recognizer",
+                    options=list(OTHER_RECOGNIZER),
+                    optional=True,
+                    default=OTHER_RECOGNIZER[0],
+                    tooltip="When the pack's recogniser is not antelopev2's glintr100 (the one InstantID was trained "
+                    "with), identity tokens made from its faces: 'warn' (the identity will not transfer well) or "
+                    "'refuse' (an error). Face analysis, keypoints and similarity work with any pack.",
+                ),
             ],
             outputs=[FACEANALYSIS.Output(display_name="FACEANALYSIS")],
         )
 
     @classmethod
-    def execute(cls, face_pack, provider, detection_size, reference_resize=True) -> io.NodeOutput:
+    def execute(
+        cls, face_pack, provider, detection_size, reference_resize=True, other_recognizer=OTHER_RECOGNIZER[0]
+    ) -> io.NodeOutput:
         """Check the folder and load its detector and recogniser."""
         return io.NodeOutput(
-            FaceModels.load(host.face_pack_path(face_pack), provider, detection_size, reference_resize)
+            FaceModels.load(
+                host.face_pack_path(face_pack),
+                provider,
+                detection_size,
+                reference_resize,
+                refuse_other_recognizer=other_recognizer == "refuse",
+            )
         )

@@ -3,24 +3,28 @@
 The pack and the photos are generated here, small and in seconds, by the stand-in generators: no cached files.
 """
 
+import dataclasses
+import hashlib
 import logging
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
+import onnx
 import pytest
 
+from instantid_core import face_pack
 from instantid_core.errors import InstantIDError
 from instantid_core.face_analysis import (
     CHOSEN_COLOUR,
-    FACE_PACK_FILES,
     OTHER_COLOUR,
     FaceModels,
     as_rgb_uint8,
-    check_face_pack,
     draw_preview,
     resolve_providers,
 )
+from instantid_core.face_pack import ANTELOPEV2_FILES, check_face_pack
 from instantid_core.faces import FaceAnalysisResult
 from instantid_core.keypoints import KEYPOINT_COLORS
 from scripts.standins.face_pack import write_face_pack
@@ -73,9 +77,10 @@ def near(point, expected, tolerance=15):
     return abs(point[0] - expected[0]) <= tolerance and abs(point[1] - expected[1]) <= tolerance
 
 
-def test_only_the_detector_and_the_recogniser_are_loaded(faces_pack):
-    assert set(faces_pack.app.models) == {"detection", "recognition"}
+def test_only_the_detector_and_the_recogniser_are_kept(faces_pack):
+    assert (faces_pack.detector.taskname, faces_pack.recognizer.taskname) == ("detection", "recognition")
     assert faces_pack.providers[0] == CPU and faces_pack.det_size == 640
+    assert faces_pack.recognizer_id == face_pack.Recognizer("glintr100 (stand-in, random weights)", True)
 
 
 def test_the_face_of_the_stand_in_photo_is_found_where_it_is_drawn_with_its_raw_embedding(faces_pack):
@@ -294,8 +299,9 @@ def test_a_missing_pack_names_the_folder_the_five_files_and_where_they_go(tmp_pa
         check_face_pack(tmp_path / "antelopev2")
 
     message = str(raised.value)
-    assert str(tmp_path / "antelopev2") in message and all(name in message for name in FACE_PACK_FILES)
-    assert "antelopev2" in message and "models/insightface/models/antelopev2/" in message
+    assert str(tmp_path / "antelopev2") in message and all(name in message for name in ANTELOPEV2_FILES)
+    assert "a face detector with keypoints and a 512-d face recogniser" in message
+    assert "models/insightface/models/antelopev2/" in message
 
 
 def test_a_pack_nested_one_folder_too_deep_says_to_move_the_files_up(tmp_path, pack_dir):
@@ -305,11 +311,18 @@ def test_a_pack_nested_one_folder_too_deep_says_to_move_the_files_up(tmp_path, p
         check_face_pack(tmp_path / "antelopev2")
 
 
-def test_a_pack_without_the_recogniser_names_glintr100(pack_copy):
+def test_an_empty_pack_folder_says_what_it_must_hold(tmp_path):
+    (tmp_path / "empty").mkdir()
+
+    with pytest.raises(InstantIDError, match=r"holds no \.onnx file: it must hold a face detector with keypoints"):
+        check_face_pack(tmp_path / "empty")
+
+
+def test_a_pack_without_a_recogniser_says_none_of_its_files_is_one(pack_copy):
     (pack_copy / "glintr100.onnx").unlink()
 
-    with pytest.raises(InstantIDError, match=r"lacks glintr100\.onnx, which InstantID needs"):
-        check_face_pack(pack_copy)
+    with pytest.raises(InstantIDError, match=r"has no 512-d face recogniser \(insightface routes every \.onnx"):
+        FaceModels.load(pack_copy, "CPU")
 
 
 @pytest.mark.parametrize(
@@ -327,20 +340,33 @@ def test_a_broken_recogniser_file_says_what_it_is(pack_copy, content, says):
     target = pack_copy / "glintr100.onnx"
     target.write_bytes(content(target.read_bytes()))
 
-    with pytest.raises(InstantIDError, match=r"glintr100\.onnx is not a usable ONNX model: it is") as raised:
+    with pytest.raises(InstantIDError, match=r"opens every \.onnx file .*glintr100\.onnx is") as raised:
         check_face_pack(pack_copy)
 
     assert says in str(raised.value)
 
 
-def test_a_stray_inswapper_file_is_reported_as_ignored_and_the_pack_still_loads(pack_copy, caplog):
+def test_models_are_found_by_their_graphs_whatever_the_files_are_called(pack_copy):
+    (pack_copy / "scrfd_10g_bnkps.onnx").rename(pack_copy / "my_detector.onnx")
+    (pack_copy / "glintr100.onnx").rename(pack_copy / "recogniser.onnx")
+
+    loaded = FaceModels.load(pack_copy, "CPU")
+
+    assert type(loaded.detector).__name__ == "SCRFD" and type(loaded.recognizer).__name__ == "ArcFaceONNX"
+    assert Path(loaded.recognizer.model_file).name == "recogniser.onnx"
+    assert loaded.recognizer_id.instantid  # still known as the stand-in glintr100, by its graph
+    (result,) = loaded.analyze(stand_in_input("instantid_face.png")).results
+    assert result.face is not None
+
+
+def test_a_stray_inswapper_file_is_not_used_and_the_pack_still_loads(pack_copy, caplog):
     shutil.copy(pack_copy / "genderage.onnx", pack_copy / "inswapper_128.onnx")
 
-    with caplog.at_level(logging.WARNING, logger="instantid_core.face_analysis"):
+    with caplog.at_level(logging.INFO, logger="instantid_core.face_pack"):
         loaded = FaceModels.load(pack_copy, "CPU")
 
-    assert "inswapper_128.onnx" in caplog.text and "ignored" in caplog.text
-    assert set(loaded.app.models) == {"detection", "recognition"}
+    assert "not used by InstantID" in caplog.text and "inswapper_128.onnx" in caplog.text
+    assert Path(loaded.detector.model_file).name == "scrfd_10g_bnkps.onnx"
 
 
 def test_a_broken_unused_pack_file_is_named_instead_of_an_onnxruntime_error(pack_copy):
@@ -350,11 +376,50 @@ def test_a_broken_unused_pack_file_is_named_instead_of_an_onnxruntime_error(pack
         FaceModels.load(pack_copy, "CPU")
 
 
-def test_a_stray_detector_that_insightface_would_take_first_is_refused(pack_copy):
+def test_of_two_detectors_antelopev2s_is_used_and_the_choice_is_said(pack_copy, caplog):
     shutil.copy(pack_copy / "scrfd_10g_bnkps.onnx", pack_copy / "det_10g.onnx")
 
-    with pytest.raises(InstantIDError, match=r"takes det_10g\.onnx for face detection .*move det_10g\.onnx out"):
+    with caplog.at_level(logging.WARNING, logger="instantid_core.face_pack"):
+        loaded = FaceModels.load(pack_copy, "CPU")
+
+    assert Path(loaded.detector.model_file).name == "scrfd_10g_bnkps.onnx"
+    assert "several face detectors with the five keypoints (det_10g.onnx, scrfd_10g_bnkps.onnx)" in caplog.text
+
+
+def test_two_recognisers_and_neither_antelopev2s_is_an_error_naming_both(pack_copy):
+    (pack_copy / "glintr100.onnx").rename(pack_copy / "a.onnx")
+    shutil.copy(pack_copy / "a.onnx", pack_copy / "b.onnx")
+
+    with pytest.raises(InstantIDError, match=r"several 512-d face recognisers \(a\.onnx, b\.onnx\).*keep one"):
         FaceModels.load(pack_copy, "CPU")
+
+
+def test_another_recogniser_loads_with_a_warning_and_its_identity_tokens_warn_or_are_refused(pack_copy, caplog):
+    other = onnx.load(pack_copy / "glintr100.onnx")
+    other.graph.name = "some_other_recogniser"
+    onnx.save(other, pack_copy / "glintr100.onnx")
+
+    with caplog.at_level(logging.WARNING):
+        loaded = FaceModels.load(pack_copy, "CPU")
+        faces = loaded.analyze(stand_in_input("instantid_face.png"))
+        assert faces.identity_embeddings().shape == (1, 512)
+
+    assert not loaded.recognizer_id.instantid and "not antelopev2's glintr100" in loaded.recognizer_id.name
+    assert caplog.text.count("will not transfer well") == 2  # at load, and when tokens are made
+    refusing = dataclasses.replace(loaded, refuse_other_recognizer=True)
+    with pytest.raises(InstantIDError, match=r"trained on antelopev2's glintr100.*set other_recognizer to 'warn'"):
+        refusing.analyze(stand_in_input("instantid_face.png")).identity_embeddings()
+    assert refusing.analyze(stand_in_input("instantid_face.png")).embeddings().shape == (1, 512)  # raw: any pack
+
+
+def test_glintr100_is_known_by_its_size_and_sha256(tmp_path, monkeypatch):
+    fake = tmp_path / "r.onnx"
+    fake.write_bytes(b"x" * 8)
+    known = face_pack.KnownFile("glintr100", 8, hashlib.sha256(b"x" * 8).hexdigest())
+    monkeypatch.setattr(face_pack, "GLINTR100", known)
+    no_meta = type("Model", (), {"session": type("S", (), {"get_modelmeta": lambda self: None})()})()
+
+    assert face_pack.identify_recognizer(fake, no_meta) == face_pack.Recognizer("glintr100 (antelopev2)", True)
 
 
 @pytest.mark.parametrize(
