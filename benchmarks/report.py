@@ -431,6 +431,19 @@ def face_section(s: dict, results: dict) -> list[str]:
         "",
         *table(["Provider", *[f"{size}" for size in faces["face_sizes"]], "analyze()"], rows),
         "",
+        f"Real face models on real photos ({faces['real']['models']}): one whole `FaceModels.analyze` with the "
+        f"reference resize, ms per photo, {s['face_runs']} calls each after a first one. antelopev2's SCRFD-10G and "
+        "glintr100 (ResNet-100) are larger: expect more time per face with them.",
+        "",
+        *table(
+            ["Provider", "Photo", "Faces", "ms"],
+            [
+                [key.split()[0], f"{key.split(maxsplit=1)[1]} ({row['size'][0]}×{row['size'][1]})", str(row["faces"])]
+                + [spread(row["seconds"], 1000, 1)]
+                for key, row in faces["real"]["rows"].items()
+            ],
+        ),
+        "",
         f"Load times, s, {s['load_runs']} loads each in one process (the first may read from disk, the "
         "others from the page cache); the checkpoint's from the three memory processes:",
         "",

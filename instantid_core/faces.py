@@ -144,28 +144,54 @@ class InstantIDFaces:
         return embeddings
 
 
-def _vertical_overlap(a: DetectedFace, top: float, bottom: float) -> float:
-    """Length of the overlap between a's box and the vertical band [top, bottom]."""
-    return max(0.0, min(float(a.bbox[3]), bottom) - max(float(a.bbox[1]), top))
+ROW_GAP = 0.4
+"""Two rows of faces are told apart by a gap between their box centres of at least this many face heights."""
+MIN_ROW = 3
+"""A split into rows must leave at least this many faces on each side, unless a face stands right above another."""
 
 
 def sort_reading_order(faces: Sequence[DetectedFace]) -> tuple[DetectedFace, ...]:
-    """Faces in reading order: rows top to bottom, left to right in a row; a face joins a row if its box overlaps the
-    row's vertical extent by at least half of the face's height."""
-    rows: list[list[DetectedFace]] = []
-    bands: list[list[float]] = []
-    for face in sorted(faces, key=lambda f: (float(f.bbox[1] + f.bbox[3]), float(f.bbox[0]))):
-        height = max(float(face.bbox[3] - face.bbox[1]), 1e-6)
-        for row, band in zip(rows, bands, strict=False):
-            if _vertical_overlap(face, band[0], band[1]) >= 0.5 * height:
-                row.append(face)
-                band[0], band[1] = min(band[0], float(face.bbox[1])), max(band[1], float(face.bbox[3]))
-                break
-        else:
-            rows.append([face])
-            bands.append([float(face.bbox[1]), float(face.bbox[3])])
-    order = sorted(zip(bands, rows, strict=False), key=lambda pair: pair[0][0] + pair[0][1])
-    return tuple(face for _band, row in order for face in sorted(row, key=lambda f: float(f.bbox[0] + f.bbox[2])))
+    """Faces numbered as a person would number them: rows top to bottom, each row left to right.
+
+    A group whose heads stand at different heights is one row (read left to right); rows are told apart only where
+    the box centres leave a clear vertical gap (ROW_GAP face heights) with at least MIN_ROW faces on each side, or
+    where a face stands right above another. The rule depends only on the faces' relative positions and sizes, so
+    shifting or scaling the picture keeps the numbering.
+    """
+    rows = _rows(sorted(faces, key=_centre_y))
+    return tuple(face for row in rows for face in sorted(row, key=lambda f: float(f.bbox[0] + f.bbox[2])))
+
+
+def _centre_y(face: DetectedFace) -> float:
+    return float(face.bbox[1] + face.bbox[3]) / 2
+
+
+def _rows(faces: list[DetectedFace]) -> list[list[DetectedFace]]:
+    """Faces sorted by the height of their centres, split into rows at the widest gap that qualifies, recursively."""
+    if len(faces) < 2:
+        return [faces] if faces else []
+    height = float(np.median([float(f.bbox[3] - f.bbox[1]) for f in faces]))
+    centres = [_centre_y(f) for f in faces]
+    gaps = sorted(range(1, len(faces)), key=lambda i: centres[i] - centres[i - 1], reverse=True)
+    for i in gaps:
+        if centres[i] - centres[i - 1] < ROW_GAP * height:
+            break
+        upper, lower = faces[:i], faces[i:]
+        if min(len(upper), len(lower)) >= MIN_ROW or _stacked(upper, lower):
+            return _rows(upper) + _rows(lower)
+    return [faces]
+
+
+def _stacked(upper: list[DetectedFace], lower: list[DetectedFace]) -> bool:
+    """Whether some face of `upper` stands right above one of `lower` (their boxes overlap by half the narrower
+    width, horizontally)."""
+    for a in upper:
+        for b in lower:
+            overlap = min(float(a.bbox[2]), float(b.bbox[2])) - max(float(a.bbox[0]), float(b.bbox[0]))
+            narrower = min(float(a.bbox[2] - a.bbox[0]), float(b.bbox[2] - b.bbox[0]))
+            if overlap >= 0.5 * narrower:
+                return True
+    return False
 
 
 def choose_face(faces: Sequence[DetectedFace], mode: str, index: int) -> int:

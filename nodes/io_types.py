@@ -109,8 +109,8 @@ def face_choice_inputs() -> list:
             default=0,
             min=0,
             max=63,
-            tooltip="With face_choice 'index': the face's position in reading order (left to right, then "
-            "top to bottom), from 0.",
+            tooltip="With face_choice 'index': the face's number, from 0, as the preview shows it: left to right, "
+            "and row by row where the faces stand in clear rows (a group at different heights is one row).",
         ),
     ]
 

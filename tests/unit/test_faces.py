@@ -68,6 +68,36 @@ def test_faces_in_slightly_misaligned_rows_are_still_read_row_by_row():
     assert boxes(sort_reading_order(faces)) == [top_left, top_right, bottom_left, bottom_right]
 
 
+def test_a_group_with_heads_at_different_heights_is_one_row_read_left_to_right():
+    # Six people as in insightface's t1.jpg: the fifth from the left stands a face height above the others.
+    staircase = [(55, 260, 168, 395), (269, 145, 373, 271), (465, 267, 573, 416), (747, 342, 847, 480)]
+    staircase += [(906, 57, 1009, 207), (1132, 274, 1225, 399)]
+    faces = [face(*b) for b in reversed(staircase)]
+
+    assert boxes(sort_reading_order(faces)) == staircase
+
+
+def test_staggered_rows_of_many_faces_are_read_row_by_row():
+    # Two rows whose faces sit between each other's (as the seated rows of a conference photo): 60 px apart.
+    upper = [(x, 1020 + (x % 7) * 5, x + 85, 1135 + (x % 7) * 5) for x in range(140, 2700, 300)]
+    lower = [(x + 150, 1130 + (x % 5) * 6, x + 240, 1250 + (x % 5) * 6) for x in range(140, 2700, 300)]
+    shuffled = [face(*b) for b in lower[::2] + upper[::-1] + lower[1::2]]
+
+    assert boxes(sort_reading_order(shuffled)) == upper + lower
+
+
+@pytest.mark.parametrize("shift", [(0, 0), (37, -12), (500, 300)])
+def test_the_numbering_does_not_change_when_the_picture_is_shifted_or_scaled(shift):
+    dx, dy = shift
+    layout = [(55, 260, 168, 395), (269, 145, 373, 271), (465, 267, 573, 416), (0, 600, 100, 720)]
+    moved = [face(x1 + dx, y1 + dy, x2 + dx, y2 + dy) for x1, y1, x2, y2 in layout]
+    scaled = [face(2 * x1, 2 * y1, 2 * x2, 2 * y2) for x1, y1, x2, y2 in layout]
+
+    order = [layout.index(b) for b in boxes(sort_reading_order([face(*b) for b in layout]))]
+    assert [moved.index(f) for f in sort_reading_order(moved)] == order
+    assert [scaled.index(f) for f in sort_reading_order(scaled)] == order
+
+
 def test_reading_order_of_no_faces_is_empty():
     assert sort_reading_order([]) == ()
 
