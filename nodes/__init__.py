@@ -11,6 +11,7 @@ from .faces import InstantIDAnalyzeFaces
 from .identitynet import InstantIDApplyIdentityNet
 from .keypoints import InstantIDKeypoints
 from .loaders import InstantIDLoadAdapter, InstantIDLoadFaceAnalysis
+from .similarity import InstantIDFaceSimilarity
 
 NODE_CLASSES: list[type[io.ComfyNode]] = [
     InstantIDLoadAdapter,
@@ -21,6 +22,7 @@ NODE_CLASSES: list[type[io.ComfyNode]] = [
     InstantIDPatchAttention,
     InstantIDApply,
     InstantIDApplyAdvanced,
+    InstantIDFaceSimilarity,
     *COMPAT_NODES,
 ]
 

@@ -14,6 +14,7 @@ from helpers.reference import reference_draw_kps
 from instantid_core.errors import InstantIDError
 from instantid_core.face_analysis import FaceModels
 from instantid_core.keypoints import KeypointLayout, place_as_source
+from instantid_core.similarity import cosine
 from scripts.harness.real_faces import real_faces
 
 pytestmark = pytest.mark.realface
@@ -174,3 +175,43 @@ def test_turning_off_the_reference_resize_still_finds_every_face_of_the_six_peop
     as_it_arrives = dataclasses.replace(models, reference_resize=False)
 
     assert len(faces_of(as_it_arrives, photo(real, "t1.jpg"))) == 6
+
+
+# Measured: 0.633 for him and at most 0.166 for the others with photos analysed as they arrive; 0.619 and 0.218 with
+# the reference resize (which enlarges the 233×287 portrait fivefold).
+@pytest.mark.parametrize("reference_resize, others_below", [(False, 0.2), (True, 0.25)])
+def test_the_portrait_of_one_man_finds_him_in_the_team_photo_and_nobody_else(
+    models, real, reference_resize, others_below
+):
+    analysis = dataclasses.replace(models, reference_resize=reference_resize)
+    (portrait,) = faces_of(analysis, photo(real, "yaoming.jpg"))
+    team = faces_of(analysis, photo(real, "players.jpg"))
+
+    similarities = sorted((cosine(portrait.embedding, face.embedding) for face in team), reverse=True)
+
+    assert 0.55 <= similarities[0] <= 0.7 and similarities[1] < others_below, similarities[:3]
+
+
+def test_face_similarity_ranks_the_crop_of_the_same_man_first_and_reports_a_picture_without_a_face(comfy_host, real):
+    face_models = comfy_host.pack_module("instantid_core.face_analysis").FaceModels.load(real.pack_dir, "CPU", 640)
+    reference = face_models.analyze(photo(real, "yaoming.jpg")[None])
+    team = photo(real, "players.jpg")
+    (result,) = face_models.analyze(team[None]).results
+    similarity = comfy_host.pack_module("instantid_core.similarity")
+    him = max(result.faces, key=lambda f: similarity.cosine(reference.embeddings()[0], f.embedding))
+    other = next(f for f in result.faces if f is not him and f.det_score > 0.8)
+
+    def crop(face) -> np.ndarray:
+        cx, cy = (int(v) for v in centres([face])[0])
+        return np.pad(team, ((100, 100), (100, 100), (0, 0)))[cy : cy + 200, cx : cx + 200]
+
+    batch = np.stack([crop(other), np.full((200, 200, 3), 255, np.uint8), crop(him)])
+    images = torch.from_numpy(batch).float() / 255
+
+    ranked, best, _preview, best_score, text = (
+        comfy_host.node("InstantIDFaceSimilarity").execute(face_models, reference, images, "skip").result
+    )
+
+    assert torch.equal(ranked, images[[2, 0, 1]]) and torch.equal(best, images[2:])
+    assert 0.55 <= best_score <= 0.7
+    assert text.splitlines()[1].startswith("1. image 2: 0.") and text.splitlines()[3] == "3. image 1: no face found"

@@ -13,6 +13,7 @@ NODES = {  # node id -> (display name, output types)
     "InstantIDPatchAttention": ("InstantID Patch Attention", ["MODEL"]),
     "InstantIDApply": ("Apply InstantID", ["MODEL", "CONDITIONING", "CONDITIONING"]),
     "InstantIDApplyAdvanced": ("Apply InstantID Advanced", ["MODEL", "CONDITIONING", "CONDITIONING"]),
+    "InstantIDFaceSimilarity": ("InstantID Face Similarity", ["IMAGE", "IMAGE", "IMAGE", "FLOAT", "STRING"]),
 }
 
 
