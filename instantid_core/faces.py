@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -89,6 +90,7 @@ class InstantIDFaces:
     results: tuple[FaceAnalysisResult, ...]
     recognizer: Recognizer = UNKNOWN_RECOGNIZER
     refuse_other_recognizer: bool = False  # identity_embeddings: an error, not a warning, for another recogniser
+    photo_weights: tuple[float, ...] | None = None  # one per picture (skipped ones included); None: equal
 
     def __post_init__(self):
         object.__setattr__(self, "results", tuple(self.results))
@@ -127,6 +129,21 @@ class InstantIDFaces:
                 "use a photo where the face is clearly visible, or a smaller detection size for close-ups."
             )
         return np.stack([face.embedding for face in faces])
+
+    def with_weights(self, weights: Sequence[float]) -> InstantIDFaces:
+        """The same faces with a weight per picture, for the weighted combinations."""
+        if len(weights) != len(self.results):
+            raise InstantIDError(
+                f"{len(weights)} weights for {len(self.results)} reference picture(s): give one weight per picture."
+            )
+        return dataclasses.replace(self, photo_weights=tuple(float(w) for w in weights))
+
+    @property
+    def weights(self) -> tuple[float, ...] | None:
+        """The weights of the chosen faces (pictures skipped drop theirs); None when every picture counts equally."""
+        if self.photo_weights is None:
+            return None
+        return tuple(w for w, r in zip(self.photo_weights, self.results, strict=True) if not r.skipped)
 
     def identity_embeddings(self) -> np.ndarray:
         """The embeddings, for identity tokens: warns (or refuses, if asked) when they come from another recogniser
@@ -211,9 +228,10 @@ def choose_face(faces: Sequence[DetectedFace], mode: str, index: int) -> int:
     return int(index)
 
 
-def combine_embeddings(embeddings, method: str):
+def combine_embeddings(embeddings, method: str, weights: Sequence[float] | None = None):
     """Combine (N, D) raw embeddings into (1, D) ('average', 'norm average'), keep all N rows ('concat') or stack
-    them as one sample of N inputs, (1, N, D) ('joint').
+    them as one sample of N inputs, (1, N, D) ('joint'). `weights` (one per row, default equal) make the averages
+    weighted: a photo of weight 2 counts as two photos of weight 1.
 
     'average' is the mean of the raw embeddings; 'norm average' averages the L2-normalised embeddings and rescales
     the direction to the mean raw norm; 'concat' returns the N rows unchanged (each becomes its own tokens); 'joint'
@@ -227,19 +245,20 @@ def combine_embeddings(embeddings, method: str):
     values = embeddings.detach().cpu().float().numpy() if is_torch else np.asarray(embeddings, dtype=np.float32)
     if values.ndim != 2 or values.shape[0] == 0:
         raise InstantIDError(f"Expected embeddings of shape (N, D) with N >= 1, got shape {tuple(values.shape)}.")
+    share = _weight_shares(weights, values.shape[0], method)
     if method == "average":
-        combined = values.mean(axis=0, keepdims=True)
+        combined = (share[:, None] * values).sum(axis=0, keepdims=True)
     elif method == "norm average":
         norms = np.linalg.norm(values, axis=1, keepdims=True)
         if np.any(norms == 0):
             raise InstantIDError(f"Embedding row(s) {np.flatnonzero(norms[:, 0] == 0).tolist()} are all zeros.")
-        direction = (values / norms).mean(axis=0, keepdims=True)
+        direction = (share[:, None] * values / norms).sum(axis=0, keepdims=True)
         length = np.linalg.norm(direction)
         if length < 1e-6:
             raise InstantIDError(
                 "The normalised embeddings cancel out (opposite directions): use 'average' or 'concat'."
             )
-        combined = direction / length * norms.mean()
+        combined = direction / length * float(share @ norms[:, 0])
     elif method == "joint":
         combined = values[np.newaxis]
     else:
@@ -250,3 +269,37 @@ def combine_embeddings(embeddings, method: str):
 
         return torch.from_numpy(combined).to(device=embeddings.device, dtype=embeddings.dtype)
     return combined
+
+
+def parse_weights(text: str) -> tuple[float, ...] | None:
+    """Weights per photo from text such as '1, 1, 0.5' (commas or spaces); None for empty text (equal weights)."""
+    parts = text.replace(",", " ").split()
+    if not parts:
+        return None
+    try:
+        return tuple(float(part) for part in parts)
+    except ValueError:
+        raise InstantIDError(
+            f"Could not read the weights {text!r}: write one number per photo, e.g. '1, 1, 0.5'."
+        ) from None
+
+
+WEIGHTED_METHODS = ("average", "norm average")
+"""The combinations that take a weight per photo."""
+
+
+def _weight_shares(weights: Sequence[float] | None, count: int, method: str) -> np.ndarray:
+    """Each row's share of the combination (summing to 1), from weights (None: equal)."""
+    if weights is None:
+        return np.full(count, 1.0 / count)
+    values = np.asarray(weights, dtype=np.float64)
+    if values.shape != (count,) or not np.all(np.isfinite(values)) or np.any(values < 0) or values.sum() <= 0:
+        raise InstantIDError(
+            f"Expected {count} weights (one per reference face), none negative and not all 0, got {list(weights)}."
+        )
+    if method not in WEIGHTED_METHODS and np.ptp(values) > 0:
+        raise InstantIDError(
+            f"Weights per photo apply to {' and '.join(WEIGHTED_METHODS)}, not to {method!r}: set combine_embeds "
+            "to one of those, or give every photo the same weight."
+        )
+    return values / values.sum()

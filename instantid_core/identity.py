@@ -8,6 +8,7 @@ the negative side a "generic face" rather than "no face" and softens over-burned
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,12 +53,18 @@ class InstantIDAdapter:
         weights = load_adapter(path)
         return cls(weights=weights, resampler=weights.build_resampler(), path=str(path))
 
-    def tokens(self, embeddings: np.ndarray, combine: str = "average", noise: float = 0.0) -> IdentityTokens:
-        """Identity tokens of (N, 512) raw face embeddings, combined by `combine`; `noise` > 0 perturbs the zeros
-        the unconditional tokens are made from. 'concat' keeps each face's tokens (N × tokens in all); 'joint' runs
+    def tokens(
+        self,
+        embeddings: np.ndarray,
+        combine: str = "average",
+        noise: float = 0.0,
+        weights: Sequence[float] | None = None,
+    ) -> IdentityTokens:
+        """Identity tokens of (N, 512) raw face embeddings, combined by `combine` (the averages weighted by
+        `weights`, one per face); `noise` > 0 perturbs the zeros the unconditional tokens are made from. 'concat' keeps each face's tokens (N × tokens in all); 'joint' runs
         the Resampler once on all N faces as one (1, N, 512) sample, and on zeros of that shape for the unconditional
         tokens, as the reference pipeline does."""
-        rows = torch.from_numpy(np.asarray(combine_embeddings(embeddings, combine), dtype=np.float32))
+        rows = torch.from_numpy(np.asarray(combine_embeddings(embeddings, combine, weights), dtype=np.float32))
         generator = torch.Generator().manual_seed(NOISE_SEED)
         negative = torch.rand(rows.shape, generator=generator) * noise if noise > 0 else torch.zeros_like(rows)
         cond = self.resampler.tokens(rows, torch.float32)

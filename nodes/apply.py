@@ -97,7 +97,7 @@ def apply_instantid(inputs: InstantIDInputs, settings: InstantIDSettings, node: 
     layout = KeypointLayout.of(usable[0], "as in source")
     keypoints = with_layouts(to_image_batch([layout.draw(layout.source_size)]), [layout])
     face_region = (layout,) if settings.face_region else None
-    tokens = inputs.adapter.tokens(faces.identity_embeddings(), settings.combine_embeds, settings.noise)
+    tokens = inputs.adapter.tokens(faces.identity_embeddings(), settings.combine_embeds, settings.noise, faces.weights)
     patched = host.apply_identity_attention(
         inputs.model,
         inputs.adapter,

@@ -4,6 +4,7 @@ import torch
 from comfy_api.latest import io, ui
 
 from ..instantid_core.face_analysis import NO_FACE_POLICIES, draw_preview
+from ..instantid_core.faces import parse_weights
 from ..instantid_core.images import to_image_batch, to_uint8_rgb
 from .io_types import CATEGORY, FACEANALYSIS, INSTANTID_FACE, face_choice_inputs
 
@@ -33,6 +34,14 @@ class InstantIDAnalyzeFaces(io.ComfyNode):
                     tooltip="A photo without a face: stop with an error naming it, or skip it (logged) "
                     "and use the others.",
                 ),
+                io.String.Input(
+                    "weights",
+                    optional=True,
+                    default="",
+                    tooltip="How much each photo counts when several are combined with 'average' or 'norm "
+                    "average': one number per photo, e.g. '1, 1, 0.5' (a photo of weight 2 counts as two). Empty: "
+                    "every photo counts the same.",
+                ),
             ],
             outputs=[
                 INSTANTID_FACE.Output(display_name="face"),
@@ -42,11 +51,14 @@ class InstantIDAnalyzeFaces(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, face_analysis, image, face_choice, face_index, no_face) -> io.NodeOutput:
+    def execute(cls, face_analysis, image, face_choice, face_index, no_face, weights="") -> io.NodeOutput:
         """Analyse the batch; the preview shows every face found, the chosen one highlighted, and the mask each
         photo's chosen face box."""
         pictures = to_uint8_rgb(image)
+        photo_weights = parse_weights(weights)
         faces = face_analysis.analyze(pictures, face_choice, face_index, no_face, no_face_hint=SKIP_HINT)
+        if photo_weights is not None:
+            faces = faces.with_weights(photo_weights)
         preview = to_image_batch([draw_preview(p, r) for p, r in zip(pictures, faces.results, strict=False)])
         height, width = pictures[0].shape[:2]
         face_mask = torch.from_numpy(faces.box_masks(width, height))

@@ -86,7 +86,7 @@ class InstantIDApplyIdentityNet(PercentRangeNode):
         """Make the tokens and attach IdentityNet."""
         cls.check_percents(start_percent, end_percent)
         host.check_identitynet(control_net)
-        tokens = instantid.tokens(face.identity_embeddings(), combine_embeds, noise)
+        tokens = instantid.tokens(face.identity_embeddings(), combine_embeds, noise, face.weights)
         return io.NodeOutput(
             *host.apply_identitynet(
                 positive,

@@ -11,6 +11,7 @@ from instantid_core.faces import (
     InstantIDFaces,
     choose_face,
     combine_embeddings,
+    parse_weights,
     sort_reading_order,
 )
 
@@ -256,3 +257,55 @@ def test_asking_for_a_skipped_or_missing_reference_image_is_an_error(index, mess
 def test_an_analysis_result_must_choose_one_of_its_faces_or_none_when_it_has_none(faces, chosen):
     with pytest.raises(ValueError):
         FaceAnalysisResult(faces=faces, chosen=chosen, batch_index=4)
+
+
+# --- weighted references -----------------------------------------------------------------------------------------------
+
+
+def test_a_photo_of_weight_2_counts_as_two_photos_in_both_averages():
+    a, b = (np.random.default_rng(seed).normal(0, 1, 512) * (20 + seed) for seed in (1, 2))
+
+    for method in ("average", "norm average"):
+        weighted = combine_embeddings(np.stack([a, b]), method, weights=[2, 1])
+        repeated = combine_embeddings(np.stack([a, a, b]), method)
+        assert np.allclose(weighted, repeated, atol=1e-5), method
+
+
+def test_weights_move_the_average_towards_the_heavier_photo():
+    a, b = np.eye(512)[0] * 20, np.eye(512)[1] * 20
+
+    light, heavy = (combine_embeddings(np.stack([a, b]), "average", weights=w)[0] for w in ([1, 1], [3, 1]))
+
+    assert heavy[0] == pytest.approx(15.0) and heavy[1] == pytest.approx(5.0) and light[0] == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize("method", ["concat", "joint"])
+def test_unequal_weights_are_refused_where_nothing_is_averaged(method):
+    rows = np.ones((2, 512))
+
+    with pytest.raises(InstantIDError, match="apply to average and norm average"):
+        combine_embeddings(rows, method, weights=[1, 2])
+    assert combine_embeddings(rows, method, weights=[2, 2]).shape[-2:] == (2, 512)
+
+
+@pytest.mark.parametrize("weights", [[1], [1, -1], [0, 0], [1, float("nan")]])
+def test_weights_of_the_wrong_count_or_sign_are_refused(weights):
+    with pytest.raises(InstantIDError, match="Expected 2 weights"):
+        combine_embeddings(np.ones((2, 512)), "average", weights=weights)
+
+
+def test_weights_are_read_from_text_and_a_skipped_photo_drops_its_weight():
+    faces = InstantIDFaces(
+        [
+            FaceAnalysisResult(faces=(face(0, 0, 10, 10),), chosen=0, batch_index=0),
+            FaceAnalysisResult(faces=(), chosen=None, batch_index=1),
+            FaceAnalysisResult(faces=(face(0, 0, 10, 10, seed=3),), chosen=0, batch_index=2),
+        ]
+    )
+
+    assert parse_weights("1, 0.5 2") == (1.0, 0.5, 2.0) and parse_weights("  ") is None
+    assert faces.with_weights(parse_weights("1, 0.5, 2")).weights == (1.0, 2.0)
+    with pytest.raises(InstantIDError, match="one number per photo"):
+        parse_weights("1, a")
+    with pytest.raises(InstantIDError, match="2 weights for 3 reference picture"):
+        faces.with_weights([1, 2])
