@@ -11,6 +11,7 @@ from .faces import InstantIDAnalyzeFaces
 from .identitynet import InstantIDApplyIdentityNet
 from .keypoints import InstantIDKeypoints
 from .loaders import InstantIDLoadAdapter, InstantIDLoadFaceAnalysis
+from .saved_faces import InstantIDLoadFace, InstantIDSaveFace
 from .similarity import InstantIDFaceSimilarity
 
 NODE_CLASSES: list[type[io.ComfyNode]] = [
@@ -23,6 +24,8 @@ NODE_CLASSES: list[type[io.ComfyNode]] = [
     InstantIDApply,
     InstantIDApplyAdvanced,
     InstantIDFaceSimilarity,
+    InstantIDSaveFace,
+    InstantIDLoadFace,
     *COMPAT_NODES,
 ]
 

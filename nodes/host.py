@@ -60,6 +60,8 @@ log = logging.getLogger(__name__)
 
 ADAPTER_FOLDER = "instantid"
 FACE_PACK_FOLDER = "insightface"
+SAVED_FACES = "faces"
+"""The sub-folder of models/instantid that holds saved faces (not adapters)."""
 IDENTITYNET_FILE = "controlnet/instantid/diffusion_pytorch_model.safetensors"
 
 
@@ -77,8 +79,41 @@ def register_model_folders() -> None:
 
 
 def adapter_files() -> list[str]:
-    """Adapter files ComfyUI lists in models/instantid (and extra_model_paths.yaml folders)."""
-    return folder_paths.get_filename_list(ADAPTER_FOLDER)
+    """Adapter files ComfyUI lists in models/instantid (and extra_model_paths.yaml folders), saved faces left out."""
+    return [name for name in folder_paths.get_filename_list(ADAPTER_FOLDER) if not _is_saved_face(name)]
+
+
+def _is_saved_face(name: str) -> bool:
+    """Whether a file name ComfyUI lists in models/instantid lies in its faces/ sub-folder."""
+    return name.replace("\\", "/").startswith(f"{SAVED_FACES}/")
+
+
+def saved_face_files() -> list[str]:
+    """Saved faces in models/instantid/faces (of every registered instantid folder), without the folder prefix."""
+    return [
+        name.replace("\\", "/")[len(SAVED_FACES) + 1 :]
+        for name in folder_paths.get_filename_list(ADAPTER_FOLDER)
+        if _is_saved_face(name)
+    ]
+
+
+def saved_face_path(name: str) -> str:
+    """Full path of a saved face, or an error naming the folders searched."""
+    path = folder_paths.get_full_path(ADAPTER_FOLDER, f"{SAVED_FACES}/{name}")
+    if path is None:
+        folders = [os.path.join(p, SAVED_FACES) for p in folder_paths.get_folder_paths(ADAPTER_FOLDER)]
+        raise InstantIDError(f"Saved face '{name}' not found in {folders}: save it with 'InstantID Save Face'.")
+    return path
+
+
+def new_saved_face_path(name: str) -> str:
+    """Where 'InstantID Save Face' writes a face called `name`: models/instantid/faces/<name>.safetensors."""
+    stem = name.strip()
+    if not stem or any(c in stem for c in '/\\:*?"<>|') or stem.startswith("."):
+        raise InstantIDError(
+            f"'{name}' cannot be a file name: use letters, digits, spaces, '-' or '_' (no folders or dots first)."
+        )
+    return os.path.join(folder_paths.get_folder_paths(ADAPTER_FOLDER)[0], SAVED_FACES, f"{stem}.safetensors")
 
 
 def adapter_path(name: str) -> str:

@@ -14,6 +14,8 @@ NODES = {  # node id -> (display name, output types)
     "InstantIDApply": ("Apply InstantID", ["MODEL", "CONDITIONING", "CONDITIONING"]),
     "InstantIDApplyAdvanced": ("Apply InstantID Advanced", ["MODEL", "CONDITIONING", "CONDITIONING"]),
     "InstantIDFaceSimilarity": ("InstantID Face Similarity", ["IMAGE", "IMAGE", "IMAGE", "FLOAT", "STRING"]),
+    "InstantIDSaveFace": ("InstantID Save Face", []),
+    "InstantIDLoadFace": ("InstantID Load Face", ["INSTANTID_FACE"]),
 }
 
 
