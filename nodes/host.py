@@ -107,13 +107,14 @@ def saved_face_path(name: str) -> str:
 
 
 def new_saved_face_path(name: str) -> str:
-    """Where 'InstantID Save Face' writes a face called `name`: models/instantid/faces/<name>.safetensors."""
+    """Where 'InstantID Save Face' writes a face called `name`: ComfyUI's own models/instantid/faces/<name>.safetensors
+    (not a folder of extra_model_paths.yaml, which may be shared or read-only)."""
     stem = name.strip()
     if not stem or any(c in stem for c in '/\\:*?"<>|') or stem.startswith("."):
         raise InstantIDError(
             f"'{name}' cannot be a file name: use letters, digits, spaces, '-' or '_' (no folders or dots first)."
         )
-    return os.path.join(folder_paths.get_folder_paths(ADAPTER_FOLDER)[0], SAVED_FACES, f"{stem}.safetensors")
+    return os.path.join(folder_paths.models_dir, ADAPTER_FOLDER, SAVED_FACES, f"{stem}.safetensors")
 
 
 def adapter_path(name: str) -> str:
