@@ -63,6 +63,15 @@ def assert_every_row_is(hint: torch.Tensor, expected: torch.Tensor) -> None:
         assert torch.equal(row, expected[0])
 
 
+def apply_node(comfy_host, node_id: str, adapter, face_pack, reference: torch.Tensor, **options):
+    """(model, positive, negative) from an all-in-one node (or its ComfyUI_InstantID alias) on tiny models, weight
+    0.8 over the whole schedule; `options` are the node's optional inputs (e.g. face_region)."""
+    settings = {"InstantIDApply": (0.8, 0.0, 1.0, "error"), "ApplyInstantID": (0.8, 0.0, 1.0)}[node_id]
+    graph = (adapter, face_pack, tiny_controlnet(seed=4), reference, tiny_sdxl())
+    conditioning = (sdxl_conditioning(1), sdxl_conditioning(2))
+    return comfy_host.node(node_id).execute(*graph, *conditioning, *settings, **options).result
+
+
 @pytest.fixture(scope="module")
 def keypoints_module(comfy_host):
     """The pack's keypoint module as ComfyUI imported it."""
@@ -75,22 +84,8 @@ def test_apply_instantid_gives_identitynet_the_keypoints_drawn_at_each_generatio
 ):
     reference = photo(*photo_size)
     (face,) = face_pack.analyze(reference.numpy()).chosen_faces
-    model, positive, negative = (
-        comfy_host.node("InstantIDApply")
-        .execute(
-            adapter,
-            face_pack,
-            tiny_controlnet(seed=4),
-            reference,
-            tiny_sdxl(),
-            sdxl_conditioning(1),
-            sdxl_conditioning(2),
-            0.8,
-            0.0,
-            1.0,
-            "error",
-        )
-        .result
+    model, positive, negative = apply_node(
+        comfy_host, "InstantIDApply", adapter, face_pack, reference, face_region=False
     )
 
     for size in GENERATION_SIZES:
@@ -203,24 +198,7 @@ def check_region(values: torch.Tensor, unlimited: torch.Tensor, box_mask: np.nda
 def face_region_run(comfy_host, face_pack, adapter, pack, monkeypatch, standins):
     """Apply InstantID with face_region on and sample one step at REGION_SIZE; returns the recorded identity terms
     and IdentityNet residuals, each with the same computation without the region, and the face box as drawn."""
-    model, positive, negative = (
-        comfy_host.node("InstantIDApply")
-        .execute(
-            adapter,
-            face_pack,
-            tiny_controlnet(seed=4),
-            face_photo(standins),
-            tiny_sdxl(),
-            sdxl_conditioning(1),
-            sdxl_conditioning(2),
-            0.8,
-            0.0,
-            1.0,
-            "error",
-            True,
-        )
-        .result
-    )
+    model, positive, negative = apply_node(comfy_host, "InstantIDApply", adapter, face_pack, face_photo(standins))
     control = positive[0][1]["control"]
     (layout,) = control.keypoints
     original_term = pack.attention.IdentityAttention.identity_term
@@ -290,18 +268,16 @@ def test_face_region_is_on_in_apply_instantid_and_off_in_the_comfyui_instantid_a
         schema = comfy_host.node(node_id).define_schema()
         return next((i.default for i in schema.inputs if i.id == "face_region"), None)
 
-    def regions(node_id, *settings):
-        graph = (adapter, face_pack, tiny_controlnet(seed=4), face_photo(standins), tiny_sdxl())
-        conditioning = (sdxl_conditioning(1), sdxl_conditioning(2))
-        model, positive, _ = comfy_host.node(node_id).execute(*graph, *conditioning, *settings).result
+    def regions(node_id):
+        model, positive, _ = apply_node(comfy_host, node_id, adapter, face_pack, face_photo(standins))
         (patch, *_) = model.model_options["transformer_options"]["patches_replace"]["attn2"].values()
         return positive[0][1]["control"].region, patch.shared.region
 
     assert default("InstantIDApply") is True and default("InstantIDApplyAdvanced") is True
     assert default("InstantIDApplyIdentityNet") is False
     assert default("ApplyInstantID") is None and default("ApplyInstantIDAdvanced") is None  # not an option there
-    assert all(region is not None for region in regions("InstantIDApply", 0.8, 0.0, 1.0, "error"))
-    assert regions("ApplyInstantID", 0.8, 0.0, 1.0) == (None, None)
+    assert all(region is not None for region in regions("InstantIDApply"))
+    assert regions("ApplyInstantID") == (None, None)
 
 
 def test_face_analysis_outputs_each_photos_chosen_face_box_as_a_mask_and_nothing_for_a_skipped_photo(
