@@ -13,10 +13,11 @@ from .errors import InstantIDError
 from .face_pack import Recognizer
 from .keypoints import face_box_mask
 
+logger = logging.getLogger(__name__)
+
 EMBEDDING_SIZE = 512
 UNKNOWN_RECOGNIZER = Recognizer("an unknown recogniser", True)
 """Faces made without a face pack (tests, hand-built values): taken as they are."""
-logger = logging.getLogger(__name__)
 CHOICE_MODES = ("largest", "index")
 COMBINE_METHODS = ("average", "norm average", "concat", "joint")
 
@@ -180,6 +181,7 @@ def sort_reading_order(faces: Sequence[DetectedFace]) -> tuple[DetectedFace, ...
 
 
 def _centre_y(face: DetectedFace) -> float:
+    """The height of a face's box centre."""
     return float(face.bbox[1] + face.bbox[3]) / 2
 
 
