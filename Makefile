@@ -44,13 +44,13 @@ test: standins chromium realfaces
 	@$(PY) -P -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
-# The unit and host tiers against ComfyUI 0.33.0 (its own venv, layered on .venv for torch).
+# The unit, stand-in, host and real-face tiers against ComfyUI 0.33.0 (its own venv, layered on .venv for torch).
 host-0.33: host
 	COMFYUI_SNAPSHOT=$(SNAPSHOT_0_33) INSTANTID_VENV=$(VENV_0_33) INSTANTID_BASE_VENV=.venv \
 		bash scripts/provision.sh
 
-test-0.33: host-0.33 standins
-	@$(VENV_0_33)/bin/python -P -m pytest -m "unit or standins or host" $(PYTEST_ARGS); rc=$$?; \
+test-0.33: host-0.33 standins realfaces
+	@$(VENV_0_33)/bin/python -P -m pytest -m "unit or standins or host or realface" $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 bench: standins realfaces
