@@ -8,6 +8,7 @@ from comfy_api.latest import io
 from ..instantid_core.face_analysis import ERROR, PASS_THROUGH, SKIP
 from ..instantid_core.images import to_image_batch, to_uint8_rgb
 from ..instantid_core.keypoints import KeypointLayout, with_layouts
+from ..instantid_core.photo_prep import reference_sizes
 from . import host
 from .io_types import (
     CATEGORY,
@@ -95,7 +96,10 @@ def apply_instantid(inputs: InstantIDInputs, settings: InstantIDSettings, node: 
         )
         return inputs.model, inputs.positive, inputs.negative
     layout = KeypointLayout.of(usable[0], "as in source")
-    keypoints = with_layouts(to_image_batch([layout.draw(layout.source_size)]), [layout])
+    # IdentityNet draws it again at the generation size; until then it stands at the size the reference pipeline
+    # would generate from this photo (long side 1280), not at a phone photo's 12 megapixels.
+    _, drawn_size = reference_sizes(*layout.source_size)
+    keypoints = with_layouts(to_image_batch([layout.draw(drawn_size)]), [layout])
     face_region = (layout,) if settings.face_region else None
     tokens = inputs.adapter.tokens(faces.identity_embeddings(), settings.combine_embeds, settings.noise, faces.weights)
     patched = host.apply_identity_attention(
