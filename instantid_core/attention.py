@@ -19,11 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Optional
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .errors import InstantIDError
+from .keypoints import FaceRegion
 from .unet_layers import CrossAttentionLayer
 
 # attention(q, k, v, heads, extra_options) -> out, shapes [B, tokens, heads*dim]
@@ -115,9 +115,6 @@ class SigmaGate:
 
 LATENT_SCALE = 8
 """Pixels per latent pixel along each side (SDXL's VAE): the generated picture is the latent's size times this."""
-
-FaceRegion = Callable[[tuple[int, int]], np.ndarray]
-"""The face region at a (width, height): [M,] H×W masks of the faces' boxes drawn at the size being generated."""
 
 
 @dataclass

@@ -11,6 +11,7 @@ computes in float64 and hands back the keypoints' own dtype, so an identity plac
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -146,8 +147,11 @@ def _as_source_map(src_size: tuple[int, int], dst_size: tuple[int, int]) -> Poin
     return lambda points: (np.asarray(points, dtype=np.float64) - crop) * scale
 
 
-def _centered_map(kps: np.ndarray, dst_size: tuple[int, int], face_fraction: float) -> PointMap:
-    """The placement of place_centered for these keypoints (one uniform scale and an offset), for any points."""
+def _centered_map(
+    kps: np.ndarray, dst_size: tuple[int, int], face_fraction: float, slot: tuple[int, int] = (0, 1)
+) -> PointMap:
+    """The placement of place_centered for these keypoints (one uniform scale and an offset), for any points; with a
+    slot (k, n) the frame is the k-th of n equal columns of the target, left to right."""
     dst_w, dst_h = _size(dst_size, "target")
     if not 0 < face_fraction <= 1:
         raise InstantIDError(f"face_fraction must be in (0, 1], got {face_fraction}")
@@ -155,9 +159,11 @@ def _centered_map(kps: np.ndarray, dst_size: tuple[int, int], face_fraction: flo
     extent = keypoint_extent(arr)
     if extent == 0:
         raise InstantIDError("The five face keypoints all lie on one spot, so they cannot be scaled: check the face")
+    column, columns = slot
+    column_w = dst_w / columns
     centre = (arr.max(axis=0) + arr.min(axis=0)) / 2
-    scale = face_fraction * min(dst_w, dst_h) / extent
-    offset = np.array([dst_w / 2, dst_h / 2]) - centre * scale
+    scale = face_fraction * min(column_w, dst_h) / extent
+    offset = np.array([column_w * (column + 0.5), dst_h / 2]) - centre * scale
     return lambda points: np.asarray(points, dtype=np.float64) * scale + offset
 
 
@@ -190,10 +196,19 @@ class KeypointLayout:
     placement: str
     face_fraction: float = 0.35
     chosen: int = 0  # the face 'centered' scales and centres; the others move with it
+    slot: tuple[int, int] = (0, 1)  # 'centered' centres in column k of n equal columns (one person of n)
 
     @classmethod
-    def of(cls, result, placement: str, face_fraction: float = 0.35, all_faces: bool = False) -> KeypointLayout:
-        """The layout of one analysed photo (a FaceAnalysisResult): its chosen face, or every face of it."""
+    def of(
+        cls,
+        result,
+        placement: str,
+        face_fraction: float = 0.35,
+        all_faces: bool = False,
+        slot: tuple[int, int] = (0, 1),
+    ) -> KeypointLayout:
+        """The layout of one analysed photo (a FaceAnalysisResult): its chosen face, or every face of it; a slot
+        (k, n) centres it in the k-th of n columns."""
         if placement not in PLACEMENTS:
             raise InstantIDError(f"Unknown keypoint placement {placement!r}: use one of {', '.join(PLACEMENTS)}.")
         faces = result.faces if all_faces else (result.face,)
@@ -204,6 +219,7 @@ class KeypointLayout:
             placement=placement,
             face_fraction=face_fraction,
             chosen=faces.index(result.face),
+            slot=slot,
         )
         layout.point_map(layout.source_size)  # refuses a bad face_fraction or coinciding keypoints now
         return layout
@@ -212,7 +228,7 @@ class KeypointLayout:
         """The placement of photo pixels into a frame of this (width, height)."""
         if self.placement == "as in source":
             return _as_source_map(self.source_size, size)
-        return _centered_map(self.kps[self.chosen], size, self.face_fraction)
+        return _centered_map(self.kps[self.chosen], size, self.face_fraction, self.slot)
 
     def placed(self, size: tuple[int, int]) -> list[np.ndarray]:
         """Every face's keypoints placed in a frame of this (width, height), in the keypoints' own dtype."""
@@ -251,6 +267,15 @@ def layouts_box_masks(layouts: Sequence[KeypointLayout], size: tuple[int, int]) 
     return np.stack([layout.box_mask(size) for layout in layouts])
 
 
+FaceRegion = Callable[[tuple[int, int]], np.ndarray]
+"""A region drawn at the size being generated: (width, height) → [M,] H×W float32 masks (0..1)."""
+
+
+def face_boxes_region(layouts: Sequence[KeypointLayout]) -> FaceRegion:
+    """The face boxes of keypoint layouts (one per picture) as a region drawn at any generation size."""
+    return functools.partial(layouts_box_masks, tuple(layouts))
+
+
 LAYOUTS_ATTRIBUTE = "instantid_keypoint_layouts"
 """The attribute that carries a keypoint image's layouts (one per picture) along the graph's IMAGE edges."""
 
@@ -267,3 +292,16 @@ def with_layouts(images, layouts: Sequence[KeypointLayout]):
 def layouts_of(images) -> tuple[KeypointLayout, ...] | None:
     """The layouts an IMAGE batch of keypoint images was drawn from, if an InstantID node drew it."""
     return getattr(images, LAYOUTS_ATTRIBUTE, None)
+
+
+def drawn_faces_region(images, node: str) -> FaceRegion:
+    """The face boxes of a keypoint image an InstantID node drew, as a region; an error naming `node` for any other
+    image (nothing says where its faces are)."""
+    layouts = layouts_of(images)
+    if layouts is None:
+        raise InstantIDError(
+            f"{node}: face_region needs to know where the face is, but the keypoint image did not come straight "
+            "from an InstantID keypoints node (or it was resized or batched on the way): connect "
+            "'InstantID Keypoints' directly, or turn face_region off and connect a mask instead."
+        )
+    return face_boxes_region(layouts)

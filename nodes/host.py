@@ -27,7 +27,6 @@ on every host the suite runs against:
   `{"input"|"middle"|"output": [residual or None]}`; the conditioning keys `control` and `control_apply_to_uncond`.
 """
 
-import functools
 import itertools
 import logging
 import os
@@ -53,7 +52,7 @@ from ..instantid_core.attention import (
 )
 from ..instantid_core.errors import InstantIDError
 from ..instantid_core.identity import IdentityTokens, InstantIDAdapter
-from ..instantid_core.keypoints import KeypointLayout, draw_layouts, layouts_box_masks, layouts_of
+from ..instantid_core.keypoints import FaceRegion, KeypointLayout, draw_layouts, layouts_of
 from ..instantid_core.unet_layers import CrossAttentionLayer
 
 log = logging.getLogger(__name__)
@@ -249,11 +248,6 @@ def node_label(display_name: str) -> str:
     return f"'{display_name}'" + (f" (node #{context.node_id})" if context is not None else "")
 
 
-def _face_region(layouts: tuple[KeypointLayout, ...] | None):
-    """The face boxes of keypoint layouts as a region drawn at any generation size; None without layouts."""
-    return None if layouts is None else functools.partial(layouts_box_masks, layouts)
-
-
 def apply_identity_attention(
     model,
     adapter: InstantIDAdapter,
@@ -264,14 +258,14 @@ def apply_identity_attention(
     weight_type: str = "linear",
     mask=None,
     node: str = "the InstantID node",
-    face_region: tuple[KeypointLayout, ...] | None = None,
+    face_region: FaceRegion | None = None,
 ):
     """A clone of `model` whose every cross-attention layer adds the identity attention; `model` is left untouched.
 
     The UNet is read once; the core pairs its layers with the adapter's K/V weights (refusing a mismatch before
     anything is built) and computes the identity K/V once, which are handed to the model manager. `node` names the
-    calling node in errors about its mask; with `face_region` (keypoint layouts) the identity also stays inside their
-    face boxes, drawn at the size being generated.
+    calling node in errors about its mask; with a `face_region` (drawn at the size being generated) the identity also
+    stays inside it.
     """
     modules = attn2_modules(model)
     if not modules:
@@ -286,7 +280,7 @@ def apply_identity_attention(
         weight,
         weight_type,
         sigma_gate(model, start_percent, end_percent),
-        RegionMask.from_mask(mask, node, _face_region(face_region)),
+        RegionMask.from_mask(mask, node, face_region),
         model_compute_dtype(model),
         comfy_attention_fn,
     )
@@ -449,22 +443,16 @@ def apply_identitynet(
     mask=None,
     vae=None,
     node: str = "the InstantID node",
-    face_region: bool = False,
+    face_region: FaceRegion | None = None,
 ):
     """(positive, negative) with IdentityNet attached to every entry, chained after any ControlNet already there.
 
-    A keypoint image an InstantID node drew is drawn again at the generation size; with `face_region`, IdentityNet's
-    residuals stay inside its face boxes (which needs such an image). `node` names the calling node in errors.
+    A keypoint image an InstantID node drew is drawn again at the generation size; with a `face_region` (drawn at
+    that size too), IdentityNet's residuals stay inside it. `node` names the calling node in errors about its mask.
     """
     check_identitynet(control_net)
     layouts = layouts_of(image)
-    if face_region and layouts is None:
-        raise InstantIDError(
-            f"{node}: face_region needs to know where the face is, but the keypoint image did not come straight "
-            "from an InstantID keypoints node (or it was resized or batched on the way): connect "
-            "'InstantID Keypoints' directly, or turn face_region off and connect a mask instead."
-        )
-    region = RegionMask.from_mask(mask, node, _face_region(layouts) if face_region else None)
+    region = RegionMask.from_mask(mask, node, face_region)
     hint = image.movedim(-1, 1)
     stacked = tokens.stacked()
     copies = {}

@@ -2,6 +2,7 @@
 
 from comfy_api.latest import io
 
+from ..instantid_core.keypoints import drawn_faces_region
 from . import host
 from .io_types import CATEGORY, INSTANTID, INSTANTID_FACE, PercentRangeNode, percent_inputs, token_inputs
 
@@ -86,6 +87,7 @@ class InstantIDApplyIdentityNet(PercentRangeNode):
         """Make the tokens and attach IdentityNet."""
         cls.check_percents(start_percent, end_percent)
         host.check_identitynet(control_net)
+        region = drawn_faces_region(image, cls.label()) if face_region else None
         tokens = instantid.tokens(face.identity_embeddings(), combine_embeds, noise, face.weights)
         return io.NodeOutput(
             *host.apply_identitynet(
@@ -100,6 +102,6 @@ class InstantIDApplyIdentityNet(PercentRangeNode):
                 mask,
                 vae,
                 cls.label(),
-                face_region,
+                region,
             )
         )

@@ -63,6 +63,13 @@ def denoise(model, positive=None, negative=None, sigma=None, seed=0, latent=LATE
     )
 
 
+def cells(mask: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which cells of an h×w layer lie wholly inside (mask 1), and wholly outside (mask 0), a region drawn at the
+    picture size (a boundary cell is partly both: its weight is between 0 and 1)."""
+    blocks = mask.reshape(height, mask.shape[0] // height, width, mask.shape[1] // width)
+    return blocks.min(axis=(1, 3)) == 1, blocks.max(axis=(1, 3)) == 0
+
+
 class IdentityCall(NamedTuple):
     """One identity-term computation: the layer, the term, the layer call's options and which identity it was."""
 

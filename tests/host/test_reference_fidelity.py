@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.host_runs import as_image, denoise, face_photo, record_identity_calls
+from helpers.host_runs import as_image, cells, denoise, face_photo, record_identity_calls
 from helpers.reference import reference_control_mask, reference_draw_kps
 from helpers.tiny_models import tiny_controlnet, tiny_sdxl
 from scripts.harness.conditioning import sdxl_conditioning
@@ -161,13 +161,20 @@ def test_a_keypoint_image_that_did_not_come_from_an_instantid_node_is_resized_as
     assert_every_row_is(hint, expected)
 
 
-def test_face_region_needs_a_keypoint_image_from_an_instantid_node(pack, adapter):
-    tokens = adapter.tokens(np.random.default_rng(1).normal(0, 1, (1, 512)).astype(np.float32))
-    conditioning = (sdxl_conditioning(1), sdxl_conditioning(2))
+def test_face_region_needs_a_keypoint_image_from_an_instantid_node(comfy_host, pack, face_pack, adapter, standins):
+    faces = face_pack.analyze(face_photo(standins).numpy())
+    node = comfy_host.node("InstantIDApplyIdentityNet")
+    settings = (torch.rand(1, 64, 64, 3), 1.0, 0.0, 1.0, "average", 0.0)
 
     with pytest.raises(pack.errors.InstantIDError, match="face_region needs to know where the face is"):
-        pack.host.apply_identitynet(
-            *conditioning, tiny_controlnet(seed=4), tokens, torch.rand(1, 64, 64, 3), 1.0, 0.0, 1.0, face_region=True
+        node.execute(
+            sdxl_conditioning(1),
+            sdxl_conditioning(2),
+            tiny_controlnet(seed=4),
+            adapter,
+            faces,
+            *settings,
+            face_region=True,
         )
 
 
@@ -175,13 +182,6 @@ def test_face_region_needs_a_keypoint_image_from_an_instantid_node(pack, adapter
 
 REGION_SIZE = (256, 256)
 """The generated picture of the face-region tests: a 32×32 latent, layers at 32, 16 and 8 (cells of 8, 16, 32 px)."""
-
-
-def cells(box_mask: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Which cells of an h×w layer lie wholly inside, and wholly outside, the face box drawn at the picture size
-    (a boundary cell is partly both: its weight is between 0 and 1)."""
-    blocks = box_mask.reshape(height, box_mask.shape[0] // height, width, box_mask.shape[1] // width)
-    return blocks.min(axis=(1, 3)) == 1, blocks.max(axis=(1, 3)) == 0
 
 
 def check_region(values: torch.Tensor, unlimited: torch.Tensor, box_mask: np.ndarray, what: str) -> None:
