@@ -11,6 +11,7 @@ from .faces import InstantIDAnalyzeFaces
 from .identitynet import InstantIDApplyIdentityNet
 from .keypoints import InstantIDKeypoints
 from .loaders import InstantIDLoadAdapter, InstantIDLoadFaceAnalysis
+from .people import InstantIDApplyPeople
 from .saved_faces import InstantIDLoadFace, InstantIDSaveFace
 from .similarity import InstantIDFaceSimilarity
 
@@ -23,6 +24,7 @@ NODE_CLASSES: list[type[io.ComfyNode]] = [
     InstantIDPatchAttention,
     InstantIDApply,
     InstantIDApplyAdvanced,
+    InstantIDApplyPeople,
     InstantIDFaceSimilarity,
     InstantIDSaveFace,
     InstantIDLoadFace,

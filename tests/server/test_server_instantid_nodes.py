@@ -13,6 +13,10 @@ NODES = {  # node id -> (display name, output types)
     "InstantIDPatchAttention": ("InstantID Patch Attention", ["MODEL"]),
     "InstantIDApply": ("Apply InstantID", ["MODEL", "CONDITIONING", "CONDITIONING"]),
     "InstantIDApplyAdvanced": ("Apply InstantID Advanced", ["MODEL", "CONDITIONING", "CONDITIONING"]),
+    "InstantIDApplyPeople": (
+        "Apply InstantID (People)",
+        ["MODEL", "CONDITIONING", "CONDITIONING", "IMAGE", "MASK"],
+    ),
     "InstantIDFaceSimilarity": ("InstantID Face Similarity", ["IMAGE", "IMAGE", "IMAGE", "FLOAT", "STRING"]),
     "InstantIDSaveFace": ("InstantID Save Face", []),
     "InstantIDLoadFace": ("InstantID Load Face", ["INSTANTID_FACE"]),
