@@ -7,6 +7,7 @@ from . import host
 from .apply import InstantIDApply, InstantIDApplyAdvanced
 from .attention import InstantIDPatchAttention
 from .compat import COMPAT_NODES
+from .face_crop import InstantIDFaceCrop, InstantIDFacePaste
 from .faces import InstantIDAnalyzeFaces
 from .identitynet import InstantIDApplyIdentityNet
 from .keypoints import InstantIDKeypoints
@@ -28,6 +29,8 @@ NODE_CLASSES: list[type[io.ComfyNode]] = [
     InstantIDFaceSimilarity,
     InstantIDSaveFace,
     InstantIDLoadFace,
+    InstantIDFaceCrop,
+    InstantIDFacePaste,
     *COMPAT_NODES,
 ]
 

@@ -16,6 +16,8 @@ FACEANALYSIS = io.Custom("FACEANALYSIS")
 """The loaded face models (detector + recogniser)."""
 INSTANTID_FACE = io.Custom("INSTANTID_FACE")
 """What face analysis found: per reference image the faces, keypoints, boxes, embeddings and the chosen face."""
+INSTANTID_STITCH = io.Custom("INSTANTID_STITCH")
+"""How 'InstantID Face Crop' took its crop from the photo: what 'InstantID Face Paste' needs to put it back."""
 
 
 PERCENT_NAMES = ("start_percent", "end_percent")

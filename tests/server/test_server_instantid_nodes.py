@@ -20,6 +20,8 @@ NODES = {  # node id -> (display name, output types)
     "InstantIDFaceSimilarity": ("InstantID Face Similarity", ["IMAGE", "IMAGE", "IMAGE", "FLOAT", "STRING"]),
     "InstantIDSaveFace": ("InstantID Save Face", []),
     "InstantIDLoadFace": ("InstantID Load Face", ["INSTANTID_FACE"]),
+    "InstantIDFaceCrop": ("InstantID Face Crop", ["IMAGE", "IMAGE", "MASK", "INSTANTID_STITCH"]),
+    "InstantIDFacePaste": ("InstantID Face Paste", ["IMAGE"]),
 }
 
 
