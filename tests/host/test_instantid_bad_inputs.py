@@ -26,6 +26,7 @@ PERCENT_NODES = {
     "InstantIDPatchAttention": ("start_percent", "end_percent"),
     "InstantIDApply": ("start_percent", "end_percent"),
     "InstantIDApplyAdvanced": ("start_percent", "end_percent"),
+    "InstantIDApplyPeople": ("start_percent", "end_percent"),
     "ApplyInstantID": ("start_at", "end_at"),
     "ApplyInstantIDAdvanced": ("start_at", "end_at"),
     "InstantIDAttentionPatch": ("start_at", "end_at"),
