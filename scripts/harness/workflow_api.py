@@ -125,12 +125,14 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
 
 
 def lowered_prompt(workflow: dict, object_info: dict, size: int, steps: int) -> dict:
-    """The workflow as the frontend would queue it, with every empty latent at size×size and every KSampler at
-    `steps` steps (for a CPU); nothing else changes."""
+    """The workflow as the frontend would queue it, with every empty latent at size×size, every face crop `size`
+    pixels on its long side and every KSampler at `steps` steps (for a CPU); nothing else changes."""
     prompt = ui_to_api(workflow, object_info)
     for node in prompt.values():
         if node["class_type"] == "EmptyLatentImage":
             node["inputs"] |= {"width": size, "height": size}
+        if node["class_type"] == "InstantIDFaceCrop":
+            node["inputs"]["size"] = size
         if node["class_type"] == "KSampler":
             node["inputs"]["steps"] = steps
     return prompt
