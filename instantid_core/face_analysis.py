@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from .dependencies import cv2, require
 from .errors import InstantIDError
 from .face_pack import Recognizer, check_face_pack, load_pack_models
 from .faces import DetectedFace, FaceAnalysisResult, InstantIDFaces, choose_face, sort_reading_order
@@ -121,13 +121,11 @@ class FaceModels:
     ) -> FaceModels:
         """Check the pack folder and load its detector and recogniser on the chosen execution provider; with
         reference_resize, photos are resized as InstantID's reference pipeline does before they are analysed."""
-        import onnxruntime
-
         pack_dir = Path(pack_dir)
         if det_size < 128 or det_size % 32:
             raise InstantIDError(f"The detection size must be a multiple of 32 from 128 up, got {det_size}.")
         check_face_pack(pack_dir)
-        providers, warning = resolve_providers(provider, onnxruntime.get_available_providers())
+        providers, warning = resolve_providers(provider, require("onnxruntime").get_available_providers())
         if warning:
             logger.warning(warning)
         models = load_pack_models(pack_dir, providers, det_size)
@@ -175,7 +173,7 @@ class FaceModels:
 
     def detect(self, bgr: np.ndarray, size: int) -> list[DetectedFace]:
         """The faces one detection pass at size×size finds in an H×W×3 uint8 BGR picture, with their embeddings."""
-        from insightface.app.common import Face
+        Face = require("insightface.app.common").Face
 
         boxes, keypoints = self.detector.detect(bgr, input_size=(size, size))
         height, width = bgr.shape[:2]

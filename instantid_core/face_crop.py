@@ -20,9 +20,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
+from .dependencies import cv2
 from .errors import InstantIDError
 from .faces import DetectedFace, FaceAnalysisResult
 from .keypoints import KeypointLayout

@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from . import model_files
+from .dependencies import require
 from .errors import InstantIDError
 
 logger = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ def check_face_pack(pack_dir: Path) -> None:
 
 def load_pack_models(pack_dir: Path, providers: list[str], det_size: int) -> PackModels:
     """Load the keypoint detector and the 512-d recogniser of a checked pack folder, found by their graphs."""
-    from insightface.model_zoo import get_model
+    get_model = require("insightface.model_zoo").get_model
 
     pack_dir = Path(pack_dir)
     found: dict[str, list[tuple[Path, object]]] = {DETECTION: [], RECOGNITION: []}

@@ -17,9 +17,9 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
+from .dependencies import cv2
 from .errors import InstantIDError
 
 logger = logging.getLogger(__name__)

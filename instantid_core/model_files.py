@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from .dependencies import require
 from .errors import InstantIDError
 
 logger = logging.getLogger(__name__)
@@ -99,6 +100,15 @@ def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
         return _flatten(_torch_load(path, mmap=False))
     except _NoTensors as found:
         raise InstantIDError(f"{path} cannot be loaded: it is {found.identity.description}") from None
+
+
+def tensor_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """Every tensor's shape in a model file by key (read from headers where the format allows); empty for a file
+    that holds no tensors."""
+    try:
+        return _read_shapes(Path(path))
+    except _NoTensors:
+        return {}
 
 
 def _read_shapes(path: Path) -> dict[str, tuple[int, ...]]:
@@ -245,7 +255,7 @@ def _looks_like_onnx(head: bytes) -> bool:
 
 
 def _onnx_identity(path: Path) -> FileIdentity:
-    import onnx
+    onnx = require("onnx")
     from google.protobuf.message import DecodeError
 
     try:

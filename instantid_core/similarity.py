@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
+from .dependencies import cv2
 from .errors import InstantIDError
 from .faces import InstantIDFaces
 

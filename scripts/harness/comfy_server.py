@@ -139,9 +139,15 @@ def write_base_dir(base_dir: Path, models_dir: Path, input_files: list[Path]) ->
 
 
 def start_server(
-    base_dir: Path, models_dir: Path, input_files: list[Path], flags=DEFAULT_FLAGS, timeout: float = 300
+    base_dir: Path,
+    models_dir: Path,
+    input_files: list[Path],
+    flags=DEFAULT_FLAGS,
+    timeout: float = 300,
+    env: dict[str, str] | None = None,
 ) -> ComfyServer:
-    """Start ComfyUI on a free port with this pack and the given models; wait until it answers /system_stats."""
+    """Start ComfyUI on a free port with this pack and the given models (and `env` added to its environment); wait
+    until it answers /system_stats."""
     yaml_path = write_base_dir(base_dir, models_dir, input_files)
     port = free_port()
     log_path = base_dir / "comfyui.log"
@@ -164,7 +170,7 @@ def start_server(
         *flags,
     ]
     log.info("starting ComfyUI: %s", " ".join(cmd))
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     with open(log_path, "wb") as out:
         process = subprocess.Popen(cmd, cwd=str(comfy_dir()), stdout=out, stderr=subprocess.STDOUT, env=env)
     server = ComfyServer(process=process, url=f"http://127.0.0.1:{port}", base_dir=base_dir, log_path=log_path)
