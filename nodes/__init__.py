@@ -7,6 +7,7 @@ from . import host
 from .apply import InstantIDApply, InstantIDApplyAdvanced
 from .attention import InstantIDPatchAttention
 from .compat import COMPAT_NODES
+from .doctor import InstantIDDoctor
 from .face_crop import InstantIDFaceCrop, InstantIDFacePaste
 from .faces import InstantIDAnalyzeFaces
 from .identitynet import InstantIDApplyIdentityNet
@@ -31,6 +32,7 @@ NODE_CLASSES: list[type[io.ComfyNode]] = [
     InstantIDLoadFace,
     InstantIDFaceCrop,
     InstantIDFacePaste,
+    InstantIDDoctor,
     *COMPAT_NODES,
 ]
 

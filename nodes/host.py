@@ -30,6 +30,7 @@ on every host the suite runs against:
 import itertools
 import logging
 import os
+from pathlib import Path
 
 import comfy.controlnet
 import comfy.ldm.modules.attention as comfy_attention
@@ -42,6 +43,7 @@ from comfy.ldm.modules.attention import BasicTransformerBlock, SpatialTransforme
 from comfy.patcher_extension import CallbacksMP
 from comfy_execution.utils import get_executing_context
 
+from ..instantid_core import doctor
 from ..instantid_core.attention import (
     IdentityAttention,
     IdentityAttentionGuard,
@@ -50,6 +52,7 @@ from ..instantid_core.attention import (
     RegionMask,
     SigmaGate,
 )
+from ..instantid_core.doctor import ModelFolders
 from ..instantid_core.errors import InstantIDError
 from ..instantid_core.identity import IdentityTokens, InstantIDAdapter
 from ..instantid_core.keypoints import FaceRegion, KeypointLayout, draw_layouts, layouts_of
@@ -125,6 +128,22 @@ def adapter_path(name: str) -> str:
             f"put ip-adapter.bin into models/instantid/."
         )
     return path
+
+
+def doctor_report() -> tuple[str, int]:
+    """InstantID Doctor's report on this ComfyUI (its version and the folders it searches for each kind of model),
+    and how many problems it found."""
+    try:
+        from comfyui_version import __version__ as comfyui
+    except ImportError:
+        comfyui = "unknown (no comfyui_version module)"
+    folders = ModelFolders(
+        *(
+            tuple(Path(p) for p in folder_paths.get_folder_paths(name))
+            for name in (ADAPTER_FOLDER, "controlnet", FACE_PACK_FOLDER)
+        )
+    )
+    return doctor.report(comfyui, torch, folders)
 
 
 def face_pack_names() -> list[str]:

@@ -22,6 +22,7 @@ NODES = {  # node id -> (display name, output types)
     "InstantIDLoadFace": ("InstantID Load Face", ["INSTANTID_FACE"]),
     "InstantIDFaceCrop": ("InstantID Face Crop", ["IMAGE", "IMAGE", "MASK", "INSTANTID_STITCH"]),
     "InstantIDFacePaste": ("InstantID Face Paste", ["IMAGE"]),
+    "InstantIDDoctor": ("InstantID Doctor", ["STRING"]),
 }
 
 
