@@ -8,6 +8,7 @@ from .apply import InstantIDApply, InstantIDApplyAdvanced
 from .attention import InstantIDPatchAttention
 from .compat import COMPAT_NODES
 from .doctor import InstantIDDoctor
+from .download import InstantIDDownloadModels
 from .face_crop import InstantIDFaceCrop, InstantIDFacePaste
 from .faces import InstantIDAnalyzeFaces
 from .identitynet import InstantIDApplyIdentityNet
@@ -33,6 +34,7 @@ NODE_CLASSES: list[type[io.ComfyNode]] = [
     InstantIDFaceCrop,
     InstantIDFacePaste,
     InstantIDDoctor,
+    InstantIDDownloadModels,
     *COMPAT_NODES,
 ]
 

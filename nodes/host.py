@@ -43,7 +43,7 @@ from comfy.ldm.modules.attention import BasicTransformerBlock, SpatialTransforme
 from comfy.patcher_extension import CallbacksMP
 from comfy_execution.utils import get_executing_context
 
-from ..instantid_core import doctor
+from ..instantid_core import doctor, download
 from ..instantid_core.attention import (
     IdentityAttention,
     IdentityAttentionGuard,
@@ -144,6 +144,28 @@ def doctor_report() -> tuple[str, int]:
         )
     )
     return doctor.report(comfyui, torch, folders)
+
+
+def download_models(models) -> list[str]:
+    """Download these ModelDownloads into ComfyUI's own models folder (not a shared extra_model_paths.yaml one), with
+    a progress bar on the node and progress lines in the console; what happened to each."""
+    said = []
+    for model in models:
+        destination = Path(folder_paths.models_dir, model.folder, model.relative)
+        bar = comfy.utils.ProgressBar(model.size)
+        logged = [0]
+
+        def progress(done: int, total: int, model=model, bar=bar, logged=logged) -> None:
+            tenth = done * 10 // total
+            if tenth > logged[0]:
+                logged[0] = tenth
+                log.info(
+                    "InstantID download: %s %d%% (%s of %s bytes)", model.name, tenth * 10, f"{done:,}", f"{total:,}"
+                )
+            bar.update_absolute(done, total)
+
+        said.append(download.download(model, destination, progress))
+    return said
 
 
 def face_pack_names() -> list[str]:

@@ -23,6 +23,7 @@ NODES = {  # node id -> (display name, output types)
     "InstantIDFaceCrop": ("InstantID Face Crop", ["IMAGE", "IMAGE", "MASK", "INSTANTID_STITCH"]),
     "InstantIDFacePaste": ("InstantID Face Paste", ["IMAGE"]),
     "InstantIDDoctor": ("InstantID Doctor", ["STRING"]),
+    "InstantIDDownloadModels": ("InstantID Download Models", ["STRING"]),
 }
 
 
