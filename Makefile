@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 SNAPSHOT_0_33 ?= ../shared/hosts/comfyui-0.33.0.tar.gz
 VENV_0_33 := .venv-0.33
 
-.PHONY: demo test test-fast check venv host host-0.33 test-0.33 standins chromium realfaces bench
+.PHONY: demo test test-fast check venv host host-0.33 test-0.33 standins chromium realfaces registry bench
 
 # .venv with torch, the pack's requirements and the dev tools: enough for `make test-fast`.
 venv:
@@ -26,6 +26,13 @@ chromium:
 realfaces: venv
 	$(PY) -P -m scripts.harness.real_faces
 
+# The Comfy registry's command-line tool (its node validation runs offline), in a venv of its own: it pins packages
+# that ComfyUI's venv must not take. Its security check runs ruff from that venv: the same ruff as `make check`.
+COMFY_CLI := comfy-cli==1.23.0
+registry:
+	@test -x .venv-registry/bin/ruff || { python3 -m venv .venv-registry && \
+		.venv-registry/bin/pip install -q $(COMFY_CLI) $$(grep '^ruff==' requirements-dev.txt); }
+
 demo: standins
 	$(PY) scripts/run_demo.py
 
@@ -40,7 +47,7 @@ test-fast: check
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 # pytest exits 5 when it collected no test: treat that as a failure, never as a pass.
-test: standins chromium realfaces
+test: standins chromium realfaces registry
 	@$(PY) -P -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 

@@ -263,7 +263,8 @@ def adapters(folders: ModelFolders) -> list[Finding]:
                 Finding(
                     str(path),
                     False,
-                    f"{found.description}, not InstantID's adapter: move it out of this folder (IP-Adapters belong "
+                    f"{found.description}{'' if 'not InstantID' in found.description else ', not InstantID'}: move "
+                    "it out of this folder (IP-Adapters belong "
                     f"in models/ipadapter) and put ip-adapter.bin from {ADAPTER_URL} here.",
                 )
             )

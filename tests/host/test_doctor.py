@@ -108,7 +108,7 @@ BROKEN = {
     "stray model": (add_a_stray_model, "det_10g.onnx", "not one of antelopev2's files"),
     "LFS pointer": (lfs_pointer_for_glintr100, "antelopev2", "Git LFS pointer"),
     "canny ControlNet": (canny_in_identitynets_place, "diffusion_pytorch_model.safetensors", "not IdentityNet"),
-    "plain IP-Adapter": (plain_ip_adapter_in_the_adapters_place, "ip-adapter.bin", "not InstantID's adapter"),
+    "plain IP-Adapter": (plain_ip_adapter_in_the_adapters_place, "ip-adapter.bin", "a plain IP-Adapter"),
 }
 
 
