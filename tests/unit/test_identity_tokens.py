@@ -80,3 +80,16 @@ def test_noise_makes_the_unconditional_tokens_from_seeded_uniform_noise_of_the_c
     assert torch.equal(tokens.cond, adapter.tokens(faces, method).cond)
     assert torch.equal(tokens.uncond, adapter.tokens(faces, method, noise=0.3).uncond)
     assert not torch.allclose(tokens.uncond, adapter.tokens(faces, method).uncond, atol=1e-3)
+
+
+@pytest.mark.parametrize("norm", [30.0, 1e3, 1e5, 1e7])
+def test_large_norm_embeddings_give_finite_tokens_and_finite_half_precision_keys_and_values(adapter, norm):
+    faces = embeddings(1) / 30 * norm  # far beyond any recogniser's raw norm (antelopev2's: about 20 to 35)
+
+    tokens = adapter.tokens(faces)
+
+    assert torch.isfinite(tokens.stacked()).all()
+    for dtype in (torch.float16, torch.bfloat16):  # the Resampler runs in float32; only its K/V are cast
+        for keys, values in adapter.identity_kv(tokens, dtype).values():
+            assert keys.dtype == values.dtype == dtype
+            assert torch.isfinite(keys).all() and torch.isfinite(values).all(), (norm, dtype)
