@@ -298,17 +298,20 @@ def _in_photo_pixels(face: DetectedFace, photo_shape: tuple[int, ...]) -> Detect
 
 
 def _flat_colour(rgb: np.ndarray) -> tuple[str, str] | None:
-    """For a picture that is one flat colour (what a loader gives for a file it cannot read): what it is and what to
-    do; None for any other picture."""
-    if not (rgb == rgb[:1, :1]).all():
-        return None
-    red, green, blue = (int(v) for v in rgb[0, 0])
-    return (
-        f" is a single flat colour (every pixel is RGB {red}, {green}, {blue}), so it has no face",
-        "A loader gives such a picture for a file it could not read, e.g. ComfyUI's Load Image for some 16-bit "
-        "PNGs (16-bit greyscale): re-save the picture as an 8-bit PNG or a JPEG and load that; otherwise "
-        "connect a photo with a face.",
+    """For a picture that is one flat colour, or only pure black and white (what a loader gives for a file it cannot
+    read): what it is and what to do; None for any other picture."""
+    advice = (
+        "A loader gives such a picture for a file it could not read, e.g. ComfyUI's Load Image for a 16-bit PNG "
+        "in greyscale (its values are clipped to white): re-save the picture as an 8-bit PNG or a JPEG and load that; "
+        "otherwise connect a photo with a face."
     )
+    if (rgb == rgb[:1, :1]).all():
+        red, green, blue = (int(v) for v in rgb[0, 0])
+        return f" is a single flat colour (every pixel is RGB {red}, {green}, {blue}), so it has no face", advice
+    if np.isin(rgb, (0, 255)).all() and (rgb == rgb[..., :1]).all():
+        white = float((rgb[..., 0] == 255).mean())
+        return f" is only pure black and white ({white:.0%} white), so it has no face that can be found", advice
+    return None
 
 
 def draw_preview(image_rgb_uint8: np.ndarray, result: FaceAnalysisResult) -> np.ndarray:

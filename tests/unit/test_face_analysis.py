@@ -180,6 +180,21 @@ def test_a_flat_colour_picture_is_reported_as_one_flat_colour_with_its_index_and
     assert "no face found" not in message and "detection size" not in message
 
 
+def test_a_picture_of_pure_black_and_white_is_reported_as_a_file_the_loader_could_not_read(faces_pack):
+    # ComfyUI's Load Image on a 16-bit greyscale PNG: every value above 255 is clipped to white, zero stays black
+    clipped = np.full((1, 120, 160, 3), 255, np.uint8)
+    clipped[0, 40:60, 50:90] = 0
+
+    with pytest.raises(InstantIDError) as raised:
+        faces_pack.analyze(clipped)
+
+    message = str(raised.value)
+    assert message.startswith(
+        "Reference image 0 (of 1, counted from 0; 160×120 px) is only pure black and white (96% white)"
+    )
+    assert "16-bit PNG" in message and "re-save the picture as an 8-bit PNG" in message
+
+
 def test_a_flat_colour_pose_photo_is_named_as_the_pose_photo_with_the_callers_hint(faces_pack):
     with pytest.raises(InstantIDError) as raised:
         faces_pack.analyze(
