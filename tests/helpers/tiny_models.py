@@ -55,10 +55,10 @@ def _patcher(base):
     )
 
 
-def _controlnet(net):
+def _controlnet(net, manual_cast: torch.dtype | None = None):
     """A comfy.controlnet.ControlNet around a cldm ControlNet."""
     return _comfy("comfy.controlnet").ControlNet(
-        net, load_device=_comfy("comfy.model_management").get_torch_device(), manual_cast_dtype=None
+        net, load_device=_comfy("comfy.model_management").get_torch_device(), manual_cast_dtype=manual_cast
     )
 
 
@@ -75,27 +75,37 @@ def _init_weights(module: torch.nn.Module, seed: int) -> None:
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
 
 
-def tiny_sdxl(seed: int = 0):
-    """A ModelPatcher around a tiny SDXL-topology model_base.SDXL with random weights."""
+def tiny_sdxl(seed: int = 0, dtype: torch.dtype = torch.float32, manual_cast: torch.dtype | None = None):
+    """A ModelPatcher around a tiny SDXL-topology model_base.SDXL with random weights, stored in `dtype` (and
+    computed in `manual_cast`, as ComfyUI does for fp8 storage, when given)."""
     cfg = _comfy("comfy.supported_models").SDXL(tiny_unet_config())
     cfg.unet_config.update({"num_heads": -1, "num_head_channels": 16})  # 16-channel heads: 2 heads at 32 channels
-    cfg.set_inference_dtype(torch.float32, None)
+    cfg.set_inference_dtype(dtype, manual_cast)
     base = cfg.get_model({})
     _init_weights(base.diffusion_model, seed)
     return _patcher(base)
 
 
-def tiny_controlnet(seed: int = 1, depths: list[int] = DEPTHS, depth_middle: int = DEPTHS[-1]):
-    """A comfy.controlnet.ControlNet with the tiny SDXL topology (IdentityNet's shape at small width); other
-    transformer depths make a "mid" or "small" SDXL ControlNet instead."""
+def tiny_controlnet(
+    seed: int = 1,
+    depths: list[int] = DEPTHS,
+    depth_middle: int = DEPTHS[-1],
+    dtype: torch.dtype = torch.float32,
+    manual_cast: torch.dtype | None = None,
+):
+    """A comfy.controlnet.ControlNet with the tiny SDXL topology (IdentityNet's shape at small width), stored in
+    `dtype` (computed in `manual_cast` when given); other transformer depths make a "mid" or "small" SDXL ControlNet
+    instead."""
     config = tiny_unet_config() | {"transformer_depth": list(depths), "transformer_depth_middle": depth_middle}
     for k in ("out_channels", "transformer_depth_output"):
         config.pop(k)
+    ops = _comfy("comfy.ops")
+    operations = ops.manual_cast if manual_cast is not None else ops.disable_weight_init
     net = _comfy("comfy.cldm.cldm").ControlNet(
-        hint_channels=3, operations=_comfy("comfy.ops").disable_weight_init, device=None, **config
+        hint_channels=3, operations=operations, device=None, dtype=dtype, **config
     )
     _init_weights(net, seed)
-    return _controlnet(net)
+    return _controlnet(net, manual_cast)
 
 
 MID_CONTROLNET_DEPTHS = ([0, 0, 0, 0, 1, 1], 1)
