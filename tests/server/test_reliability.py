@@ -4,8 +4,8 @@ with the reference picture; repeated, alternating, queued and interrupted prompt
 session does not grow.
 
 One server for the whole matrix (the session's). The references are computed on it freshly reset (ComfyUI's /free:
-every cached node output dropped, models unloaded, so the loaders load anew): a patch left behind on a shared model
-by any later prompt would change the good prompt's picture. Pictures at 128×128, one step, on the full-size
+every cached node output dropped, models unloaded, so the loaders load anew, as on a fresh server): a patch left
+behind on a shared model by any later prompt would change the good prompt's picture. Pictures at 128×128, one step, on the full-size
 stand-ins.
 """
 
@@ -198,8 +198,7 @@ def bench(comfy_server, standins):
     bench = Bench(comfy_server)
     bench.reset()
     bench.references["A"] = bench.picture(good_prompt(FACE_A))
-    bench.reset()
-    bench.references["B"] = bench.picture(good_prompt(FACE_B))
+    bench.references["B"] = bench.picture(good_prompt(FACE_B))  # the loaders' outputs are A's, as on a fresh server
     assert not np.array_equal(bench.references["A"], bench.references["B"])
     return bench
 
@@ -468,6 +467,58 @@ def test_a_canny_controlnet_in_identitynets_place_is_named(bench):
 
     assert error["node_id"] == "apply" and "transformer blocks" in error["exception_message"]
     assert "not IdentityNet" in error["exception_message"] or "smaller SDXL ControlNet" in error["exception_message"]
+    bench.recovers()
+
+
+SD15_CONTROLNET = {
+    "image_size": 32,
+    "in_channels": 4,
+    "hint_channels": 3,
+    "model_channels": 320,
+    "num_res_blocks": [2, 2, 2, 2],
+    "channel_mult": [1, 2, 4, 4],
+    "transformer_depth": [1, 1, 1, 1, 1, 1, 0, 0],
+    "transformer_depth_middle": 1,
+    "use_spatial_transformer": True,
+    "use_linear_in_transformer": False,
+    "context_dim": 768,
+    "num_heads": 8,
+    "num_head_channels": -1,
+    "legacy": False,
+    "use_checkpoint": False,
+}
+"""An SD1.5 ControlNet's configuration (the layout of lllyasviel's ControlNet 1.1 checkpoints)."""
+
+
+def write_sd15_controlnet(comfy_host, path) -> None:
+    """A full-size SD1.5 ControlNet in its checkpoint layout ('control_model.' keys; zero weights, fp16), which
+    ComfyUI's ControlNet loader detects and loads as SD1.5 (built with the in-process host's ComfyUI, on the CPU)."""
+    import comfy.cldm.cldm
+    import comfy.ops
+    from safetensors.torch import save_file
+
+    net = comfy.cldm.cldm.ControlNet(operations=comfy.ops.disable_weight_init, dtype=torch.float16, **SD15_CONTROLNET)
+    state = {f"control_model.{key}": torch.zeros_like(value) for key, value in net.state_dict().items()}
+    del net
+    save_file(state, str(path))
+
+
+def test_an_sd15_controlnet_in_identitynets_place_is_named(bench, comfy_host):
+    path = bench.server.base_dir / "models" / "controlnet" / "sd15_controlnet.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_sd15_controlnet(comfy_host, path)
+    prompt = good_prompt(FACE_A)
+    prompt["cn"]["inputs"]["control_net_name"] = "sd15_controlnet.safetensors"
+
+    try:
+        error = bench.failure(prompt)
+    finally:
+        path.unlink()
+
+    assert error["node_id"] == "apply", error
+    assert (
+        "not an SDXL ControlNet with 2048-wide cross-attention (cross-attention width 768" in error["exception_message"]
+    )
     bench.recovers()
 
 
