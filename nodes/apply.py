@@ -15,7 +15,10 @@ from .io_types import (
     FACEANALYSIS,
     INSTANTID,
     PercentRangeNode,
+    adapter_weight_input,
     face_choice_inputs,
+    identitynet_input,
+    identitynet_strength_input,
     percent_inputs,
     token_inputs,
     weight_type_input,
@@ -136,11 +139,7 @@ def graph_inputs(face_input: str = "face_analysis") -> list:
     return [
         INSTANTID.Input("instantid", tooltip="The InstantID adapter, from 'Load InstantID Adapter'."),
         FACEANALYSIS.Input(face_input, tooltip="The face models, from 'Load InstantID Face Analysis'."),
-        io.ControlNet.Input(
-            "control_net",
-            tooltip="IdentityNet, loaded with 'Load ControlNet Model' from "
-            "controlnet/instantid/diffusion_pytorch_model.safetensors.",
-        ),
+        identitynet_input(),
         io.Image.Input("image", tooltip="One or more reference photos of the person."),
         io.Model.Input("model", tooltip="An SDXL model."),
         io.Conditioning.Input("positive", tooltip="Positive conditioning (the prompt)."),
@@ -286,22 +285,8 @@ class InstantIDApplyAdvanced(AllInOneNode):
             "face_region (on by default), the identity acts inside the face's box while the prompt sets the rest.",
             inputs=[
                 *graph_inputs(),
-                io.Float.Input(
-                    "adapter_weight",
-                    default=0.8,
-                    min=-1.0,
-                    max=5.0,
-                    step=0.01,
-                    tooltip="Strength of the identity attention in the UNet (likeness).",
-                ),
-                io.Float.Input(
-                    "identitynet_strength",
-                    default=0.8,
-                    min=0.0,
-                    max=10.0,
-                    step=0.01,
-                    tooltip="Strength of IdentityNet (face shape and pose).",
-                ),
+                adapter_weight_input("adapter_weight", "Strength of the identity attention in the UNet (likeness)."),
+                identitynet_strength_input("identitynet_strength", "Strength of IdentityNet (face shape and pose)."),
                 *percent_inputs("InstantID"),
                 weight_type_input(),
                 *token_inputs(),

@@ -4,7 +4,16 @@ from comfy_api.latest import io
 
 from ..instantid_core.keypoints import drawn_faces_region
 from . import host
-from .io_types import CATEGORY, INSTANTID, INSTANTID_FACE, PercentRangeNode, percent_inputs, token_inputs
+from .io_types import (
+    CATEGORY,
+    INSTANTID,
+    INSTANTID_FACE,
+    PercentRangeNode,
+    identitynet_input,
+    identitynet_strength_input,
+    percent_inputs,
+    token_inputs,
+)
 
 
 class InstantIDApplyIdentityNet(PercentRangeNode):
@@ -22,11 +31,7 @@ class InstantIDApplyIdentityNet(PercentRangeNode):
             inputs=[
                 io.Conditioning.Input("positive", tooltip="Positive conditioning (the prompt)."),
                 io.Conditioning.Input("negative", tooltip="Negative conditioning."),
-                io.ControlNet.Input(
-                    "control_net",
-                    tooltip="IdentityNet, loaded with 'Load ControlNet Model' from "
-                    "controlnet/instantid/diffusion_pytorch_model.safetensors.",
-                ),
+                identitynet_input(),
                 INSTANTID.Input("instantid", tooltip="The InstantID adapter (its Resampler makes the face tokens)."),
                 INSTANTID_FACE.Input("face", tooltip="The reference faces, from 'InstantID Face Analysis'."),
                 io.Image.Input(
@@ -35,13 +40,8 @@ class InstantIDApplyIdentityNet(PercentRangeNode):
                     "being generated (dots of radius 10 px, as IdentityNet was trained); any other image is "
                     "centre-cropped and resized to it.",
                 ),
-                io.Float.Input(
-                    "strength",
-                    default=0.8,
-                    min=0.0,
-                    max=10.0,
-                    step=0.01,
-                    tooltip="IdentityNet's strength: how much the face's shape and pose are enforced.",
+                identitynet_strength_input(
+                    "strength", "IdentityNet's strength: how much the face's shape and pose are enforced."
                 ),
                 *percent_inputs("IdentityNet"),
                 *token_inputs(),

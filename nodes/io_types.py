@@ -97,6 +97,25 @@ class PercentRangeNode(io.ComfyNode):
             raise InstantIDError(problem)
 
 
+def identitynet_input() -> io.ControlNet.Input:
+    """IdentityNet, as ComfyUI's own ControlNet loader gives it."""
+    return io.ControlNet.Input(
+        "control_net",
+        tooltip="IdentityNet, loaded with 'Load ControlNet Model' from "
+        "controlnet/instantid/diffusion_pytorch_model.safetensors.",
+    )
+
+
+def adapter_weight_input(name: str, tooltip: str) -> io.Float.Input:
+    """The identity attention's weight (the paper's adapter scale): 0.8 by default, from -1 to 5."""
+    return io.Float.Input(name, default=0.8, min=-1.0, max=5.0, step=0.01, tooltip=tooltip)
+
+
+def identitynet_strength_input(name: str, tooltip: str) -> io.Float.Input:
+    """IdentityNet's strength: 0.8 by default, from 0 to 10."""
+    return io.Float.Input(name, default=0.8, min=0.0, max=10.0, step=0.01, tooltip=tooltip)
+
+
 def face_choice_inputs() -> list:
     """How a face is picked when a reference photo shows several."""
     return [

@@ -14,7 +14,16 @@ from ..instantid_core.people import (
     person_layouts,
 )
 from . import host
-from .io_types import CATEGORY, INSTANTID, INSTANTID_FACE, PercentRangeNode, percent_inputs
+from .io_types import (
+    CATEGORY,
+    INSTANTID,
+    INSTANTID_FACE,
+    PercentRangeNode,
+    adapter_weight_input,
+    identitynet_input,
+    identitynet_strength_input,
+    percent_inputs,
+)
 
 
 def person_input(number: int, optional: bool = False):
@@ -44,11 +53,7 @@ class InstantIDApplyPeople(PercentRangeNode):
             "person and step.",
             inputs=[
                 INSTANTID.Input("instantid", tooltip="The InstantID adapter, from 'Load InstantID Adapter'."),
-                io.ControlNet.Input(
-                    "control_net",
-                    tooltip="IdentityNet, loaded with 'Load ControlNet Model' from "
-                    "controlnet/instantid/diffusion_pytorch_model.safetensors.",
-                ),
+                identitynet_input(),
                 io.Model.Input("model", tooltip="An SDXL model."),
                 io.Conditioning.Input("positive", tooltip="Positive conditioning: a prompt that describes everyone."),
                 io.Conditioning.Input("negative", tooltip="Negative conditioning."),
@@ -108,21 +113,9 @@ class InstantIDApplyPeople(PercentRangeNode):
                     tooltip="Width of the soft edge outside each region, in face sizes (0: a hard edge). The soft "
                     "edge never reaches into another person's region.",
                 ),
-                io.Float.Input(
-                    "weight",
-                    default=0.8,
-                    min=-1.0,
-                    max=5.0,
-                    step=0.01,
-                    tooltip="Strength of each person's identity attention (likeness).",
-                ),
-                io.Float.Input(
-                    "identitynet_strength",
-                    default=0.8,
-                    min=0.0,
-                    max=10.0,
-                    step=0.01,
-                    tooltip="Strength of each person's IdentityNet (face shape and pose).",
+                adapter_weight_input("weight", "Strength of each person's identity attention (likeness)."),
+                identitynet_strength_input(
+                    "identitynet_strength", "Strength of each person's IdentityNet (face shape and pose)."
                 ),
                 *percent_inputs("InstantID"),
                 person_input(3, optional=True),
