@@ -1,5 +1,6 @@
 """A real ComfyUI server started on a free 127.0.0.1 port with this pack and the stand-in models (server tier)."""
 
+import contextlib
 import json
 import logging
 import os
@@ -43,10 +44,47 @@ class PromptError(RuntimeError):
 class ComfyServer:
     """A running ComfyUI process this test session started, and a small HTTP client for it."""
 
-    process: subprocess.Popen
+    process: subprocess.Popen | None
     url: str
     base_dir: Path
     log_path: Path
+    command: tuple[str, ...]  # without --port
+    env: dict[str, str]
+
+    def launch(self, timeout: float = 300) -> None:
+        """Start the process on a free port (its log appended to log_path) and wait until it answers
+        /system_stats."""
+        port = free_port()
+        cmd = [*self.command, "--port", str(port)]
+        log.info("starting ComfyUI: %s", " ".join(cmd))
+        with open(self.log_path, "ab") as out:
+            self.process = subprocess.Popen(
+                cmd, cwd=str(comfy_dir()), stdout=out, stderr=subprocess.STDOUT, env=self.env
+            )
+        self.url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"ComfyUI exited with code {self.process.returncode} during start-up:\n{self.log_tail()}"
+                )
+            try:
+                self.get_json("/system_stats")
+                return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.5)
+        self.stop()
+        raise TimeoutError(f"ComfyUI did not answer within {timeout} s:\n{self.log_tail()}")
+
+    @contextlib.contextmanager
+    def stopped(self):
+        """Stop the server for a while (to free its memory) and start it again, on a new port, afterwards: the same
+        object, so every test holding it follows."""
+        self.stop()
+        try:
+            yield
+        finally:
+            self.launch()
 
     def get_json(self, path: str):
         """GET a JSON document from the server."""
@@ -57,6 +95,13 @@ class ComfyServer:
         """GET raw bytes (e.g. /view?filename=...)."""
         with urllib.request.urlopen(self.url + path + "?" + urllib.parse.urlencode(query), timeout=60) as r:
             return r.read()
+
+    def post_json(self, path: str, body) -> None:
+        """POST a JSON body to the server."""
+        request = urllib.request.Request(
+            self.url + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        )
+        urllib.request.urlopen(request, timeout=60).read()
 
     def post_prompt(self, prompt: dict) -> str:
         """POST an API-format prompt; return its id, or raise PromptError with ComfyUI's validation errors."""
@@ -149,16 +194,12 @@ def start_server(
     """Start ComfyUI on a free port with this pack and the given models (and `env` added to its environment); wait
     until it answers /system_stats."""
     yaml_path = write_base_dir(base_dir, models_dir, input_files)
-    port = free_port()
-    log_path = base_dir / "comfyui.log"
-    cmd = [
+    command = (
         sys.executable,
         str(comfy_dir() / "main.py"),
         "--cpu",
         "--listen",
         "127.0.0.1",
-        "--port",
-        str(port),
         "--base-directory",
         str(base_dir),
         "--extra-model-paths-config",
@@ -168,20 +209,14 @@ def start_server(
         "--disable-api-nodes",
         "--disable-auto-launch",
         *flags,
-    ]
-    log.info("starting ComfyUI: %s", " ".join(cmd))
-    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
-    with open(log_path, "wb") as out:
-        process = subprocess.Popen(cmd, cwd=str(comfy_dir()), stdout=out, stderr=subprocess.STDOUT, env=env)
-    server = ComfyServer(process=process, url=f"http://127.0.0.1:{port}", base_dir=base_dir, log_path=log_path)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"ComfyUI exited with code {process.returncode} during start-up:\n{server.log_tail()}")
-        try:
-            server.get_json("/system_stats")
-            return server
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.5)
-    server.stop()
-    raise TimeoutError(f"ComfyUI did not answer within {timeout} s:\n{server.log_tail()}")
+    )
+    server = ComfyServer(
+        process=None,
+        url="",
+        base_dir=base_dir,
+        log_path=base_dir / "comfyui.log",
+        command=command,
+        env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})),
+    )
+    server.launch(timeout)
+    return server

@@ -11,12 +11,10 @@ stand-ins.
 
 import copy
 import io
-import json
 import logging
 import re
 import threading
 import time
-import urllib.request
 
 import numpy as np
 import psutil
@@ -24,15 +22,13 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers.server_prompts import FACE_A, FACE_B, SIZE, analysis_prompt, good_prompt, plain_prompt
 from scripts.harness.comfy_server import PromptError
 from scripts.harness.real_faces import real_faces
 
 pytestmark = pytest.mark.server
 logger = logging.getLogger(__name__)
 
-SIZE = 128
-FACE_A, FACE_B = "instantid_face.png", "instantid_pose.png"
-"""Stand-in photos of two different identities."""
 NO_FACE = "reliability_no_face.jpg"
 """The real-face tier's photo without a face, copied into the server's input folder."""
 GROUP = "reliability_group.jpg"
@@ -43,97 +39,6 @@ stand-in detector finds only the magenta squares of the stand-in photos, so grey
 need real face models."""
 
 
-def good_prompt(photo: str = FACE_A, seed: int = 1, steps: int = 1, **apply) -> dict:
-    """The all-in-one pipeline in API format: checkpoint, adapter, face models, IdentityNet, Apply InstantID,
-    one KSampler step at SIZE, decode, save. `apply` overrides Apply InstantID's inputs."""
-    return {
-        "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd_xl_base_1.0.safetensors"}},
-        "adapter": {"class_type": "InstantIDLoadAdapter", "inputs": {"adapter_file": "ip-adapter.bin"}},
-        "faces": {
-            "class_type": "InstantIDLoadFaceAnalysis",
-            "inputs": {"face_pack": "antelopev2", "provider": "CPU", "detection_size": 640},
-        },
-        "cn": {
-            "class_type": "ControlNetLoader",
-            "inputs": {"control_net_name": "instantid/diffusion_pytorch_model.safetensors"},
-        },
-        "photo": {"class_type": "LoadImage", "inputs": {"image": photo}},
-        "pos": {"class_type": "CLIPTextEncode", "inputs": {"text": "a portrait photo", "clip": ["ckpt", 1]}},
-        "neg": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["ckpt", 1]}},
-        "apply": {
-            "class_type": "InstantIDApply",
-            "inputs": {
-                "instantid": ["adapter", 0],
-                "face_analysis": ["faces", 0],
-                "control_net": ["cn", 0],
-                "image": ["photo", 0],
-                "model": ["ckpt", 0],
-                "positive": ["pos", 0],
-                "negative": ["neg", 0],
-                "weight": 0.8,
-                "start_percent": 0.0,
-                "end_percent": 1.0,
-                "no_face": "error",
-                **apply,
-            },
-        },
-        "latent": {"class_type": "EmptyLatentImage", "inputs": {"width": SIZE, "height": SIZE, "batch_size": 1}},
-        "sampler": {
-            "class_type": "KSampler",
-            "inputs": {
-                "model": ["apply", 0],
-                "positive": ["apply", 1],
-                "negative": ["apply", 2],
-                "latent_image": ["latent", 0],
-                "seed": seed,
-                "steps": steps,
-                "cfg": 5.0,
-                "sampler_name": "euler",
-                "scheduler": "normal",
-                "denoise": 1.0,
-            },
-        },
-        "decode": {"class_type": "VAEDecode", "inputs": {"samples": ["sampler", 0], "vae": ["ckpt", 2]}},
-        "save": {"class_type": "SaveImage", "inputs": {"images": ["decode", 0], "filename_prefix": "reliability"}},
-    }
-
-
-def plain_prompt(photo: str = FACE_A) -> dict:
-    """The good prompt without InstantID: the checkpoint's model and the text conditioning straight into KSampler."""
-    prompt = good_prompt(photo)
-    del prompt["apply"]
-    prompt["sampler"]["inputs"] |= {"model": ["ckpt", 0], "positive": ["pos", 0], "negative": ["neg", 0]}
-    return prompt
-
-
-def analysis_prompt(
-    photo: str, no_face: str = "error", batch_with: str | None = None, face_pack: str = "antelopev2"
-) -> dict:
-    """Face analysis alone: the face models, a photo (or a batch of two), InstantID Face Analysis, a preview."""
-    faces = good_prompt()["faces"]
-    faces["inputs"]["face_pack"] = face_pack
-    prompt = {
-        "faces": faces,
-        "photo": {"class_type": "LoadImage", "inputs": {"image": photo}},
-        "analyze": {
-            "class_type": "InstantIDAnalyzeFaces",
-            "inputs": {
-                "face_analysis": ["faces", 0],
-                "image": ["photo", 0],
-                "face_choice": "largest",
-                "face_index": 0,
-                "no_face": no_face,
-            },
-        },
-        "preview": {"class_type": "PreviewImage", "inputs": {"images": ["analyze", 1]}},
-    }
-    if batch_with is not None:
-        prompt["second"] = {"class_type": "LoadImage", "inputs": {"image": batch_with}}
-        prompt["batch"] = {"class_type": "ImageBatch", "inputs": {"image1": ["photo", 0], "image2": ["second", 0]}}
-        prompt["analyze"]["inputs"]["image"] = ["batch", 0]
-    return prompt
-
-
 class Bench:
     """The session's server, the reference pictures, and the checks every test makes."""
 
@@ -141,17 +46,10 @@ class Bench:
         self.server = server
         self.references: dict[str, np.ndarray] = {}
 
-    def post(self, path: str, body: dict) -> None:
-        """POST a JSON body to the server."""
-        request = urllib.request.Request(
-            self.server.url + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-        )
-        urllib.request.urlopen(request, timeout=60).read()
-
     def reset(self) -> None:
         """Drop every cached output and unload the models: ComfyUI applies /free after the next prompt, so a tiny
         prompt follows it."""
-        self.post("/free", {"unload_models": True, "free_memory": True})
+        self.server.post_json("/free", {"unload_models": True, "free_memory": True})
         self.server.run(
             {
                 "e": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
