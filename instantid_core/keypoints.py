@@ -11,6 +11,7 @@ computes in float64 and hands back the keypoints' own dtype, so an identity plac
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import math
@@ -21,6 +22,7 @@ import numpy as np
 
 from .dependencies import cv2
 from .errors import InstantIDError
+from .images import to_image_batch
 
 logger = logging.getLogger(__name__)
 
@@ -69,16 +71,40 @@ def as_keypoints(kps: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
     return arr
 
 
-def draw_keypoints(faces_kps: Sequence[np.ndarray], width: int, height: int) -> np.ndarray:
+FULL_OPACITY: tuple[float, ...] = (1.0,) * 5
+"""Every keypoint drawn in its full colour, as the reference does."""
+
+
+def as_opacity(opacity: Sequence[float]) -> tuple[float, ...]:
+    """Validate five keypoint opacities in 0..1 and return them as a tuple of floats."""
+    values = tuple(float(v) for v in opacity)
+    if len(values) != 5 or not all(0.0 <= v <= 1.0 for v in values):
+        raise InstantIDError(
+            f"Keypoint opacity must be five numbers from 0 to 1 (one per keypoint), got {list(opacity)}"
+        )
+    return values
+
+
+def _dimmed(color: tuple[int, int, int], opacity: float) -> tuple[int, ...]:
+    """A keypoint colour drawn at this opacity over the black background."""
+    return color if opacity == 1.0 else tuple(round(c * opacity) for c in color)
+
+
+def draw_keypoints(
+    faces_kps: Sequence[np.ndarray], width: int, height: int, opacity: Sequence[float] = FULL_OPACITY
+) -> np.ndarray:
     """Render the keypoints of one or more faces as the reference InstantID image: HxWx3 uint8 RGB, black background.
 
     All faces' limbs are drawn first, the image is dimmed by LIMB_DIMMING, then all faces' points are drawn. The
     limb arithmetic is the reference's, step for step on numpy scalars of the keypoints' dtype (float32 stays float32),
-    so that every truncation to whole pixels lands where the reference's does.
+    so that every truncation to whole pixels lands where the reference's does. `opacity` (one per keypoint, for every
+    face) draws a point, and the limb that starts at it, dimmer over the black background: a known way to loosen
+    IdentityNet's hold where the face should differ; all ones is the reference rendering.
     """
     if width < 1 or height < 1:
         raise InstantIDError(f"The keypoint image must be at least 1×1 pixels, got {width}×{height}")
     faces = [as_keypoints(kps) for kps in faces_kps]
+    colors = [_dimmed(color, alpha) for color, alpha in zip(KEYPOINT_COLORS, as_opacity(opacity), strict=True)]
     canvas = np.zeros((height, width, 3), dtype=np.uint8)
     for kps in faces:
         for first, second in LIMBS:
@@ -87,10 +113,10 @@ def draw_keypoints(faces_kps: Sequence[np.ndarray], width: int, height: int) -> 
             angle = math.degrees(math.atan2(y[0] - y[1], x[0] - x[1]))
             center = (int(np.mean(x)), int(np.mean(y)))
             polygon = cv2.ellipse2Poly(center, (int(length / 2), LIMB_HALF_WIDTH), int(angle), 0, 360, 1)
-            cv2.fillConvexPoly(canvas, polygon, KEYPOINT_COLORS[first])
+            cv2.fillConvexPoly(canvas, polygon, colors[first])
     canvas = (canvas * LIMB_DIMMING).astype(np.uint8)
     for kps in faces:
-        for (x, y), color in zip(kps, KEYPOINT_COLORS, strict=False):
+        for (x, y), color in zip(kps, colors, strict=True):
             cv2.circle(canvas, (int(x), int(y)), POINT_RADIUS, color, -1)
     return canvas
 
@@ -184,6 +210,80 @@ def face_box_mask(boxes: Sequence[Sequence[float]], width: int, height: int) -> 
     return mask
 
 
+@dataclass(frozen=True)
+class KeypointTransform:
+    """A move of placed keypoints within their frame: scaled by `scale` and turned by `rotate` degrees (clockwise as
+    seen) about the centre (mean) of the chosen face's keypoints, then shifted by `move_x` and `move_y` fractions of the
+    frame's width and height (right and down)."""
+
+    scale: float = 1.0
+    rotate: float = 0.0
+    move_x: float = 0.0
+    move_y: float = 0.0
+
+    def __post_init__(self):
+        values = (self.scale, self.rotate, self.move_x, self.move_y)
+        if not all(math.isfinite(v) for v in values) or self.scale <= 0:
+            raise InstantIDError(
+                f"A keypoint transform needs a scale above 0 and finite values, got scale {self.scale:g}, rotate "
+                f"{self.rotate:g}, move {self.move_x:g}, {self.move_y:g}"
+            )
+
+    def point_map(self, kps: np.ndarray, size: tuple[int, int]) -> PointMap:
+        """This transform, for keypoints `kps` (the face it turns about) placed in a frame of this (width, height)."""
+        width, height = _size(size, "target")
+        centre = np.asarray(kps, dtype=np.float64).mean(axis=0)
+        turn = math.radians(self.rotate)
+        matrix = self.scale * np.array([[math.cos(turn), -math.sin(turn)], [math.sin(turn), math.cos(turn)]])
+        shift = centre + np.array([self.move_x * width, self.move_y * height])
+        return lambda points: (np.asarray(points, dtype=np.float64) - centre) @ matrix.T + shift
+
+
+@dataclass(frozen=True)
+class Jitter:
+    """Limits of a seeded random change of a keypoint transform: the scale multiplied by up to 1 ± `scale`, up to
+    ± `rotate` degrees more turn, and up to ± `move` of the frame's width and height more shift."""
+
+    scale: float = 0.0
+    rotate: float = 0.0
+    move: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self):
+        limits = (self.scale, self.rotate, self.move)
+        if not all(math.isfinite(v) and v >= 0 for v in limits) or self.scale >= 1:
+            raise InstantIDError(
+                f"Jitter limits must be 0 or more (the scale's below 1), got scale {self.scale:g}, rotate "
+                f"{self.rotate:g}, move {self.move:g}"
+            )
+
+    def applied(self, base: KeypointTransform, picture: int) -> KeypointTransform:
+        """`base`, changed at random within the limits for picture number `picture` (the same seed and number: the
+        same change)."""
+        if (self.scale, self.rotate, self.move) == (0, 0, 0):
+            return base
+        ds, dr, dx, dy = np.random.default_rng([self.seed, picture]).uniform(-1.0, 1.0, size=4)
+        return KeypointTransform(
+            scale=base.scale * (1 + ds * self.scale),
+            rotate=base.rotate + dr * self.rotate,
+            move_x=base.move_x + dx * self.move,
+            move_y=base.move_y + dy * self.move,
+        )
+
+
+FACE_BOX_EXTENTS = (1.8, 2.4)
+"""Width and height of a face box drawn round keypoints without a detector's box, in keypoint extents: about what
+SCRFD's boxes measure round its keypoints."""
+
+
+def estimated_face_box(kps: np.ndarray) -> np.ndarray:
+    """An (x1, y1, x2, y2) face box centred on the keypoints, FACE_BOX_EXTENTS keypoint extents wide and tall."""
+    arr = as_keypoints(kps).astype(np.float64)
+    centre = (arr.max(axis=0) + arr.min(axis=0)) / 2
+    half = np.array(FACE_BOX_EXTENTS) * keypoint_extent(arr) / 2
+    return np.concatenate([centre - half, centre + half])
+
+
 @dataclass(frozen=True, eq=False)
 class KeypointLayout:
     """Where faces go in the generated picture, for any picture size: their keypoints and boxes in their photo's own
@@ -195,8 +295,10 @@ class KeypointLayout:
     source_size: tuple[int, int]
     placement: str
     face_fraction: float = 0.35
-    chosen: int = 0  # the face 'centered' scales and centres; the others move with it
+    chosen: int = 0  # the face 'centered' scales and centres, and transforms turn about; the others move with it
     slot: tuple[int, int] = (0, 1)  # 'centered' centres in column k of n equal columns (one person of n)
+    opacity: tuple[float, ...] = FULL_OPACITY  # per keypoint, for every face (draw_keypoints)
+    transforms: tuple[KeypointTransform, ...] = ()  # applied in order after the placement
 
     @classmethod
     def of(
@@ -224,11 +326,38 @@ class KeypointLayout:
         layout.point_map(layout.source_size)  # refuses a bad face_fraction or coinciding keypoints now
         return layout
 
+    @classmethod
+    def in_frame(
+        cls, points: Sequence[Sequence[float]], size: tuple[int, int], opacity: Sequence[float] = FULL_OPACITY
+    ) -> KeypointLayout:
+        """The layout of one face given by frame-normalised keypoints (x and y as fractions of the frame's width and
+        height) in a frame of this (width, height), kept in place at any generation size of the same aspect ratio
+        (centre-cropped otherwise); its face box is estimated_face_box."""
+        kps = as_keypoints(np.asarray(points, dtype=np.float64) * np.array(_size(size, "frame")))
+        return cls(
+            kps=(kps,),
+            boxes=(estimated_face_box(kps),),
+            source_size=_size(size, "frame"),
+            placement="as in source",
+            opacity=as_opacity(opacity),
+        )
+
+    def transformed(self, transform: KeypointTransform) -> KeypointLayout:
+        """This layout with one more transform after its placement and earlier transforms."""
+        return dataclasses.replace(self, transforms=(*self.transforms, transform))
+
     def point_map(self, size: tuple[int, int]) -> PointMap:
-        """The placement of photo pixels into a frame of this (width, height)."""
+        """The placement of photo pixels into a frame of this (width, height), then the transforms."""
         if self.placement == "as in source":
-            return _as_source_map(self.source_size, size)
-        return _centered_map(self.kps[self.chosen], size, self.face_fraction, self.slot)
+            placement = _as_source_map(self.source_size, size)
+        else:
+            placement = _centered_map(self.kps[self.chosen], size, self.face_fraction, self.slot)
+        maps = [placement]
+        chosen = placement(self.kps[self.chosen])
+        for transform in self.transforms:
+            maps.append(transform.point_map(chosen, size))
+            chosen = maps[-1](chosen)
+        return functools.reduce(lambda first, then: lambda points: then(first(points)), maps)
 
     def placed(self, size: tuple[int, int]) -> list[np.ndarray]:
         """Every face's keypoints placed in a frame of this (width, height), in the keypoints' own dtype."""
@@ -248,13 +377,47 @@ class KeypointLayout:
                 keypoint_extent(chosen),
                 SMALL_FACE_WARNING_PX,
             )
-        return draw_keypoints(placed, *size)
+        return draw_keypoints(placed, *size, self.opacity)
 
     def box_mask(self, size: tuple[int, int]) -> np.ndarray:
-        """The faces' boxes, placed like their keypoints, as an H×W mask at this (width, height)."""
+        """The faces' boxes, placed like their keypoints (a turned box by the box round its corners), as an H×W mask
+        at this (width, height)."""
         point_map = self.point_map(size)
-        boxes = [point_map(np.reshape(box, (2, 2)).astype(np.float64)).reshape(4) for box in self.boxes]
+        boxes = []
+        for x1, y1, x2, y2 in self.boxes:
+            corners = point_map(np.array([[x1, y1], [x2, y1], [x1, y2], [x2, y2]], dtype=np.float64))
+            boxes.append(np.concatenate([corners.min(axis=0), corners.max(axis=0)]))
         return face_box_mask(boxes, *_size(size, "target"))
+
+
+@dataclass(frozen=True, eq=False)
+class PlacedKeypoints:
+    """Keypoint layouts (one per picture) and the frame size they were drawn at: what the keypoint nodes pass along
+    INSTANTID_KEYPOINTS edges, for transforms and other keypoint nodes downstream."""
+
+    layouts: tuple[KeypointLayout, ...]
+    size: tuple[int, int]
+
+    def images(self):
+        """The keypoint images of the layouts at the frame size, as an IMAGE batch marked with its layouts."""
+        return with_layouts(to_image_batch(list(draw_layouts(self.layouts, self.size))), self.layouts)
+
+    def box_masks(self) -> np.ndarray:
+        """The face boxes of the layouts at the frame size, as a B×H×W float32 batch of masks."""
+        return layouts_box_masks(self.layouts, self.size)
+
+
+def transformed(
+    placed: PlacedKeypoints, transform: KeypointTransform, variants: int, jitter: Jitter
+) -> PlacedKeypoints:
+    """Every layout `variants` times in a row, each with `transform` jittered for its own picture number."""
+    if variants < 1:
+        raise InstantIDError(f"variants must be at least 1, got {variants}")
+    layouts = []
+    for layout in placed.layouts:
+        for _ in range(variants):
+            layouts.append(layout.transformed(jitter.applied(transform, len(layouts))))
+    return PlacedKeypoints(tuple(layouts), placed.size)
 
 
 def draw_layouts(layouts: Sequence[KeypointLayout], size: tuple[int, int]) -> np.ndarray:
