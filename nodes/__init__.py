@@ -12,7 +12,8 @@ from .download import InstantIDDownloadModels
 from .face_crop import InstantIDFaceCrop, InstantIDFacePaste
 from .faces import InstantIDAnalyzeFaces
 from .identitynet import InstantIDApplyIdentityNet
-from .keypoints import InstantIDKeypoints
+from .keypoint_editor import InstantIDKeypointsEditor
+from .keypoints import InstantIDKeypoints, InstantIDTransformKeypoints
 from .loaders import InstantIDLoadAdapter, InstantIDLoadFaceAnalysis
 from .people import InstantIDApplyPeople
 from .saved_faces import InstantIDLoadFace, InstantIDSaveFace
@@ -23,6 +24,8 @@ NODE_CLASSES: list[type[io.ComfyNode]] = [
     InstantIDLoadFaceAnalysis,
     InstantIDAnalyzeFaces,
     InstantIDKeypoints,
+    InstantIDKeypointsEditor,
+    InstantIDTransformKeypoints,
     InstantIDApplyIdentityNet,
     InstantIDPatchAttention,
     InstantIDApply,

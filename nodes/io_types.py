@@ -16,6 +16,8 @@ FACEANALYSIS = io.Custom("FACEANALYSIS")
 """The loaded face models (detector + recogniser)."""
 INSTANTID_FACE = io.Custom("INSTANTID_FACE")
 """What face analysis found: per reference image the faces, keypoints, boxes, embeddings and the chosen face."""
+INSTANTID_KEYPOINTS = io.Custom("INSTANTID_KEYPOINTS")
+"""Placed face keypoints (one layout per picture) and their frame: from the keypoint nodes to transforms."""
 INSTANTID_STITCH = io.Custom("INSTANTID_STITCH")
 """How 'InstantID Face Crop' took its crop from the photo: what 'InstantID Face Paste' needs to put it back."""
 
@@ -168,3 +170,30 @@ def weight_type_input() -> io.Combo.Input:
         tooltip="How the weight is spread over the UNet: the same everywhere ('linear'), or "
         "weaker/stronger in the input, middle or output blocks.",
     )
+
+
+def frame_size_inputs(what: str) -> list:
+    """The width and height of a keypoint frame: 1024 by default, 64 to 8192 in steps of 8."""
+    return [
+        io.Int.Input(side, default=1024, min=64, max=8192, step=8, tooltip=f"{side.capitalize()} of {what}")
+        for side in ("width", "height")
+    ]
+
+
+def keypoint_outputs() -> list:
+    """The outputs of the keypoint nodes: the keypoint image, the face boxes' mask and the placed keypoints."""
+    return [
+        io.Image.Output(
+            display_name="keypoints",
+            tooltip="The keypoint image for 'Apply IdentityNet' or Apply InstantID's image_kps (drawn again at the "
+            "size being generated).",
+        ),
+        io.Mask.Output(
+            display_name="face_mask",
+            tooltip="The face boxes, placed like the keypoints: a mask for the identity attention or IdentityNet.",
+        ),
+        INSTANTID_KEYPOINTS.Output(
+            display_name="kps",
+            tooltip="The placed keypoints, for 'InstantID Transform Keypoints' (move, scale, turn or jitter them).",
+        ),
+    ]

@@ -1,11 +1,17 @@
-"""Keypoint image node: the 5-point face rendering IdentityNet is conditioned on."""
+"""Keypoint nodes: the 5-point face rendering IdentityNet is conditioned on, and transforms of placed keypoints."""
 
 import torch
 from comfy_api.latest import io
 
-from ..instantid_core.images import to_image_batch
-from ..instantid_core.keypoints import PLACEMENTS, KeypointLayout, with_layouts
-from .io_types import CATEGORY, INSTANTID_FACE
+from ..instantid_core.keypoints import (
+    PLACEMENTS,
+    Jitter,
+    KeypointLayout,
+    KeypointTransform,
+    PlacedKeypoints,
+    transformed,
+)
+from .io_types import CATEGORY, INSTANTID_FACE, INSTANTID_KEYPOINTS, frame_size_inputs, keypoint_outputs
 
 
 class InstantIDKeypoints(io.ComfyNode):
@@ -25,23 +31,9 @@ class InstantIDKeypoints(io.ComfyNode):
                 INSTANTID_FACE.Input(
                     "face", tooltip="Faces from 'InstantID Face Analysis' (e.g. of a photo with the pose you want)."
                 ),
-                io.Int.Input(
-                    "width",
-                    default=1024,
-                    min=64,
-                    max=8192,
-                    step=8,
-                    tooltip="Width of the keypoint image and face mask (for previews and masks: IdentityNet "
-                    "draws the keypoints again at the size being generated).",
-                ),
-                io.Int.Input(
-                    "height",
-                    default=1024,
-                    min=64,
-                    max=8192,
-                    step=8,
-                    tooltip="Height of the keypoint image and face mask (for previews and masks: IdentityNet "
-                    "draws the keypoints again at the size being generated).",
+                *frame_size_inputs(
+                    "the keypoint image and face mask (for previews and masks: IdentityNet draws the keypoints "
+                    "again at the size being generated)."
                 ),
                 io.Combo.Input(
                     "placement",
@@ -71,12 +63,111 @@ class InstantIDKeypoints(io.ComfyNode):
                     tooltip="Draw every face found in that photo (e.g. two people), not only the chosen one.",
                 ),
             ],
-            outputs=[io.Image.Output(display_name="keypoints"), io.Mask.Output(display_name="face_mask")],
+            outputs=keypoint_outputs(),
         )
 
     @classmethod
     def execute(cls, face, width, height, placement, face_fraction, reference_index, all_faces) -> io.NodeOutput:
         """Render the keypoint image and the face boxes' mask."""
         layout = KeypointLayout.of(face.result(reference_index), placement, face_fraction, all_faces)
-        picture = with_layouts(to_image_batch([layout.draw((width, height))]), [layout])
-        return io.NodeOutput(picture, torch.from_numpy(layout.box_mask((width, height))).unsqueeze(0))
+        return keypoints_output(PlacedKeypoints((layout,), (width, height)))
+
+
+def keypoints_output(placed: PlacedKeypoints, ui=None) -> io.NodeOutput:
+    """The outputs of a keypoint node (keypoint_outputs) for these placed keypoints."""
+    return io.NodeOutput(placed.images(), torch.from_numpy(placed.box_masks()), placed, ui=ui)
+
+
+class InstantIDTransformKeypoints(io.ComfyNode):
+    """Moves, scales and turns placed keypoints, with an optional seeded jitter: poses without a canvas."""
+
+    @classmethod
+    def define_schema(cls):
+        """Node schema."""
+        return io.Schema(
+            node_id="InstantIDTransformKeypoints",
+            display_name="InstantID Transform Keypoints",
+            category=CATEGORY,
+            description="Scales and turns the keypoints of 'InstantID Keypoints' or the Keypoints Editor about the "
+            "face's centre, then moves them; a seeded jitter draws a different pose for each of `variants` "
+            "pictures, within its limits (for batches that should not all share one pose).",
+            inputs=[
+                INSTANTID_KEYPOINTS.Input("kps", tooltip="Placed keypoints, from a keypoint node's kps output."),
+                io.Float.Input(
+                    "scale", default=1.0, min=0.05, max=10.0, step=0.01, tooltip="Size factor (1 = unchanged)."
+                ),
+                io.Float.Input(
+                    "rotate",
+                    default=0.0,
+                    min=-180.0,
+                    max=180.0,
+                    step=0.5,
+                    tooltip="Turn in degrees, clockwise as seen, about the centre of the face's keypoints.",
+                ),
+                io.Float.Input(
+                    "move_x",
+                    default=0.0,
+                    min=-1.0,
+                    max=1.0,
+                    step=0.005,
+                    tooltip="Shift to the right, as a fraction of the frame's width (negative: to the left).",
+                ),
+                io.Float.Input(
+                    "move_y",
+                    default=0.0,
+                    min=-1.0,
+                    max=1.0,
+                    step=0.005,
+                    tooltip="Shift down, as a fraction of the frame's height (negative: up).",
+                ),
+                io.Int.Input(
+                    "variants",
+                    default=1,
+                    min=1,
+                    max=64,
+                    tooltip="Pictures out per picture in: each with its own jitter (a batch of poses).",
+                ),
+                io.Float.Input(
+                    "jitter_scale",
+                    default=0.0,
+                    min=0.0,
+                    max=0.9,
+                    step=0.01,
+                    tooltip="Random size change of up to ± this fraction (0 = none).",
+                ),
+                io.Float.Input(
+                    "jitter_rotate",
+                    default=0.0,
+                    min=0.0,
+                    max=180.0,
+                    step=0.5,
+                    tooltip="Random turn of up to ± this many degrees (0 = none).",
+                ),
+                io.Float.Input(
+                    "jitter_move",
+                    default=0.0,
+                    min=0.0,
+                    max=1.0,
+                    step=0.005,
+                    tooltip="Random shift of up to ± this fraction of the frame's width and height (0 = none).",
+                ),
+                io.Int.Input(
+                    "seed",
+                    default=0,
+                    min=0,
+                    max=2**32 - 1,
+                    control_after_generate=True,
+                    tooltip="Seed of the jitter: the same seed gives the same poses.",
+                ),
+            ],
+            outputs=keypoint_outputs(),
+        )
+
+    @classmethod
+    def execute(
+        cls, kps, scale, rotate, move_x, move_y, variants, jitter_scale, jitter_rotate, jitter_move, seed
+    ) -> io.NodeOutput:
+        """Transform every layout, `variants` times each."""
+        transform = KeypointTransform(scale, rotate, move_x, move_y)
+        jitter = Jitter(jitter_scale, jitter_rotate, jitter_move, seed)
+        return keypoints_output(transformed(kps, transform, variants, jitter))

@@ -29,7 +29,7 @@ def test_own_node_classes_are_named_as_their_node_ids_and_compat_classes_carry_o
 
     names = {node_id: cls.__name__ for node_id, cls in comfy_host.pack_nodes.items()}
 
-    assert set(names) >= compat_ids and len(names) == 23  # 16 own nodes, 7 aliases
+    assert set(names) >= compat_ids and len(names) == 25  # 18 own nodes, 7 aliases
     assert {node_id: name for node_id, name in names.items() if node_id not in compat_ids} == {
         node_id: node_id for node_id in names if node_id not in compat_ids
     }
