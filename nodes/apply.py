@@ -189,9 +189,14 @@ def optional_inputs() -> list:
 
 
 OUTPUTS = [
-    io.Model.Output(display_name="MODEL"),
-    io.Conditioning.Output(display_name="positive"),
-    io.Conditioning.Output(display_name="negative"),
+    io.Model.Output(display_name="MODEL", tooltip="The model with the identity attention, for the KSampler."),
+    io.Conditioning.Output(
+        display_name="positive", tooltip="The positive conditioning with IdentityNet attached, for the KSampler."
+    ),
+    io.Conditioning.Output(
+        display_name="negative",
+        tooltip="The negative conditioning with IdentityNet attached (empty identity), for the KSampler.",
+    ),
 ]
 
 

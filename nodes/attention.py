@@ -42,7 +42,12 @@ class InstantIDPatchAttention(PercentRangeNode):
                     "of several); nothing changes outside it.",
                 ),
             ],
-            outputs=[io.Model.Output(display_name="MODEL")],
+            outputs=[
+                io.Model.Output(
+                    display_name="MODEL",
+                    tooltip="A copy of the model with the identity attention in every cross-attention layer.",
+                )
+            ],
         )
 
     @classmethod

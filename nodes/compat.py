@@ -80,7 +80,7 @@ class InstantIDModelLoaderCompat(io.ComfyNode):
                     tooltip="InstantID's ip-adapter.bin in models/instantid/.",
                 )
             ],
-            outputs=[INSTANTID.Output(display_name="INSTANTID")],
+            outputs=[INSTANTID.Output(display_name="INSTANTID", tooltip="The InstantID adapter.")],
         )
 
     @classmethod
@@ -107,7 +107,11 @@ class InstantIDFaceAnalysisCompat(io.ComfyNode):
                     "the CPU with a warning.",
                 )
             ],
-            outputs=[FACEANALYSIS.Output(display_name="FACEANALYSIS")],
+            outputs=[
+                FACEANALYSIS.Output(
+                    display_name="FACEANALYSIS", tooltip="The antelopev2 face models (detector and recogniser)."
+                )
+            ],
         )
 
     @classmethod
@@ -136,7 +140,11 @@ class FaceKeypointsPreprocessorCompat(io.ComfyNode):
                     "at the generation size).",
                 ),
             ],
-            outputs=[io.Image.Output(display_name="IMAGE")],
+            outputs=[
+                io.Image.Output(
+                    display_name="IMAGE", tooltip="One keypoint image per photo: its largest face's 5 keypoints."
+                )
+            ],
         )
 
     @classmethod
@@ -280,7 +288,12 @@ class InstantIDAttentionPatchCompat(CompatPercentRangeNode):
                     tooltip="Per-block profile of the weight (this pack's addition, after that pack's inputs).",
                 ),
             ],
-            outputs=[io.Model.Output(display_name="MODEL"), FACE_EMBEDS.Output(display_name="FACE_EMBEDS")],
+            outputs=[
+                io.Model.Output(display_name="MODEL", tooltip="The model with the identity attention."),
+                FACE_EMBEDS.Output(
+                    display_name="FACE_EMBEDS", tooltip="The identity tokens, for 'InstantID Apply ControlNet'."
+                ),
+            ],
         )
 
     @classmethod
@@ -318,7 +331,10 @@ class ApplyInstantIDControlNetCompat(CompatPercentRangeNode):
                 *percent_inputs("IdentityNet", PERCENT_NAMES),
                 io.Mask.Input("mask", optional=True, tooltip="Region where IdentityNet acts."),
             ],
-            outputs=[io.Conditioning.Output(display_name="positive"), io.Conditioning.Output(display_name="negative")],
+            outputs=[
+                io.Conditioning.Output(display_name="positive", tooltip="The positive conditioning with IdentityNet."),
+                io.Conditioning.Output(display_name="negative", tooltip="The negative conditioning with IdentityNet."),
+            ],
         )
 
     @classmethod

@@ -25,7 +25,12 @@ class InstantIDDoctor(io.ComfyNode):
             "on, CUDA as torch and onnxruntime see it, and every InstantID model file in every folder ComfyUI "
             "searches: found where, identified as what, and the exact fix for each problem. Changes nothing.",
             inputs=[],
-            outputs=[io.String.Output(display_name="report")],
+            outputs=[
+                io.String.Output(
+                    display_name="report",
+                    tooltip="The set-up report, with the fix for each problem (also on the node).",
+                )
+            ],
             is_output_node=True,
             not_idempotent=True,
         )

@@ -44,7 +44,12 @@ class InstantIDDownloadModels(io.ComfyNode):
                     tooltip=f"Turn on only after reading the licences: {INSTANTID_LICENCE}; {INSIGHTFACE_LICENCE}.",
                 ),
             ],
-            outputs=[io.String.Output(display_name="report")],
+            outputs=[
+                io.String.Output(
+                    display_name="report",
+                    tooltip="One line per file: downloaded and verified, or already in place (also on the node).",
+                )
+            ],
             is_output_node=True,
             not_idempotent=True,
         )

@@ -92,10 +92,21 @@ class InstantIDFaceCrop(io.ComfyNode):
                 ),
             ],
             outputs=[
-                io.Image.Output(display_name="crop"),
-                io.Image.Output(display_name="keypoints"),
-                io.Mask.Output(display_name="mask"),
-                INSTANTID_STITCH.Output(display_name="stitch"),
+                io.Image.Output(
+                    display_name="crop", tooltip="The crop round the face, to encode and inpaint at this size."
+                ),
+                io.Image.Output(
+                    display_name="keypoints",
+                    tooltip="The face's keypoints in the crop, e.g. for Apply IdentityNet (Apply InstantID's image_kps "
+                    "takes the crop itself).",
+                ),
+                io.Mask.Output(
+                    display_name="mask",
+                    tooltip="The inpainting mask in the crop: an ellipse round the face with a feathered edge.",
+                ),
+                INSTANTID_STITCH.Output(
+                    display_name="stitch", tooltip="Where and how the crop was taken, for 'InstantID Face Paste'."
+                ),
             ],
         )
 
@@ -156,7 +167,11 @@ class InstantIDFacePaste(io.ComfyNode):
                     "photo's: hides a colour drift of the generation or the VAE at the seam.",
                 ),
             ],
-            outputs=[io.Image.Output(display_name="image")],
+            outputs=[
+                io.Image.Output(
+                    display_name="image", tooltip="The photo with the generated face pasted in, at the photo's size."
+                )
+            ],
         )
 
     @classmethod

@@ -44,9 +44,19 @@ class InstantIDAnalyzeFaces(io.ComfyNode):
                 ),
             ],
             outputs=[
-                INSTANTID_FACE.Output(display_name="face"),
-                io.Image.Output(display_name="preview"),
-                io.Mask.Output(display_name="face_mask"),
+                INSTANTID_FACE.Output(
+                    display_name="face",
+                    tooltip="The analysed faces: per photo every face's box, keypoints and embedding, and the chosen "
+                    "one.",
+                ),
+                io.Image.Output(
+                    display_name="preview",
+                    tooltip="Each photo with every face found, numbered, the chosen one highlighted.",
+                ),
+                io.Mask.Output(
+                    display_name="face_mask",
+                    tooltip="Per photo, the chosen face's box in the photo's pixels (all 0 for a skipped photo).",
+                ),
             ],
         )
 

@@ -63,7 +63,14 @@ class InstantIDApplyIdentityNet(PercentRangeNode):
                     "vae", optional=True, tooltip="Only for ControlNets that need a VAE (IdentityNet does not)."
                 ),
             ],
-            outputs=[io.Conditioning.Output(display_name="positive"), io.Conditioning.Output(display_name="negative")],
+            outputs=[
+                io.Conditioning.Output(
+                    display_name="positive", tooltip="The positive conditioning with IdentityNet (the identity)."
+                ),
+                io.Conditioning.Output(
+                    display_name="negative", tooltip="The negative conditioning with IdentityNet (the empty identity)."
+                ),
+            ],
         )
 
     @classmethod

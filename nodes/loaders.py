@@ -29,7 +29,13 @@ class InstantIDLoadAdapter(io.ComfyNode):
                     tooltip="InstantID's ip-adapter.bin (or a .safetensors conversion) in models/instantid/.",
                 )
             ],
-            outputs=[INSTANTID.Output(display_name="INSTANTID")],
+            outputs=[
+                INSTANTID.Output(
+                    display_name="INSTANTID",
+                    tooltip="The InstantID adapter, for every 'instantid' input (Apply InstantID, Patch Attention, "
+                    "Apply IdentityNet).",
+                )
+            ],
         )
 
     @classmethod
@@ -93,7 +99,13 @@ class InstantIDLoadFaceAnalysis(io.ComfyNode):
                     "'refuse' (an error). Face analysis, keypoints and similarity work with any pack.",
                 ),
             ],
-            outputs=[FACEANALYSIS.Output(display_name="FACEANALYSIS")],
+            outputs=[
+                FACEANALYSIS.Output(
+                    display_name="FACEANALYSIS",
+                    tooltip="The face detector and recogniser, for 'InstantID Face Analysis', the Apply InstantID "
+                    "nodes and 'InstantID Face Similarity'.",
+                )
+            ],
         )
 
     @classmethod

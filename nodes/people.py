@@ -128,11 +128,22 @@ class InstantIDApplyPeople(PercentRangeNode):
                 ),
             ],
             outputs=[
-                io.Model.Output(display_name="MODEL"),
-                io.Conditioning.Output(display_name="positive"),
-                io.Conditioning.Output(display_name="negative"),
-                io.Image.Output(display_name="keypoints"),
-                io.Mask.Output(display_name="regions"),
+                io.Model.Output(
+                    display_name="MODEL", tooltip="The model with each person's identity attention, in their region."
+                ),
+                io.Conditioning.Output(
+                    display_name="positive", tooltip="The positive conditioning with one IdentityNet per person."
+                ),
+                io.Conditioning.Output(
+                    display_name="negative", tooltip="The negative conditioning with one IdentityNet per person."
+                ),
+                io.Image.Output(
+                    display_name="keypoints",
+                    tooltip="Every person's keypoints in one image at width × height, to check the layout.",
+                ),
+                io.Mask.Output(
+                    display_name="regions", tooltip="One mask per person (a batch): their region at width × height."
+                ),
             ],
         )
 

@@ -67,7 +67,12 @@ class InstantIDLoadFace(io.ComfyNode):
                     tooltip="A file in models/instantid/faces/, written by 'InstantID Save Face'.",
                 ),
             ],
-            outputs=[INSTANTID_FACE.Output(display_name="face")],
+            outputs=[
+                INSTANTID_FACE.Output(
+                    display_name="face",
+                    tooltip="The saved faces, for wherever the output of 'InstantID Face Analysis' goes.",
+                )
+            ],
         )
 
     @classmethod
