@@ -123,6 +123,16 @@ class Browser:
                     raise CdpError(f"{method}: {msg['error']}")
                 return msg.get("result", {})
             self._record_event(msg)
+            if msg.get("method") == "Page.javascriptDialogOpening":
+                await self._accept_dialog()
+
+    async def _accept_dialog(self) -> None:
+        """Accept the open dialog, as a user clicking OK (or "Leave" on leaving a page whose workflow was edited):
+        until then the page, and every command sent to it, waits. Its reply is read and dropped by a later `_call`."""
+        self._next_id += 1
+        await self._ws.send_json(
+            {"id": self._next_id, "method": "Page.handleJavaScriptDialog", "params": {"accept": True}}
+        )
 
     def _record_event(self, msg: dict) -> None:
         if msg.get("method") == "Runtime.consoleAPICalled":
@@ -131,6 +141,9 @@ class Browser:
             self.console.append({"type": p["type"], "text": text})
         elif msg.get("method") == "Runtime.exceptionThrown":
             self.exceptions.append(msg["params"]["exceptionDetails"])
+        elif msg.get("method") == "Page.javascriptDialogOpening" and msg["params"]["type"] != "beforeunload":
+            p = msg["params"]  # an alert, confirm or prompt of the page counts as an error; leaving a page does not
+            self.console.append({"type": "error", "text": f"dialog ({p['type']}): {p['message']}"})
 
     def call(self, method: str, **params):
         """Send one DevTools command and return its result."""
