@@ -100,7 +100,7 @@ def test_the_keypoints_and_apply_identitynet_nodes_give_the_drawing_at_the_gener
     faces, _preview, _mask = (
         comfy_host.node("InstantIDAnalyzeFaces").execute(face_pack, photo(*photo_size), "largest", 0, "error").result
     )
-    keypoints, _face_mask = (
+    keypoints, _face_mask, _kps = (
         comfy_host.node("InstantIDKeypoints").execute(faces, 512, 512, "as in source", 0.35, 0, False).result
     )
     positive, negative = (
@@ -298,7 +298,7 @@ def test_face_analysis_outputs_each_photos_chosen_face_box_as_a_mask_and_nothing
 def test_the_keypoints_node_outputs_the_face_box_placed_like_the_keypoints_at_its_size(comfy_host, face_pack, standins):
     faces = face_pack.analyze(face_photo(standins).numpy())
 
-    keypoints, face_mask = (
+    keypoints, face_mask, _kps = (
         comfy_host.node("InstantIDKeypoints").execute(faces, 640, 480, "centered", 0.3, 0, False).result
     )
 
