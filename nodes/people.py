@@ -20,6 +20,7 @@ from .io_types import (
     INSTANTID_FACE,
     PercentRangeNode,
     adapter_weight_input,
+    frame_size_inputs,
     identitynet_input,
     identitynet_strength_input,
     percent_inputs,
@@ -68,23 +69,9 @@ class InstantIDApplyPeople(PercentRangeNode):
                     "one group photo, analysed with face_index 0, 1, ...). 'pose photo': person k on face k of the "
                     "photo connected to 'pose', in reading order.",
                 ),
-                io.Int.Input(
-                    "width",
-                    default=1024,
-                    min=64,
-                    max=8192,
-                    step=8,
-                    tooltip="Width of the keypoint image and regions this node outputs, and of the check that "
-                    "the regions do not overlap (sampling draws them again at the size being generated).",
-                ),
-                io.Int.Input(
-                    "height",
-                    default=1024,
-                    min=64,
-                    max=8192,
-                    step=8,
-                    tooltip="Height of the keypoint image and regions this node outputs (sampling draws them "
-                    "again at the size being generated).",
+                *frame_size_inputs(
+                    "the keypoint image and regions this node outputs, and of the frame in which the regions must "
+                    "not overlap (sampling draws them again at the size being generated)."
                 ),
                 io.Float.Input(
                     "face_fraction",
