@@ -4,6 +4,7 @@ install command, as InstantID Doctor does."""
 
 import pytest
 
+from helpers.server_prompts import FACE_A, analysis_prompt
 from scripts.harness.comfy_server import PromptError, start_server
 from scripts.harness.paths import PACK_LINK_NAME
 
@@ -13,24 +14,6 @@ BROKEN = {  # module -> the distribution the messages must name
     "cv2": "opencv-python-headless",
     "insightface": "insightface",
     "onnxruntime": "onnxruntime",
-}
-FACE_ANALYSIS = {
-    "1": {
-        "class_type": "InstantIDLoadFaceAnalysis",
-        "inputs": {"face_pack": "antelopev2", "provider": "CPU", "detection_size": 640},
-    },
-    "2": {"class_type": "LoadImage", "inputs": {"image": "instantid_face.png"}},
-    "3": {
-        "class_type": "InstantIDAnalyzeFaces",
-        "inputs": {
-            "face_analysis": ["1", 0],
-            "image": ["2", 0],
-            "face_choice": "largest",
-            "face_index": 0,
-            "no_face": "error",
-        },
-    },
-    "4": {"class_type": "PreviewImage", "inputs": {"images": ["3", 1]}},
 }
 DOCTOR = {"1": {"class_type": "InstantIDDoctor", "inputs": {}}}
 
@@ -59,7 +42,7 @@ def test_a_broken_dependency_leaves_every_node_listed_and_face_analysis_names_it
         assert "IMPORT FAILED" not in server.log_tail(200_000)
 
         with pytest.raises(PromptError) as raised:
-            server.run(FACE_ANALYSIS)
+            server.run(analysis_prompt(FACE_A))
         (error,) = [m[1] for m in raised.value.body["status"]["messages"] if m[0] == "execution_error"]
         message = error["exception_message"]
         assert error["exception_type"].endswith("MissingDependency"), message

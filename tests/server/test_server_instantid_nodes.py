@@ -2,6 +2,8 @@
 
 import pytest
 
+from helpers.server_prompts import FACE_A, analysis_prompt
+
 pytestmark = pytest.mark.server
 
 NODES = {  # node id -> (display name, output types)
@@ -45,23 +47,10 @@ def test_object_info_lists_every_node_with_its_types_and_a_tooltip_on_every_inpu
 def test_a_photo_without_a_face_comes_back_as_a_comfyui_error_naming_the_image(comfy_server):
     from scripts.harness.comfy_server import PromptError
 
-    prompt = {
-        "1": {
-            "class_type": "InstantIDLoadFaceAnalysis",
-            "inputs": {"face_pack": "antelopev2", "provider": "CPU", "detection_size": 640},
-        },
-        "2": {"class_type": "EmptyImage", "inputs": {"width": 256, "height": 256, "batch_size": 1, "color": 0x808080}},
-        "3": {
-            "class_type": "InstantIDAnalyzeFaces",
-            "inputs": {
-                "face_analysis": ["1", 0],
-                "image": ["2", 0],
-                "face_choice": "largest",
-                "face_index": 0,
-                "no_face": "error",
-            },
-        },
-        "4": {"class_type": "PreviewImage", "inputs": {"images": ["3", 1]}},
+    prompt = analysis_prompt(FACE_A)
+    prompt["photo"] = {
+        "class_type": "EmptyImage",
+        "inputs": {"width": 256, "height": 256, "batch_size": 1, "color": 0x808080},
     }
 
     with pytest.raises(PromptError) as raised:
