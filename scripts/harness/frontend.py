@@ -31,7 +31,6 @@ run `make frontend-newest`, then the browser tier; add the version's own errors 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -42,6 +41,7 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 
+from instantid_core.download import file_sha256
 from scripts.harness.paths import CACHE
 
 logger = logging.getLogger(__name__)
@@ -97,15 +97,6 @@ def newest_frontend_root(cache: Path | None = None) -> Path:
     return folder / "static"
 
 
-def sha256_of(path: Path) -> str:
-    """The sha256 hex digest of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def download_wheel(version: str, folder: Path) -> Path:
     """Download the frontend's wheel (no dependencies: it has none) from PyPI with pip into folder."""
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", str(folder)]
@@ -124,7 +115,7 @@ def download_wheel(version: str, folder: Path) -> Path:
 def extract_static(wheel: Path, sha256: str, folder: Path, version: str) -> Path:
     """Check the wheel's sha256, then extract its static/ folder as folder/static (atomically: a half-written folder
     is never left under folder's name). Returns the web root."""
-    found = sha256_of(wheel)
+    found = file_sha256(wheel)
     if found != sha256:
         raise FrontendError(f"{wheel.name} has sha256 {found}, expected {sha256}: refusing it.")
     folder.parent.mkdir(parents=True, exist_ok=True)

@@ -37,6 +37,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from instantid_core.download import file_sha256
 from scripts.harness.paths import CACHE
 
 logger = logging.getLogger(__name__)
@@ -142,18 +143,9 @@ class FetchError(RuntimeError):
     """Fetching or checking the real face files failed."""
 
 
-def sha256_of(path: Path) -> str:
-    """The sha256 hex digest of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _in_place(path: Path, sha256: str) -> bool:
     """True when path is a file with the given sha256."""
-    return path.is_file() and sha256_of(path) == sha256
+    return path.is_file() and file_sha256(path) == sha256
 
 
 def _write_checked(data: bytes, target: Path, sha256: str, what: str) -> None:
@@ -178,7 +170,7 @@ def download(archive: Archive, folder: Path) -> Path:
     found = [path for path in folder.iterdir() if path.suffix in (".whl", ".gz", ".zip")]
     if len(found) != 1:
         raise FetchError(f"Expected one archive from pip for {archive.spec} in {folder}, found {found}.")
-    digest = sha256_of(found[0])
+    digest = file_sha256(found[0])
     if digest != archive.sha256:
         raise FetchError(
             f"{found[0].name} ({archive.spec}) has sha256 {digest}, expected {archive.sha256}: refusing it."

@@ -7,6 +7,7 @@ import zipfile
 
 import pytest
 
+from instantid_core.download import file_sha256
 from scripts.harness import frontend
 from scripts.harness.paths import REPO
 
@@ -35,7 +36,7 @@ def wheel(tmp_path):
 
 def test_the_static_folder_is_extracted_after_the_hash_check_and_recorded_complete(wheel, tmp_path):
     cache = tmp_path / "cache"
-    sha = frontend.sha256_of(wheel)
+    sha = file_sha256(wheel)
 
     root = frontend.extract_static(wheel, sha, frontend.frontend_folder("9.9.9", cache), "9.9.9")
 
@@ -69,14 +70,14 @@ def test_a_member_that_escapes_the_folder_is_refused(tmp_path):
     cache = tmp_path / "cache"
 
     with pytest.raises(frontend.FrontendError, match="unsafe member"):
-        frontend.extract_static(bad, frontend.sha256_of(bad), frontend.frontend_folder("9.9.9", cache), "9.9.9")
+        frontend.extract_static(bad, file_sha256(bad), frontend.frontend_folder("9.9.9", cache), "9.9.9")
 
     assert not (tmp_path / "evil.txt").exists() and list(cache.iterdir()) == []
 
 
 def test_a_complete_folder_is_not_fetched_again_and_an_incomplete_one_is(wheel, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
-    sha = frontend.sha256_of(wheel)
+    sha = file_sha256(wheel)
     fetched = []
 
     def download(version, folder):
