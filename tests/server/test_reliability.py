@@ -78,8 +78,11 @@ class Bench:
         return raised.value.body["node_errors"]
 
     def recovers(self) -> None:
-        """The good prompt succeeds after whatever ran before and gives the reference picture."""
+        """The good prompt succeeds after whatever ran before and gives the reference picture; then the plain prompt
+        (the checkpoint's model straight into the sampler, sampled again since the good prompt ran in between) gives
+        the fresh server's plain picture: no model the server holds was left patched."""
         assert np.array_equal(self.picture(good_prompt(FACE_A)), self.references["A"])
+        assert np.array_equal(self.picture(plain_prompt()), self.references["plain"])
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +101,8 @@ def bench(comfy_server, standins):
     bench.references["A"] = bench.picture(good_prompt(FACE_A))
     bench.references["B"] = bench.picture(good_prompt(FACE_B))  # the loaders' outputs are A's, as on a fresh server
     assert not np.array_equal(bench.references["A"], bench.references["B"])
+    bench.references["plain"] = bench.picture(plain_prompt())
+    assert not np.array_equal(bench.references["plain"], bench.references["A"])
     return bench
 
 
@@ -126,7 +131,7 @@ def test_the_real_photo_without_a_face_is_an_error_naming_it_and_the_way_on_unde
     skipped = bench.server.run(analysis_prompt(NO_FACE, "skip"))
     assert skipped["status"]["status_str"] == "success"
     passed = bench.picture(good_prompt(NO_FACE, no_face="pass through"))
-    assert np.array_equal(passed, bench.picture(plain_prompt()))  # model and conditioning passed through unchanged
+    assert np.array_equal(passed, bench.references["plain"])  # model and conditioning passed through unchanged
     bench.recovers()
 
 
@@ -490,7 +495,7 @@ def test_an_interrupt_during_sampling_leaves_nothing_behind(bench):
         time.sleep(0.1)
     else:
         pytest.fail("the sampler never started")
-    bench.post("/interrupt", {})
+    bench.server.post_json("/interrupt", {})
 
     with pytest.raises(PromptError) as raised:
         bench.server.wait(prompt_id)
