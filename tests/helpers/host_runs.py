@@ -1,9 +1,11 @@
-"""Running the tiny models the way the host tests need: faces, one denoising step, recording identity calls."""
+"""Running the tiny models the way the host tests need: faces, one denoising step, recording identity calls, the hint
+IdentityNet receives and its residuals with and without a region."""
 
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -68,6 +70,76 @@ def cells(mask: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.nda
     picture size (a boundary cell is partly both: its weight is between 0 and 1)."""
     blocks = mask.reshape(height, mask.shape[0] // height, width, mask.shape[1] // width)
     return blocks.min(axis=(1, 3)) == 1, blocks.max(axis=(1, 3)) == 0
+
+
+def check_region(values: torch.Tensor, unlimited: torch.Tensor, box_mask: np.ndarray, what) -> None:
+    """[rows, C, h, w] values: zero in every cell outside the box (an H×W mask at the picture size), equal to the
+    values computed without a region inside it; the unlimited values are not zero outside (so the region did it)."""
+    inside, outside = cells(box_mask, *values.shape[-2:])
+    assert inside.any() and outside.any(), f"{what}: the layer does not see both sides of the box"
+    inside, outside = torch.from_numpy(inside), torch.from_numpy(outside)
+    leaked = torch.count_nonzero(values[..., outside])
+    assert leaked == 0, f"{what}: {leaked} values outside the box are not zero"
+    assert torch.count_nonzero(unlimited[..., outside]) > 0, f"{what}: zero outside the box even without the region"
+    assert torch.equal(values[..., inside], unlimited[..., inside]), f"{what}: inside the box, not as without region"
+
+
+class HintSeen(Exception):
+    """Raised by the ControlNet spy once it has the hint: nothing else of the sampling step needs to run."""
+
+
+def hint_received(model, positive, negative, size: tuple[int, int]) -> torch.Tensor:
+    """The hint IdentityNet's control model is called with when sampling a width×height picture."""
+    control = positive[0][1]["control"]
+    seen = []
+
+    def spy(self, x, hint, timesteps, context, **kwargs):
+        seen.append(hint.detach().clone())
+        raise HintSeen
+
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(HintSeen):
+        patch.setattr(type(control.control_model), "forward", spy)
+        denoise(model, positive, negative, latent=(1, 4, size[1] // 8, size[0] // 8))
+    return seen[0]
+
+
+def assert_every_row_is(hint: torch.Tensor, expected: torch.Tensor) -> None:
+    """Each row of the (cond/uncond batched) hint equals the expected [1, C, H, W] drawing exactly."""
+    assert hint.shape[1:] == expected.shape[1:], f"hint {tuple(hint.shape)}, expected {tuple(expected.shape)}"
+    for row in hint:
+        differ = torch.count_nonzero((row != expected[0]).any(dim=0))
+        assert differ == 0, f"the hint differs from the expected drawing at {differ} of {row[0].numel()} pixels"
+
+
+def record_identitynet_residuals(monkeypatch, pack) -> list[tuple[dict, dict]]:
+    """Wrap IdentityNetControl.get_control so each call also computes its residuals without the region; returns the
+    list of (residuals, residuals without the region) it records."""
+    residuals = []
+    original = pack.host.IdentityNetControl.get_control
+
+    def control_and_unlimited(self, x_noisy, t, cond, batched_number, transformer_options):
+        limited = original(self, x_noisy, t, cond, batched_number, transformer_options)
+        region, self.region = self.region, None
+        try:
+            unlimited = original(self, x_noisy, t, cond, batched_number, transformer_options)
+        finally:
+            self.region = region
+        residuals.append(({name: list(r) for name, r in limited.items()}, unlimited))  # the UNet pops the lists
+        return limited
+
+    monkeypatch.setattr(pack.host.IdentityNetControl, "get_control", control_and_unlimited)
+    return residuals
+
+
+def check_residuals_in_region(limited: dict, unlimited: dict, box_mask: np.ndarray) -> None:
+    """IdentityNet's residuals with a region: at every layer, zero outside the box and as without the region inside."""
+    checked = 0
+    for name in limited:
+        for index, (values, plain) in enumerate(zip(limited[name], unlimited[name], strict=True)):
+            if values is not None:
+                check_region(values, plain, box_mask, (name, index))
+                checked += 1
+    assert checked >= 10, f"only {checked} residuals to check"
 
 
 class IdentityCall(NamedTuple):

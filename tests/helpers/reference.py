@@ -1,10 +1,12 @@
 """InstantID's own reference code, as published, for side-by-side comparisons: the keypoint drawing, the photo
-resize before face analysis and the face-region mask of its demo."""
+resize before face analysis and the face-region mask of its demo; and, written here independently of the pack, where
+a photo's keypoints land at a generation size when the photo is resized to it, and the hint InstantID draws there."""
 
 import math
 
 import cv2
 import numpy as np
+import torch
 from PIL import Image
 
 
@@ -51,3 +53,36 @@ def reference_control_mask(width: int, height: int, bbox) -> np.ndarray:
     x1, y1, x2, y2 = int(x1), int(y1), int(x2), int(y2)
     control_mask[y1:y2, x1:x2] = 255
     return control_mask[:, :, 0] / 255.0
+
+
+def reference_placement(points, photo_size: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    """Where (N, 2) points of a (width, height) photo land when the photo itself is resized to a (width, height)
+    frame as ComfyUI resizes a hint (`comfy.utils.common_upscale(..., "center")`): cut symmetrically to the frame's
+    aspect ratio, the margin rounded to whole pixels, then scaled to the frame. The reference draws the keypoints on
+    the photo it generates from, so this is where its keypoints are. Float64 arithmetic, returned as float32 for
+    float32 points (insightface's dtype, which the reference drawing computes in), else as float64."""
+    points = np.asarray(points)
+    (old_width, old_height), (width, height) = photo_size, size
+    old_aspect, new_aspect = old_width / old_height, width / height
+    x = y = 0
+    if old_aspect > new_aspect:
+        x = round((old_width - old_width * (new_aspect / old_aspect)) / 2)
+    elif old_aspect < new_aspect:
+        y = round((old_height - old_height * (old_aspect / new_aspect)) / 2)
+    scale = np.array([width / (old_width - 2 * x), height / (old_height - 2 * y)])
+    placed = (points.astype(np.float64) - np.array([x, y])) * scale
+    return placed.astype(np.float32 if points.dtype == np.float32 else np.float64)
+
+
+def reference_hint(kps, photo_size: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
+    """InstantID's own drawing of a photo's keypoints at their reference placement in a (width, height) frame, as a
+    [1, 3, H, W] hint in 0..1."""
+    drawing = reference_draw_kps(*size, reference_placement(kps, photo_size, size))
+    return torch.from_numpy(drawing).float().div(255).movedim(-1, 0).unsqueeze(0)
+
+
+def reference_box_mask(bbox, photo_size: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    """The reference demo's face region at a (width, height) frame: the photo's (x1, y1, x2, y2) face box placed like
+    its keypoints (clipped to the frame, which the demo's box, on the photo it generates from, never leaves)."""
+    corners = reference_placement(np.reshape(np.asarray(bbox, dtype=np.float64), (2, 2)), photo_size, size)
+    return reference_control_mask(*size, np.clip(corners, 0, size).reshape(4))

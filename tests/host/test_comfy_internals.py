@@ -26,8 +26,8 @@ def parameters(function) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def base():
-    """A tiny SDXL-topology model."""
+def base(comfy_host):
+    """A tiny SDXL-topology model, built by the in-process host's ComfyUI."""
     return tiny_sdxl(seed=0)
 
 
@@ -216,9 +216,46 @@ def test_a_controlnet_exposes_what_identitynet_builds_on(pack):
         "crossattn_controlnet" in inspect.getsource(comfy.controlnet.ControlNet.get_control),
         "ControlNet.get_control reads cond['crossattn_controlnet']",
     )
-    copy = net.copy()
-    copy.set_previous_controlnet(None)
-    relied_on(hasattr(copy, "previous_controlnet"), "ControlNet.previous_controlnet")
+
+
+def test_a_controlnets_previous_one_is_kept_loaded_and_run_by_its_get_control_until_unset(base, monkeypatch):
+    import comfy.controlnet
+
+    hint = torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(7))
+    previous = tiny_controlnet(seed=5).set_cond_hint(hint, 1.0, (0.0, 1.0))
+    net = tiny_controlnet(seed=4).copy().set_cond_hint(hint, 1.0, (0.0, 1.0))
+    net.set_previous_controlnet(previous)
+    relied_on(
+        net.previous_controlnet is previous, "set_previous_controlnet(c) keeps c as ControlNet.previous_controlnet"
+    )
+    relied_on(
+        previous.control_model_wrapped in net.get_models(), "ControlNet.get_models() includes the previous ControlNet's"
+    )
+    calls = []
+    original = comfy.controlnet.ControlNet.get_control
+
+    def recording(self, x_noisy, t, cond, batched_number, transformer_options):
+        calls.append((self, x_noisy, t, cond, batched_number, transformer_options))
+        return original(self, x_noisy, t, cond, batched_number, transformer_options)
+
+    monkeypatch.setattr(comfy.controlnet.ControlNet, "get_control", recording)
+    positive = [[embedding, dict(options, control=net)] for embedding, options in sdxl_conditioning(10)]
+    denoise(base, positive)
+
+    relied_on(
+        [call[0] for call in calls] == [net, previous],
+        "ControlNet.get_control calls previous_controlnet.get_control (after pre_run prepared the whole chain)",
+    )
+    relied_on(
+        all(a is b for a, b in zip(calls[0][1:], calls[1][1:], strict=True)),
+        "previous_controlnet.get_control gets the same (x_noisy, t, cond, batched_number, transformer_options)",
+    )
+    calls.clear()
+    net.set_previous_controlnet(None)
+    denoise(base, positive)
+    relied_on(
+        [call[0] for call in calls] == [net], "ControlNet.get_control reads previous_controlnet when it is called"
+    )
 
 
 def test_identitynet_residuals_come_back_in_the_layout_the_pack_merges(pack, adapter, base):

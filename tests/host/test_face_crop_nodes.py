@@ -4,8 +4,16 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.host_runs import as_image
-from helpers.tiny_models import tiny_controlnet
+from helpers.host_runs import (
+    as_image,
+    assert_every_row_is,
+    check_residuals_in_region,
+    denoise,
+    hint_received,
+    record_identitynet_residuals,
+)
+from helpers.reference import reference_box_mask, reference_hint
+from helpers.tiny_models import tiny_controlnet, tiny_sdxl
 from scripts.harness.conditioning import sdxl_conditioning
 from scripts.standins.images import input_image
 
@@ -14,6 +22,8 @@ pytestmark = pytest.mark.host
 CROP = ("largest", 0, 0, 0.5, True, 512, "square", 0.1, 32.0)
 """Face Crop's settings after its inputs: the largest face of photo 0, padding 0.5, aligned, 512 px square, mask
 grown by 0.1 with a 32-px feather."""
+GENERATION_SIZE = (256, 256)
+"""The size IdentityNet runs at on the crop: not the crop's, so its hint must be drawn anew (a 32×32 latent)."""
 
 
 @pytest.fixture(scope="module")
@@ -68,18 +78,30 @@ def test_several_faces_of_one_photo_are_cropped_and_pasted_in_turn(comfy_host, p
     assert torch.equal(twice[0, :, :5], photo[0, :, :5])  # far from both faces, the photo's own pixels
 
 
-def test_the_crops_keypoints_drive_identitynet_with_face_region(comfy_host, adapter, photo, faces):
-    _, keypoints, _, _ = crop(comfy_host, photo, faces)
+def test_the_crops_keypoints_are_identitynets_hint_at_the_generation_size_and_its_face_box_limits_the_residuals(
+    comfy_host, pack, adapter, photo, faces, monkeypatch
+):
+    _, keypoints, _, stitch = crop(comfy_host, photo, faces)
     conditioning = (sdxl_conditioning(1), sdxl_conditioning(2))
     settings = (keypoints, 0.8, 0.0, 1.0, "average", 0.0)
-
-    positive, _ = (
+    positive, negative = (
         comfy_host.node("InstantIDApplyIdentityNet")
         .execute(*conditioning, tiny_controlnet(seed=4), adapter, faces, *settings, face_region=True)
         .result
     )
+    x1, y1, x2, y2 = stitch.face.bbox
+    corners = stitch.to_crop([[x1, y1], [x2, y1], [x2, y2], [x1, y2]])
+    box = np.concatenate([corners.min(axis=0), corners.max(axis=0)])  # the turned face box, in the crop
+    kps = stitch.to_crop(stitch.face.kps)
 
-    assert positive[0][1]["control"].region is not None
+    for size in GENERATION_SIZE, (256, 384):
+        hint = hint_received(tiny_sdxl(), positive, negative, size)
+        assert_every_row_is(hint, reference_hint(kps, stitch.crop_size, size))
+    residuals = record_identitynet_residuals(monkeypatch, pack)
+    denoise(tiny_sdxl(), positive, negative, latent=(1, 4, GENERATION_SIZE[1] // 8, GENERATION_SIZE[0] // 8))
+
+    ((limited, unlimited),) = residuals
+    check_residuals_in_region(limited, unlimited, reference_box_mask(box, stitch.crop_size, GENERATION_SIZE))
 
 
 def test_bad_inputs_name_what_to_connect(comfy_host, pack, photo, faces):

@@ -9,8 +9,18 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.host_runs import as_image, cells, denoise, face_photo, record_identity_calls
-from helpers.reference import reference_control_mask, reference_draw_kps
+from helpers.host_runs import (
+    as_image,
+    assert_every_row_is,
+    check_region,
+    check_residuals_in_region,
+    denoise,
+    face_photo,
+    hint_received,
+    record_identity_calls,
+    record_identitynet_residuals,
+)
+from helpers.reference import reference_box_mask, reference_hint
 from helpers.tiny_models import tiny_controlnet, tiny_sdxl
 from scripts.harness.conditioning import sdxl_conditioning
 from scripts.standins.images import standin_photo
@@ -22,10 +32,6 @@ PHOTOS = [(256, 256), (640, 480), (1200, 1600), (4000, 3000)]
 GENERATION_SIZES = [(1024, 1024), (832, 1216), (1216, 832), (640, 1536)]
 
 
-class HintSeen(Exception):
-    """Raised by the ControlNet spy once it has the hint: nothing else of the sampling step needs to run."""
-
-
 def photo(width: int, height: int) -> torch.Tensor:
     """A stand-in photo with one face, as an IMAGE (drawn at most 1600 px wide and enlarged: drawing is slow)."""
     scale = min(1.0, 1600 / max(width, height))
@@ -33,34 +39,6 @@ def photo(width: int, height: int) -> torch.Tensor:
     face = (small[0] * 0.45, small[1] * 0.42, min(small) * 0.35, 2)
     picture = standin_photo(*small, [face])
     return as_image(cv2.resize(picture, (width, height), interpolation=cv2.INTER_LINEAR))
-
-
-def hint_received(model, positive, negative, size: tuple[int, int]) -> torch.Tensor:
-    """The hint IdentityNet's control model is called with when sampling a width×height picture."""
-    control = positive[0][1]["control"]
-    seen = []
-
-    def spy(self, x, hint, timesteps, context, **kwargs):
-        seen.append(hint.detach().clone())
-        raise HintSeen
-
-    with pytest.MonkeyPatch.context() as patch, pytest.raises(HintSeen):
-        patch.setattr(type(control.control_model), "forward", spy)
-        denoise(model, positive, negative, latent=(1, 4, size[1] // 8, size[0] // 8))
-    return seen[0]
-
-
-def reference_hint(face, size: tuple[int, int], place_as_source) -> torch.Tensor:
-    """InstantID's own drawing of the face's keypoints placed in a width×height frame, as a [1, 3, H, W] hint."""
-    placed = place_as_source(face.kps, face.image_size, size)
-    return torch.from_numpy(reference_draw_kps(*size, placed)).float().div(255).movedim(-1, 0).unsqueeze(0)
-
-
-def assert_every_row_is(hint: torch.Tensor, expected: torch.Tensor) -> None:
-    """Each row of the (cond/uncond batched) hint equals the expected drawing exactly."""
-    assert hint.shape[1:] == expected.shape[1:]
-    for row in hint:
-        assert torch.equal(row, expected[0])
 
 
 def apply_node(comfy_host, node_id: str, adapter, face_pack, reference: torch.Tensor, **options):
@@ -72,15 +50,9 @@ def apply_node(comfy_host, node_id: str, adapter, face_pack, reference: torch.Te
     return comfy_host.node(node_id).execute(*graph, *conditioning, *settings, **options).result
 
 
-@pytest.fixture(scope="module")
-def keypoints_module(comfy_host):
-    """The pack's keypoint module as ComfyUI imported it."""
-    return comfy_host.pack_module("instantid_core.keypoints")
-
-
 @pytest.mark.parametrize("photo_size", PHOTOS)
 def test_apply_instantid_gives_identitynet_the_keypoints_drawn_at_each_generation_size(
-    comfy_host, face_pack, adapter, keypoints_module, monkeypatch, photo_size
+    comfy_host, face_pack, adapter, photo_size
 ):
     reference = photo(*photo_size)
     (face,) = face_pack.analyze(reference.numpy()).chosen_faces
@@ -90,12 +62,12 @@ def test_apply_instantid_gives_identitynet_the_keypoints_drawn_at_each_generatio
 
     for size in GENERATION_SIZES:
         hint = hint_received(model, positive, negative, size)
-        assert_every_row_is(hint, reference_hint(face, size, keypoints_module.place_as_source))
+        assert_every_row_is(hint, reference_hint(face.kps, face.image_size, size))
 
 
 @pytest.mark.parametrize("photo_size", [(256, 256), (4000, 3000)])
 def test_the_keypoints_and_apply_identitynet_nodes_give_the_drawing_at_the_generation_size_not_the_nodes_size(
-    comfy_host, face_pack, adapter, keypoints_module, monkeypatch, photo_size
+    comfy_host, face_pack, adapter, photo_size
 ):
     faces, _preview, _mask = (
         comfy_host.node("InstantIDAnalyzeFaces").execute(face_pack, photo(*photo_size), "largest", 0, "error").result
@@ -121,13 +93,14 @@ def test_the_keypoints_and_apply_identitynet_nodes_give_the_drawing_at_the_gener
         .result
     )
 
+    (face,) = faces.chosen_faces
     for size in GENERATION_SIZES:
         hint = hint_received(tiny_sdxl(), positive, negative, size)
-        assert_every_row_is(hint, reference_hint(faces.chosen_faces[0], size, keypoints_module.place_as_source))
+        assert_every_row_is(hint, reference_hint(face.kps, face.image_size, size))
 
 
 def test_the_compat_keypoints_preprocessor_and_apply_controlnet_give_the_drawing_at_the_generation_size(
-    comfy_host, face_pack, adapter, keypoints_module, monkeypatch
+    comfy_host, face_pack, adapter
 ):
     pose = photo(1200, 1600)
     (face,) = face_pack.analyze(pose.numpy()).chosen_faces
@@ -141,11 +114,11 @@ def test_the_compat_keypoints_preprocessor_and_apply_controlnet_give_the_drawing
 
     for size in GENERATION_SIZES[:2]:
         hint = hint_received(tiny_sdxl(), positive, negative, size)
-        assert_every_row_is(hint, reference_hint(face, size, keypoints_module.place_as_source))
+        assert_every_row_is(hint, reference_hint(face.kps, face.image_size, size))
 
 
 def test_a_keypoint_image_that_did_not_come_from_an_instantid_node_is_resized_as_comfyui_resizes_hints(
-    comfy_host, pack, adapter, monkeypatch
+    comfy_host, pack, adapter
 ):
     import comfy.utils
 
@@ -184,23 +157,12 @@ REGION_SIZE = (256, 256)
 """The generated picture of the face-region tests: a 32×32 latent, layers at 32, 16 and 8 (cells of 8, 16, 32 px)."""
 
 
-def check_region(values: torch.Tensor, unlimited: torch.Tensor, box_mask: np.ndarray, what: str) -> None:
-    """[rows, C, h, w] values: zero in every cell outside the face box, equal to the unlimited values inside."""
-    inside, outside = cells(box_mask, *values.shape[-2:])
-    assert inside.any() and outside.any(), what  # the test sees both sides at this resolution
-    inside, outside = torch.from_numpy(inside), torch.from_numpy(outside)
-    assert torch.count_nonzero(values[..., outside]) == 0, what
-    assert torch.count_nonzero(unlimited[..., outside]) > 0, what  # without the region, the identity is there
-    assert torch.equal(values[..., inside], unlimited[..., inside]), what
-
-
 @pytest.fixture
 def face_region_run(comfy_host, face_pack, adapter, pack, monkeypatch, standins):
     """Apply InstantID with face_region on and sample one step at REGION_SIZE; returns the recorded identity terms
     and IdentityNet residuals, each with the same computation without the region, and the face box as drawn."""
     model, positive, negative = apply_node(comfy_host, "InstantIDApply", adapter, face_pack, face_photo(standins))
-    control = positive[0][1]["control"]
-    (layout,) = control.keypoints
+    (layout,) = positive[0][1]["control"].keypoints
     original_term = pack.attention.IdentityAttention.identity_term
     calls = record_identity_calls(monkeypatch, pack)
     unlimited_terms = []
@@ -211,36 +173,23 @@ def face_region_run(comfy_host, face_pack, adapter, pack, monkeypatch, standins)
         return record_term(self, key, q, heads, extra_options)
 
     monkeypatch.setattr(pack.attention.IdentityAttention, "identity_term", term_and_unlimited)
-    residuals = []
-    original_control = pack.host.IdentityNetControl.get_control
-
-    def control_and_unlimited(self, x_noisy, t, cond, batched_number, transformer_options):
-        limited = original_control(self, x_noisy, t, cond, batched_number, transformer_options)
-        region, self.region = self.region, None
-        try:
-            unlimited = original_control(self, x_noisy, t, cond, batched_number, transformer_options)
-        finally:
-            self.region = region
-        residuals.append(({name: list(r) for name, r in limited.items()}, unlimited))  # the UNet pops the lists
-        return limited
-
-    monkeypatch.setattr(pack.host.IdentityNetControl, "get_control", control_and_unlimited)
+    residuals = record_identitynet_residuals(monkeypatch, pack)
 
     denoise(model, positive, negative, latent=(1, 4, REGION_SIZE[1] // 8, REGION_SIZE[0] // 8))
 
-    return calls, unlimited_terms, residuals, layout.box_mask(REGION_SIZE), layout
+    return calls, unlimited_terms, residuals, layout.box_mask(REGION_SIZE)
 
 
 def test_the_face_region_is_the_reference_demos_face_box_at_the_generation_size(face_region_run, face_pack, standins):
-    *_, box_mask, layout = face_region_run
+    *_, box_mask = face_region_run
     (face,) = face_pack.analyze(face_photo(standins).numpy()).chosen_faces
-    corners = layout.point_map(REGION_SIZE)(np.reshape(face.bbox, (2, 2))).reshape(4)
 
-    assert np.array_equal(box_mask, reference_control_mask(*REGION_SIZE, corners))
+    expected = reference_box_mask(face.bbox, face.image_size, REGION_SIZE)
+    assert np.array_equal(box_mask, expected), f"{np.count_nonzero(box_mask != expected)} pixels differ from the box"
 
 
 def test_with_face_region_the_identity_attention_is_zero_outside_the_face_box_and_unchanged_inside(face_region_run):
-    calls, unlimited_terms, _, box_mask, _ = face_region_run
+    calls, unlimited_terms, _, box_mask = face_region_run
 
     assert len(calls) == 70 and len(unlimited_terms) == 70
     for (key, term, options, _), unlimited in zip(calls, unlimited_terms, strict=True):
@@ -249,19 +198,13 @@ def test_with_face_region_the_identity_attention_is_zero_outside_the_face_box_an
 
 
 def test_with_face_region_identitynets_residuals_are_zero_outside_the_face_box_and_unchanged_inside(face_region_run):
-    _, _, residuals, box_mask, _ = face_region_run
+    _, _, residuals, box_mask = face_region_run
 
     ((limited, unlimited),) = residuals
-    checked = 0
-    for name in limited:
-        for index, (values, plain) in enumerate(zip(limited[name], unlimited[name], strict=True)):
-            if values is not None:
-                check_region(values, plain, box_mask, (name, index))
-                checked += 1
-    assert checked == sum(r is not None for residuals in limited.values() for r in residuals) >= 10
+    check_residuals_in_region(limited, unlimited, box_mask)
 
 
-def test_face_region_is_on_in_apply_instantid_and_off_in_the_comfyui_instantid_aliases(
+def test_face_region_is_the_face_box_in_apply_instantid_and_off_in_the_comfyui_instantid_aliases(
     comfy_host, face_pack, adapter, standins
 ):
     def default(node_id):
@@ -276,7 +219,12 @@ def test_face_region_is_on_in_apply_instantid_and_off_in_the_comfyui_instantid_a
     assert default("InstantIDApply") is True and default("InstantIDApplyAdvanced") is True
     assert default("InstantIDApplyIdentityNet") is False
     assert default("ApplyInstantID") is None and default("ApplyInstantIDAdvanced") is None  # not an option there
-    assert all(region is not None for region in regions("InstantIDApply"))
+    (face,) = face_pack.analyze(face_photo(standins).numpy()).chosen_faces
+    for region in regions("InstantIDApply"):  # IdentityNet's, then the identity attention's
+        assert region.mask is None
+        for size in (REGION_SIZE, *GENERATION_SIZES):
+            drawn, expected = region.faces(size), reference_box_mask(face.bbox, face.image_size, size)[None]
+            assert np.array_equal(drawn, expected), f"at {size}, {np.count_nonzero(drawn != expected)} pixels differ"
     assert regions("ApplyInstantID") == (None, None)
 
 
