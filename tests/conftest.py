@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from helpers.frontends import FRONTENDS
-from scripts.harness.paths import STANDINS, standin_models
+from scripts.harness.paths import STANDINS, TEST_PACK, standin_models
 
 NEWEST_SERVER = pytest.StashKey()
 LAST_NEWEST_USER = pytest.StashKey()
@@ -28,11 +28,12 @@ def comfy_host(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def comfy_server(tmp_path_factory, standins):
-    """A real ComfyUI server on 127.0.0.1 with this pack and the stand-in models; stopped at the end of the session."""
+    """A real ComfyUI server on 127.0.0.1 with this pack, the test node pack of tiny models (tests/comfy_test_pack) and
+    the full-size stand-in models (none loaded until a prompt asks); stopped at the end of the session."""
     from scripts.harness.comfy_server import start_server
 
     inputs = sorted((standins / "input").iterdir())
-    server = start_server(tmp_path_factory.mktemp("comfy_server_base"), standins / "models", inputs)
+    server = start_server(tmp_path_factory.mktemp("comfy_server_base"), standins / "models", inputs, packs=(TEST_PACK,))
     yield server
     server.stop()
 

@@ -19,9 +19,10 @@ from .paths import PACK_LINK_NAME, REPO, comfy_dir
 
 log = logging.getLogger(__name__)
 
-# CPU memory: full-size SDXL in fp32 is ~10 GB for the UNet alone; bf16 halves it (see README, "Tests"). The classic
-# cache frees a node's outputs once no later node needs them; ComfyUI 0.33's default cache frees only under memory
-# pressure, and a server running the e2e workflows then nears this machine's 24 GiB. Both hosts accept the flag.
+# CPU memory: full-size SDXL in fp32 is ~10 GB for the UNet alone; bf16 halves it (docs/development.md, the e2e
+# tier). The classic cache frees a node's outputs once no later node needs them; ComfyUI 0.33's default cache frees
+# only under memory pressure, and a server running the e2e workflows then nears this machine's 24 GiB. Both hosts
+# accept the flag.
 DEFAULT_FLAGS = ("--bf16-unet", "--bf16-text-enc", "--cache-classic")
 
 
@@ -165,21 +166,28 @@ class ComfyServer:
                 self.process.wait(30)
 
 
-def write_base_dir(base_dir: Path, models_dir: Path, input_files: list[Path]) -> Path:
-    """Lay out a ComfyUI base directory: this pack in custom_nodes/, inputs copied (ComfyUI 0.33 refuses links out of
-    input/), models via extra_model_paths.yaml."""
+def write_base_dir(base_dir: Path, models_dir: Path, input_files: list[Path], packs: tuple[Path, ...] = ()) -> Path:
+    """Lay out a ComfyUI base directory: this pack (and the other node packs `packs` names) in custom_nodes/, inputs
+    copied (ComfyUI 0.33 refuses links out of input/), models via extra_model_paths.yaml."""
     (base_dir / "custom_nodes").mkdir(parents=True, exist_ok=True)
-    link = base_dir / "custom_nodes" / PACK_LINK_NAME
-    if not link.exists():
-        link.symlink_to(REPO, target_is_directory=True)
+    for name, folder in ((PACK_LINK_NAME, REPO), *((pack.name, pack) for pack in packs)):
+        link = base_dir / "custom_nodes" / name
+        if not link.exists():
+            link.symlink_to(folder, target_is_directory=True)
     (base_dir / "input").mkdir(exist_ok=True)
     for f in input_files:
         target = base_dir / "input" / f.name
         if not target.exists():
             shutil.copyfile(f, target)
     yaml_path = base_dir / "extra_model_paths.yaml"
-    folders = ("checkpoints", "controlnet", "instantid", "insightface", "vae", "loras")
-    yaml_path.write_text(f"instantid_tests:\n  base_path: {models_dir}\n" + "".join(f"  {f}: {f}/\n" for f in folders))
+    # ComfyUI folder name -> subfolder of models_dir. UNETLoader lists "diffusion_models": pointed at checkpoints/, it
+    # loads a full checkpoint's UNet (ComfyUI strips the `model.diffusion_model.` prefix), e.g. in fp8.
+    folders = {f: f for f in ("checkpoints", "controlnet", "instantid", "insightface", "vae", "loras")} | {
+        "diffusion_models": "checkpoints"
+    }
+    yaml_path.write_text(
+        f"instantid_tests:\n  base_path: {models_dir}\n" + "".join(f"  {f}: {sub}/\n" for f, sub in folders.items())
+    )
     return yaml_path
 
 
@@ -190,10 +198,11 @@ def start_server(
     flags=DEFAULT_FLAGS,
     timeout: float = 300,
     env: dict[str, str] | None = None,
+    packs: tuple[Path, ...] = (),
 ) -> ComfyServer:
-    """Start ComfyUI on a free port with this pack and the given models (and `env` added to its environment); wait
-    until it answers /system_stats."""
-    yaml_path = write_base_dir(base_dir, models_dir, input_files)
+    """Start ComfyUI on a free port with this pack (and the node packs `packs` names) and the given models (and `env`
+    added to its environment); wait until it answers /system_stats."""
+    yaml_path = write_base_dir(base_dir, models_dir, input_files, packs)
     command = (
         sys.executable,
         str(comfy_dir() / "main.py"),

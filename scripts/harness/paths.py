@@ -26,6 +26,8 @@ FACE_PACK = Path("insightface/models/antelopev2")
 
 COMPAT = REPO / "tests" / "data" / "compat"
 """Two workflows published with cubiq's ComfyUI_InstantID (UI format, Apache-2.0), vendored as test data."""
+TEST_PACK = REPO / "tests" / "comfy_test_pack"
+"""The test-only node pack the test servers load beside this one: tiny SDXL-topology models (server tier)."""
 WORKFLOWS = sorted((REPO / "workflows").glob("*.json")) + sorted(COMPAT.glob("*.json"))
 """Every workflow the e2e and browser tiers run: this pack's examples, then the compat ones."""
 

@@ -1,28 +1,47 @@
-"""The pipelines the server tier runs, in API format: the all-in-one InstantID pipeline, the same without InstantID,
-and face analysis alone. Full-size stand-ins, one step at SIZE."""
+"""The pipelines the server tiers run, in API format: the all-in-one InstantID pipeline, the same without InstantID,
+and face analysis alone. One step at SIZE, on the full-size stand-ins (FULL_SIZE, the e2e lane) or on the tiny
+SDXL-topology models of the test node pack tests/comfy_test_pack (TINY, the server lane)."""
 
 SIZE = 128
 FACE_A, FACE_B = "instantid_face.png", "instantid_pose.png"
 """Stand-in photos of two different identities."""
+TINY_ADAPTER = "tiny-ip-adapter.bin"
+"""The adapter file of the tiny models (tests/helpers/tiny_models.py), written into the server's models/instantid."""
+
+FULL_SIZE = {
+    "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd_xl_base_1.0.safetensors"}},
+    "cn": {
+        "class_type": "ControlNetLoader",
+        "inputs": {"control_net_name": "instantid/diffusion_pytorch_model.safetensors"},
+    },
+    "adapter": {"class_type": "InstantIDLoadAdapter", "inputs": {"adapter_file": "ip-adapter.bin"}},
+    "pos": {"class_type": "CLIPTextEncode", "inputs": {"text": "a portrait photo", "clip": ["ckpt", 1]}},
+    "neg": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["ckpt", 1]}},
+    "decode": {"class_type": "VAEDecode", "inputs": {"samples": ["sampler", 0], "vae": ["ckpt", 2]}},
+}
+"""The full-size stand-ins through ComfyUI's own loaders, text encoder and VAE."""
+TINY = {
+    "ckpt": {"class_type": "InstantIDTestTinyModel", "inputs": {"seed": 0}},
+    "cn": {"class_type": "InstantIDTestTinyControlNet", "inputs": {"kind": "identitynet", "seed": 1}},
+    "adapter": {"class_type": "InstantIDLoadAdapter", "inputs": {"adapter_file": TINY_ADAPTER}},
+    "pos": {"class_type": "InstantIDTestText", "inputs": {"text": "a portrait photo"}},
+    "neg": {"class_type": "InstantIDTestText", "inputs": {"text": "blurry"}},
+    "decode": {"class_type": "InstantIDTestDecode", "inputs": {"samples": ["sampler", 0]}},
+}
+"""The tiny models of the test node pack: a MODEL, a CONTROL_NET, a text encoder and a latent-to-picture decoder."""
 
 
-def good_prompt(photo: str = FACE_A, seed: int = 1, steps: int = 1, **apply) -> dict:
-    """The all-in-one pipeline in API format: checkpoint, adapter, face models, IdentityNet, Apply InstantID,
-    one KSampler step at SIZE, decode, save. `apply` overrides Apply InstantID's inputs."""
-    return {
-        "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd_xl_base_1.0.safetensors"}},
-        "adapter": {"class_type": "InstantIDLoadAdapter", "inputs": {"adapter_file": "ip-adapter.bin"}},
+def good_prompt(photo: str = FACE_A, seed: int = 1, steps: int = 1, models: dict = FULL_SIZE, **apply) -> dict:
+    """The all-in-one pipeline in API format: model, adapter, face models, IdentityNet, Apply InstantID, one KSampler
+    step at SIZE, decode, save. `models` picks the full-size or the tiny models; `apply` overrides Apply InstantID's
+    inputs."""
+    prompt = {key: {"class_type": node["class_type"], "inputs": dict(node["inputs"])} for key, node in models.items()}
+    return prompt | {
         "faces": {
             "class_type": "InstantIDLoadFaceAnalysis",
             "inputs": {"face_pack": "antelopev2", "provider": "CPU", "detection_size": 640},
         },
-        "cn": {
-            "class_type": "ControlNetLoader",
-            "inputs": {"control_net_name": "instantid/diffusion_pytorch_model.safetensors"},
-        },
         "photo": {"class_type": "LoadImage", "inputs": {"image": photo}},
-        "pos": {"class_type": "CLIPTextEncode", "inputs": {"text": "a portrait photo", "clip": ["ckpt", 1]}},
-        "neg": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["ckpt", 1]}},
         "apply": {
             "class_type": "InstantIDApply",
             "inputs": {
@@ -56,14 +75,13 @@ def good_prompt(photo: str = FACE_A, seed: int = 1, steps: int = 1, **apply) -> 
                 "denoise": 1.0,
             },
         },
-        "decode": {"class_type": "VAEDecode", "inputs": {"samples": ["sampler", 0], "vae": ["ckpt", 2]}},
         "save": {"class_type": "SaveImage", "inputs": {"images": ["decode", 0], "filename_prefix": "reliability"}},
     }
 
 
-def plain_prompt(photo: str = FACE_A) -> dict:
-    """The good prompt without InstantID: the checkpoint's model and the text conditioning straight into KSampler."""
-    prompt = good_prompt(photo)
+def plain_prompt(photo: str = FACE_A, models: dict = FULL_SIZE) -> dict:
+    """The good prompt without InstantID: the model and the text conditioning straight into KSampler."""
+    prompt = good_prompt(photo, models=models)
     del prompt["apply"]
     prompt["sampler"]["inputs"] |= {"model": ["ckpt", 0], "positive": ["pos", 0], "negative": ["neg", 0]}
     return prompt
