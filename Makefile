@@ -48,22 +48,23 @@ check: venv
 
 # The fast lane: lint, then the unit tests, which need no ComfyUI and no stand-in files.
 test-fast: check
-	@$(PY) -P -m pytest -m unit $(PYTEST_ARGS); rc=$$?; \
+	@$(PY) -P -m pytest -m unit -n 2 $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
-# pytest exits 5 when it collected no test: treat that as a failure, never as a pass.
-test: standins chromium realfaces frontend-newest registry
-	@$(PY) -P -m pytest $(PYTEST_ARGS); rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+# Every test lane, fastest and most likely to fail first (scripts/test_lanes.sh: lint, host-free, host on both
+# ComfyUIs, server, e2e, browser), each printing its time. LANES="host server" runs only those.
+LANES ?= lint host-free host server e2e browser
+test: standins chromium realfaces frontend-newest registry $(if $(wildcard $(SNAPSHOT_0_33)),host-0.33)
+	@LANES="$(LANES)" PYTEST_ARGS="$(PYTEST_ARGS)" bash scripts/test_lanes.sh
 
-# The unit, stand-in, host and real-face tiers against ComfyUI 0.33.0 (its own venv, layered on .venv for torch).
+# ComfyUI 0.33.0's venv, layered on .venv for torch (the host lane's second half).
 host-0.33: host
 	COMFYUI_SNAPSHOT=$(SNAPSHOT_0_33) INSTANTID_VENV=$(VENV_0_33) INSTANTID_BASE_VENV=.venv \
 		bash scripts/provision.sh
 
-test-0.33: host-0.33 standins realfaces
-	@$(VENV_0_33)/bin/python -P -m pytest -m "unit or standins or host or realface" $(PYTEST_ARGS); rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+# The host tier alone against ComfyUI 0.33.0 (the only tier that imports ComfyUI in-process; the others run once).
+test-0.33: host-0.33 standins
+	@LANES="host-0.33" PYTEST_ARGS="$(PYTEST_ARGS)" bash scripts/test_lanes.sh
 
 bench: standins realfaces
 	$(PY) benchmarks/run.py
