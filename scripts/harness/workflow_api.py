@@ -124,13 +124,16 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
     return prompt
 
 
-def lowered_prompt(workflow: dict, object_info: dict, size: int, steps: int) -> dict:
-    """The workflow as the frontend would queue it, with every empty latent at size×size, every face crop `size`
-    pixels on its long side and every KSampler at `steps` steps (for a CPU); nothing else changes."""
+def lowered_prompt(workflow: dict, object_info: dict, size: int, steps: int, max_batch: int | None = None) -> dict:
+    """The workflow as the frontend would queue it, with every empty latent at size×size (and, given `max_batch`, at
+    most that many pictures a batch), every face crop `size` pixels on its long side and every KSampler at `steps`
+    steps (for a CPU); nothing else changes."""
     prompt = ui_to_api(workflow, object_info)
     for node in prompt.values():
         if node["class_type"] == "EmptyLatentImage":
             node["inputs"] |= {"width": size, "height": size}
+            if max_batch is not None:
+                node["inputs"]["batch_size"] = min(node["inputs"]["batch_size"], max_batch)
         if node["class_type"] == "InstantIDFaceCrop":
             node["inputs"]["size"] = size
         if node["class_type"] == "KSampler":

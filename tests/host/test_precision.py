@@ -2,8 +2,9 @@
 storage (float8_e4m3fn weights computed in bfloat16, as ComfyUI's manual cast does), UNet and IdentityNet alike: one
 step gives a finite picture close to float32's, and the identity K/V come in the dtype the UNet computes in.
 
-The full-size stand-ins run in the server tier at one precision (bfloat16): a second full-size server in another
-precision does not fit beside it in this machine's 24 GiB (float32 alone needs about 19 GB)."""
+The full-size stand-ins get one precision pass in the e2e lane (tests/e2e/test_precision_fullsize.py: ComfyUI's fp8
+weight storage against bfloat16, on one server); a second full-size server in another precision does not fit beside
+the first in this machine's 24 GiB (float32 alone needs about 19 GB)."""
 
 import pytest
 import torch
