@@ -120,7 +120,10 @@ LATENT_SCALE = 8
 @dataclass
 class RegionMask:
     """Where the identity applies, resized per layer resolution and cached: a user's [M, H, W] mask (0..1), the face
-    region drawn at the generation size, or both (their product)."""
+    region drawn at the generation size, or both (their product). A user's mask, often painted soft, is resized
+    bilinearly; the face region as InstantID's reference resizes its face mask: nearest-neighbour for the identity
+    attention, bilinear for IdentityNet's residuals (`faces_mode`), so both equal the reference's on the box's edge
+    cells too."""
 
     mask: torch.Tensor | None
     owner: str = "the InstantID node"
@@ -137,19 +140,24 @@ class RegionMask:
             return None
         return cls(None if mask is None else mask.reshape(-1, *mask.shape[-2:]).float(), owner, faces)
 
-    def for_layer(self, h: int, w: int, rows: int, latent_hw: tuple[int, int], device, dtype) -> torch.Tensor:
-        """The region at the layer's h×w as [rows, h*w, 1]; row i uses mask i modulo the mask batch."""
-        key = (h, w, rows, tuple(latent_hw), str(device), dtype)
+    def for_layer(
+        self, h: int, w: int, rows: int, latent_hw: tuple[int, int], device, dtype, *, faces_mode: str
+    ) -> torch.Tensor:
+        """The region at the layer's h×w as [rows, h*w, 1]; row i uses mask i modulo the mask batch; the face region
+        resized with interpolation `faces_mode` ("nearest" or "bilinear")."""
+        key = (h, w, rows, tuple(latent_hw), str(device), dtype, faces_mode)
         if key not in self._cache:
             parts = []
             if self.mask is not None:
                 self._check_aspect(latent_hw)
-                parts.append(self.mask.unsqueeze(1))
+                parts.append(F.interpolate(self.mask.unsqueeze(1), size=(h, w), mode="bilinear", align_corners=False))
             if self.faces is not None:
                 size = (latent_hw[1] * LATENT_SCALE, latent_hw[0] * LATENT_SCALE)
                 faces = torch.from_numpy(self.faces(size))
-                parts.append(faces.reshape(-1, 1, *faces.shape[-2:]))
-            m = math.prod(F.interpolate(p, size=(h, w), mode="bilinear", align_corners=False) for p in parts)
+                faces = faces.reshape(-1, 1, *faces.shape[-2:])
+                corners = {} if faces_mode == "nearest" else {"align_corners": False}
+                parts.append(F.interpolate(faces, size=(h, w), mode=faces_mode, **corners))
+            m = math.prod(parts)
             m = m.reshape(m.shape[0], h * w, 1)[torch.arange(rows) % m.shape[0]]
             self._cache[key] = m.to(device=device, dtype=dtype)
         return self._cache[key]
@@ -194,7 +202,7 @@ class IdentityAttention:
         if self.region is not None:
             h, w = extra_options["activations_shape"][-2:]
             latent_hw = tuple(extra_options["original_shape"][-2:])
-            mask = self.region.for_layer(h, w, rows, latent_hw, q.device, out.dtype)
+            mask = self.region.for_layer(h, w, rows, latent_hw, q.device, out.dtype, faces_mode="nearest")
             out = out * mask.repeat(len(chunks), 1, 1)
         return out
 

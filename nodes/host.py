@@ -399,7 +399,7 @@ class IdentityNetControl(comfy.controlnet.ControlNet):
                     None
                     if r is None
                     else r
-                    * self.region.for_layer(*r.shape[-2:], rows, latent_hw, r.device, r.dtype)
+                    * self.region.for_layer(*r.shape[-2:], rows, latent_hw, r.device, r.dtype, faces_mode="bilinear")
                     .reshape(rows, 1, *r.shape[-2:])
                     .repeat(len(chunks), 1, 1, 1)
                     for r in residuals

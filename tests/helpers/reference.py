@@ -86,3 +86,14 @@ def reference_box_mask(bbox, photo_size: tuple[int, int], size: tuple[int, int])
     its keypoints (clipped to the frame, which the demo's box, on the photo it generates from, never leaves)."""
     corners = reference_placement(np.reshape(np.asarray(bbox, dtype=np.float64), (2, 2)), photo_size, size)
     return reference_control_mask(*size, np.clip(corners, 0, size).reshape(4))
+
+
+def reference_attention_region(region_mask: np.ndarray, tokens: int) -> np.ndarray:
+    """The reference attention's face mask at a layer of `tokens` query tokens: the H×W mask (at the generation size)
+    sampled nearest-neighbour by the factor sqrt(H·W / tokens) in both directions, each layer cell taking the pixel
+    at its top-left corner, flattened row by row as the tokens are."""
+    height, width = region_mask.shape
+    ratio = math.sqrt(height * width / tokens)
+    rows = np.floor(np.arange(math.floor(height / ratio)) * ratio).astype(int)
+    cols = np.floor(np.arange(math.floor(width / ratio)) * ratio).astype(int)
+    return region_mask[np.ix_(rows, cols)].reshape(-1)

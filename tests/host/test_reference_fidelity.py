@@ -12,6 +12,7 @@ import torch
 from helpers.host_runs import (
     as_image,
     assert_every_row_is,
+    cells,
     check_region,
     check_residuals_in_region,
     denoise,
@@ -20,7 +21,7 @@ from helpers.host_runs import (
     record_identity_calls,
     record_identitynet_residuals,
 )
-from helpers.reference import reference_box_mask, reference_hint
+from helpers.reference import reference_attention_region, reference_box_mask, reference_hint
 from helpers.tiny_models import tiny_controlnet, tiny_sdxl
 from scripts.harness.conditioning import sdxl_conditioning
 from scripts.standins.images import standin_photo
@@ -195,6 +196,25 @@ def test_with_face_region_the_identity_attention_is_zero_outside_the_face_box_an
     for (key, term, options, _), unlimited in zip(calls, unlimited_terms, strict=True):
         grid = (term.shape[0], *options["activations_shape"][-2:], -1)  # [rows, h*w, C] as [rows, C, h, w]
         check_region(term.reshape(grid).movedim(-1, 1), unlimited.reshape(grid).movedim(-1, 1), box_mask, key)
+
+
+def test_with_face_region_the_identity_term_is_the_reference_attentions_at_every_layer_edge_cells_included(
+    face_region_run, face_pack, standins
+):
+    calls, unlimited_terms, _, _ = face_region_run
+    (face,) = face_pack.analyze(face_photo(standins).numpy()).chosen_faces
+    box_mask = reference_box_mask(face.bbox, face.image_size, REGION_SIZE)
+
+    edge_cells = 0
+    for (key, term, options, _), unlimited in zip(calls, unlimited_terms, strict=True):
+        tokens = term.shape[1]
+        region = torch.from_numpy(reference_attention_region(box_mask, tokens)).to(term.dtype)
+        expected = unlimited * region[None, :, None]
+        differ = torch.count_nonzero((term != expected).any(dim=-1))
+        assert differ == 0, f"{key}: the identity term differs from the reference's at {differ} of {tokens} tokens"
+        inside, outside = cells(box_mask, *options["activations_shape"][-2:])
+        edge_cells += int((~inside & ~outside).sum())
+    assert edge_cells > 0  # the box's edge runs through layer cells: bilinear and nearest sampling would differ there
 
 
 def test_with_face_region_identitynets_residuals_are_zero_outside_the_face_box_and_unchanged_inside(face_region_run):

@@ -219,7 +219,7 @@ def half_mask(height: int, width: int, batch: int = 1) -> torch.Tensor:
 def test_the_region_mask_is_resized_to_the_layer_and_flattened_per_row():
     region = RegionMask(half_mask(32, 32))
 
-    m = region.for_layer(4, 4, rows=3, latent_hw=(8, 8), device="cpu", dtype=torch.float16)
+    m = region.for_layer(4, 4, rows=3, latent_hw=(8, 8), device="cpu", dtype=torch.float16, faces_mode="nearest")
 
     assert m.shape == (3, 16, 1) and m.dtype == torch.float16
     expected_row = torch.tensor([0.0, 0.0, 1.0, 1.0]).repeat(4).reshape(16, 1)
@@ -229,14 +229,16 @@ def test_the_region_mask_is_resized_to_the_layer_and_flattened_per_row():
 def test_each_row_uses_its_mask_modulo_the_mask_batch():
     masks = torch.stack([half_mask(8, 8)[0], 1 - half_mask(8, 8)[0]])
 
-    m = RegionMask(masks).for_layer(8, 8, rows=3, latent_hw=(8, 8), device="cpu", dtype=torch.float32)
+    m = RegionMask(masks).for_layer(
+        8, 8, rows=3, latent_hw=(8, 8), device="cpu", dtype=torch.float32, faces_mode="nearest"
+    )
 
     assert torch.equal(m[0], m[2]) and torch.equal(m[0] + m[1], torch.ones(64, 1))
 
 
 def test_the_region_mask_is_cached_per_layer_shape():
     region = RegionMask(half_mask(32, 32))
-    args = dict(latent_hw=(8, 8), device="cpu", dtype=torch.float32)
+    args = dict(latent_hw=(8, 8), device="cpu", dtype=torch.float32, faces_mode="nearest")
 
     first = region.for_layer(4, 4, rows=2, **args)
 
@@ -245,7 +247,9 @@ def test_the_region_mask_is_cached_per_layer_shape():
 
 
 def test_a_wide_mask_fits_a_wide_latent_height_first():
-    m = RegionMask(half_mask(48, 96)).for_layer(3, 6, rows=1, latent_hw=(6, 12), device="cpu", dtype=torch.float32)
+    m = RegionMask(half_mask(48, 96)).for_layer(
+        3, 6, rows=1, latent_hw=(6, 12), device="cpu", dtype=torch.float32, faces_mode="nearest"
+    )
 
     assert m.shape == (1, 18, 1)
 
@@ -262,12 +266,28 @@ def test_a_face_region_is_drawn_at_the_generation_size_of_each_latent():
     sizes = []
     region = RegionMask.from_mask(None, faces=lambda size: sizes.append(size) or right_half_faces(size))
 
-    square = region.for_layer(4, 4, rows=1, latent_hw=(8, 8), device="cpu", dtype=torch.float32)
-    wide = region.for_layer(4, 8, rows=1, latent_hw=(16, 32), device="cpu", dtype=torch.float32)
+    square = region.for_layer(4, 4, rows=1, latent_hw=(8, 8), device="cpu", dtype=torch.float32, faces_mode="nearest")
+    wide = region.for_layer(4, 8, rows=1, latent_hw=(16, 32), device="cpu", dtype=torch.float32, faces_mode="nearest")
 
     assert sizes == [(64, 64), (256, 128)]  # latent × 8, (width, height)
     assert torch.equal(square.reshape(4, 4), torch.tensor([0.0, 0.0, 1.0, 1.0]).repeat(4, 1))
     assert torch.equal(wide.reshape(4, 8), torch.tensor([0.0] * 4 + [1.0] * 4).repeat(4, 1))
+
+
+def test_a_face_region_is_sampled_nearest_for_the_attention_and_bilinear_for_identitynets_residuals():
+    def box(size: tuple[int, int]) -> np.ndarray:  # columns 6..15 of 16: the edge falls inside the second cell
+        mask = np.zeros(size[::-1], np.float32)
+        mask[:, 6:] = 1.0
+        return mask
+
+    region = RegionMask.from_mask(None, faces=box)
+    args = dict(rows=1, latent_hw=(2, 2), device="cpu", dtype=torch.float32)
+
+    nearest = region.for_layer(4, 4, **args, faces_mode="nearest").reshape(4, 4)[0]
+    bilinear = region.for_layer(4, 4, **args, faces_mode="bilinear").reshape(4, 4)[0]
+
+    assert nearest.tolist() == [0.0, 0.0, 1.0, 1.0]  # each cell takes its top-left pixel: 0, 4, 8, 12
+    assert bilinear.tolist() == [0.0, 0.5, 1.0, 1.0]  # the edge cell averages pixels 5 and 6
 
 
 def test_a_mask_and_a_face_region_together_allow_only_where_both_do():
@@ -275,7 +295,7 @@ def test_a_mask_and_a_face_region_together_allow_only_where_both_do():
     top[:, :32] = 1.0
     region = RegionMask.from_mask(top, faces=right_half_faces)
 
-    m = region.for_layer(2, 2, rows=1, latent_hw=(8, 8), device="cpu", dtype=torch.float32)
+    m = region.for_layer(2, 2, rows=1, latent_hw=(8, 8), device="cpu", dtype=torch.float32, faces_mode="nearest")
 
     assert m.reshape(2, 2).tolist() == [[0.0, 1.0], [0.0, 0.0]]
 
@@ -288,7 +308,9 @@ def test_a_mask_of_another_aspect_ratio_names_both_sizes():
     region = RegionMask(half_mask(32, 64))  # 64 wide, 32 high
 
     with pytest.raises(InstantIDError) as raised:
-        region.for_layer(4, 4, rows=1, latent_hw=(4, 16), device="cpu", dtype=torch.float32)  # 128×32 image
+        region.for_layer(
+            4, 4, rows=1, latent_hw=(4, 16), device="cpu", dtype=torch.float32, faces_mode="nearest"
+        )  # 128×32 image
 
     assert "mask is 64×32" in str(raised.value) and "generated is 128×32" in str(raised.value)
 
