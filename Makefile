@@ -68,3 +68,8 @@ test-0.33: host-0.33 standins
 
 bench: standins realfaces
 	$(PY) benchmarks/run.py
+
+# The GPU benchmark's bundle (benchmarks/gpu_bundle.py, ≤ 64 MiB): copy it to an offline CUDA machine and run it there.
+.PHONY: gpu-bundle
+gpu-bundle:
+	$(PY) -P benchmarks/gpu_bundle.py build benchmarks/out/instantid-gpu-bench.tar
