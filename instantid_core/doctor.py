@@ -18,14 +18,11 @@ from . import model_files
 from .dependencies import DEPENDENCIES, import_problem, install_command, require, uninstall_command
 from .errors import InstantIDError
 from .face_pack import ANTELOPEV2_FILES, PACK_SOURCE, check_face_pack, load_pack_models
+from .model_facts import ADAPTER, IDENTITYNET, IDENTITYNET_SHAPE
+from .model_files import IP_ADAPTERS, NO_MODEL, FileKind
 
-ADAPTER_URL = "https://huggingface.co/InstantX/InstantID (ip-adapter.bin)"
-IDENTITYNET_URL = "https://huggingface.co/InstantX/InstantID (ControlNetModel/diffusion_pytorch_model.safetensors)"
-IDENTITYNET_PATH = ("instantid", "diffusion_pytorch_model.safetensors")
+IDENTITYNET_PATH = tuple(IDENTITYNET.relative.split("/"))
 """Where IdentityNet goes inside a controlnet folder."""
-IDENTITYNET_TRANSFORMER_BLOCKS = 34
-"""Transformer blocks of a full-size SDXL ControlNet such as IdentityNet: 2 + 2 + 10 + 10 in its input blocks, 10 in
-the middle (a 'mid' or 'small' one has fewer)."""
 INSIGHTFACE_MINIMUM = (2, 1)
 INSIGHTFACE_UPGRADE = '-U "insightface>=2.1"'
 ONNXRUNTIME_FOR_NUMPY_2 = (1, 19)
@@ -250,34 +247,42 @@ def model_files_of(folder: Path, skip: Sequence[str] = ()) -> list[Path]:
 
 def adapters(folders: ModelFolders) -> list[Finding]:
     """Every file in the InstantID adapter folders, identified; a problem if none is InstantID's adapter."""
-    findings = []
-    for path in (path for folder in folders.instantid for path in model_files_of(folder, skip=("faces",))):
-        found = model_files.identify(path)
-        if found.kind == model_files.INSTANTID_ADAPTER:
-            findings.append(Finding(str(path), True, "InstantID's adapter"))
-        elif _is_identitynet(path, found):
-            target = folders.controlnet[0].joinpath(*IDENTITYNET_PATH) if folders.controlnet else "models/controlnet"
-            findings.append(Finding(str(path), False, f"this is IdentityNet, not the adapter: move it to {target}."))
-        else:
-            findings.append(
-                Finding(
-                    str(path),
-                    False,
-                    f"{found.description}{'' if 'not InstantID' in found.description else ', not InstantID'}: move "
-                    "it out of this folder (IP-Adapters belong "
-                    f"in models/ipadapter) and put ip-adapter.bin from {ADAPTER_URL} here.",
-                )
-            )
+    findings = [
+        _adapter_folder_file(path, folders)
+        for folder in folders.instantid
+        for path in model_files_of(folder, skip=("faces",))
+    ]
     if not any(f.ok for f in findings):
         findings.append(
             Finding(
                 "InstantID adapter",
                 False,
-                f"none in {', '.join(map(str, folders.instantid)) or 'models/instantid'}: download ip-adapter.bin "
-                f"from {ADAPTER_URL} into models/instantid/ (or use 'InstantID Download Models').",
+                f"none in {', '.join(map(str, folders.instantid)) or 'models/instantid'}: download {ADAPTER.name} "
+                f"from {ADAPTER.source} into models/instantid/ (or use 'InstantID Download Models').",
             )
         )
     return findings
+
+
+def _adapter_folder_file(path: Path, folders: ModelFolders) -> Finding:
+    """One file of an adapter folder: fine if it is InstantID's adapter, else the one fix for what it is."""
+    found = model_files.identify(path)
+    put_the_adapter = f"put {ADAPTER.name} from {ADAPTER.source} here"
+    if found.kind is FileKind.INSTANTID_ADAPTER:
+        return Finding(str(path), True, "InstantID's adapter")
+    if _is_identitynet(path, found):
+        target = folders.controlnet[0].joinpath(*IDENTITYNET_PATH) if folders.controlnet else "models/controlnet"
+        fix = f"this is IdentityNet, not the adapter: move it to {target}."
+    elif found.kind in NO_MODEL:
+        fix = f"{found.description}. InstantID's adapter is {ADAPTER.name} from {ADAPTER.source}."
+    elif found.kind in IP_ADAPTERS:
+        fix = (
+            f"{found.description}: move it out of this folder (IP-Adapters belong in models/ipadapter) and "
+            f"{put_the_adapter}."
+        )
+    else:
+        fix = f"{found.description}. This folder is for InstantID's adapter: move it out and {put_the_adapter}."
+    return Finding(str(path), False, fix)
 
 
 def _transformer_blocks(path: Path) -> int:
@@ -292,11 +297,7 @@ def _transformer_blocks(path: Path) -> int:
 
 def _is_identitynet(path: Path, found: model_files.FileIdentity) -> bool:
     """Whether a file is an SDXL ControlNet with IdentityNet's (full-size) structure."""
-    return (
-        found.kind == model_files.CONTROLNET
-        and "width 2048" in found.description
-        and _transformer_blocks(path) == IDENTITYNET_TRANSFORMER_BLOCKS
-    )
+    return found.kind is FileKind.SDXL_CONTROLNET and _transformer_blocks(path) == IDENTITYNET_SHAPE.transformer_blocks
 
 
 def identitynet(folders: ModelFolders) -> list[Finding]:
@@ -310,27 +311,30 @@ def identitynet(folders: ModelFolders) -> list[Finding]:
         if _is_identitynet(path, found):
             findings.append(Finding(str(path), True, "an SDXL ControlNet of IdentityNet's full size"))
         else:
-            blocks = _transformer_blocks(path) if found.kind == model_files.CONTROLNET else 0
-            what = f"{found.description}" + (f" with {blocks} transformer blocks" if blocks else "")
-            findings.append(
-                Finding(
-                    str(path),
-                    False,
-                    f"{what}, not IdentityNet ({IDENTITYNET_TRANSFORMER_BLOCKS} transformer blocks, 2048-wide "
-                    f"cross-attention): replace it with {IDENTITYNET_URL}.",
-                )
-            )
+            findings.append(Finding(str(path), False, _not_identitynet(path, found)))
     if not findings:
         expected = [str(folder.joinpath(*IDENTITYNET_PATH)) for folder in folders.controlnet]
         findings.append(
             Finding(
                 "IdentityNet",
                 False,
-                f"not found at {' or '.join(expected) or 'models/controlnet/instantid/'}: download {IDENTITYNET_URL} "
-                "into models/controlnet/instantid/ (or use 'InstantID Download Models').",
+                f"not found at {' or '.join(expected) or 'models/controlnet/instantid/'}: download "
+                f"{IDENTITYNET.source} into models/controlnet/instantid/ (or use 'InstantID Download Models').",
             )
         )
     return findings
+
+
+def _not_identitynet(path: Path, found: model_files.FileIdentity) -> str:
+    """The one fix for a file in IdentityNet's place that is not IdentityNet, by what it is."""
+    if found.kind in NO_MODEL:
+        return f"{found.description}. IdentityNet is {IDENTITYNET.source}."
+    controlnet = found.kind in (FileKind.CONTROLNET, FileKind.SDXL_CONTROLNET)
+    blocks = f" with {_transformer_blocks(path)} transformer blocks" if controlnet else ""
+    return (
+        f"{found.description}{blocks}, not IdentityNet ({IDENTITYNET_SHAPE.transformer_blocks} transformer blocks, "
+        f"{IDENTITYNET_SHAPE.context_width}-wide cross-attention): replace it with {IDENTITYNET.source}."
+    )
 
 
 def face_packs(folders: ModelFolders) -> list[Finding]:
@@ -384,8 +388,8 @@ def _face_pack(pack: Path) -> list[Finding]:
         return [Finding(str(pack), False, str(e))]
     recogniser = models.recognizer_id
     detail = f"detector {models.detector_file.name}, recogniser {recogniser.name}"
-    if not recogniser.instantid:
-        detail += " (not antelopev2's glintr100, which InstantID was trained with: identities will transfer poorly)"
+    if not recogniser.instantid:  # its name says which it is; only the consequence is added
+        detail += ": InstantID was trained with antelopev2's glintr100, so identities will transfer poorly"
     findings = [Finding(str(pack), True, detail)]
     if pack.name == "antelopev2":
         findings += [

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InstantIDError
+from .model_facts import ADAPTER, ANTELOPEV2_DETECTOR, GLINTR100, IDENTITYNET, PublishedFile
 
 logger = logging.getLogger(__name__)
 
@@ -49,45 +50,17 @@ class ModelDownload:
     sha256: str
     licence: str
 
+    @classmethod
+    def of(cls, name: str, published: PublishedFile, licence: str) -> ModelDownload:
+        """The download of a published file, named for messages."""
+        return cls(name, published.url, published.folder, published.relative, published.size, published.sha256, licence)
 
-HF = "https://huggingface.co"
+
 MODELS = (
-    ModelDownload(
-        "InstantID adapter",
-        f"{HF}/InstantX/InstantID/resolve/main/ip-adapter.bin",
-        "instantid",
-        "ip-adapter.bin",
-        1_691_134_141,
-        "02b3618e36d803784166660520098089a81388e61a93ef8002aa79a5b1c546e1",
-        INSTANTID_LICENCE,
-    ),
-    ModelDownload(
-        "IdentityNet",
-        f"{HF}/InstantX/InstantID/resolve/main/ControlNetModel/diffusion_pytorch_model.safetensors",
-        "controlnet",
-        "instantid/diffusion_pytorch_model.safetensors",
-        2_502_139_136,
-        "c8127be9f174101ebdafee9964d856b49b634435cf6daa396d3f593cf0bbbb05",
-        INSTANTID_LICENCE,
-    ),
-    ModelDownload(
-        "antelopev2 face detector",
-        f"{HF}/MonsterMMORPG/InstantID_Models/resolve/main/models/antelopev2/scrfd_10g_bnkps.onnx",
-        "insightface",
-        "models/antelopev2/scrfd_10g_bnkps.onnx",
-        16_923_827,
-        "5838f7fe053675b1c7a08b633df49e7af5495cee0493c7dcf6697200b85b5b91",
-        INSIGHTFACE_LICENCE,
-    ),
-    ModelDownload(
-        "antelopev2 face recogniser (glintr100)",
-        f"{HF}/MonsterMMORPG/InstantID_Models/resolve/main/models/antelopev2/glintr100.onnx",
-        "insightface",
-        "models/antelopev2/glintr100.onnx",
-        260_665_334,
-        "4ab1d6435d639628a6f3e5008dd4f929edf4c4124b1a7169e1048f9fef534cdf",
-        INSIGHTFACE_LICENCE,
-    ),
+    ModelDownload.of("InstantID adapter", ADAPTER, INSTANTID_LICENCE),
+    ModelDownload.of("IdentityNet", IDENTITYNET, INSTANTID_LICENCE),
+    ModelDownload.of("antelopev2 face detector", ANTELOPEV2_DETECTOR, INSIGHTFACE_LICENCE),
+    ModelDownload.of("antelopev2 face recogniser (glintr100)", GLINTR100, INSIGHTFACE_LICENCE),
 )
 """What 'InstantID Download Models' fetches: antelopev2's detector and recogniser are the two of its five files that
 InstantID uses. Sizes and digests as the hub publishes them (the Git LFS objects)."""

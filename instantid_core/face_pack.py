@@ -10,7 +10,6 @@ well. glintr100 is recognised by its size and sha256, this pack's stand-in for i
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
@@ -18,13 +17,15 @@ from pathlib import Path
 
 from . import model_files
 from .dependencies import require
+from .download import file_sha256
 from .errors import InstantIDError
+from .model_facts import ANTELOPEV2_DETECTOR, GLINTR100, KnownFile
 
 logger = logging.getLogger(__name__)
 
 DETECTION, RECOGNITION = "detection", "recognition"
 EMBEDDING_SIZE = 512
-ANTELOPEV2_NAMES = {DETECTION: "scrfd_10g_bnkps.onnx", RECOGNITION: "glintr100.onnx"}
+ANTELOPEV2_NAMES = {DETECTION: ANTELOPEV2_DETECTOR.name, RECOGNITION: GLINTR100.name}
 """antelopev2's file for each role: preferred when a folder holds several models of that role."""
 ANTELOPEV2_FILES = (*ANTELOPEV2_NAMES.values(), "1k3d68.onnx", "2d106det.onnx", "genderage.onnx")
 PACK_SOURCE = (
@@ -33,17 +34,6 @@ PACK_SOURCE = (
 )
 
 
-@dataclass(frozen=True)
-class KnownFile:
-    """A released model file, known by its exact size and sha256."""
-
-    name: str
-    size: int
-    sha256: str
-
-
-GLINTR100 = KnownFile("glintr100", 260_665_334, "4ab1d6435d639628a6f3e5008dd4f929edf4c4124b1a7169e1048f9fef534cdf")
-"""antelopev2's recogniser (as published with the pack)."""
 STANDIN_GLINTR100_GRAPH = "standin_glintr100"
 """The graph name of this project's stand-in for glintr100 (random weights, for tests)."""
 
@@ -74,23 +64,26 @@ class PackModels:
 @lru_cache(maxsize=16)
 def _sha256(path: Path, size: int, mtime_ns: int) -> str:
     """sha256 of a file (cached per path, size and modification time)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(path)
+
+
+def is_known_file(path: Path, known: KnownFile) -> bool:
+    """Whether a file is this released file (its size first, then its sha256, cached)."""
+    stat = Path(path).stat()
+    return stat.st_size == known.size and _sha256(Path(path), stat.st_size, stat.st_mtime_ns) == known.sha256
 
 
 def identify_recognizer(path: Path, model) -> Recognizer:
     """Which recogniser a loaded recognition model is: antelopev2's glintr100 (by size and sha256), this project's
     stand-in for it (by its graph), or another one (named by its file)."""
-    stat = Path(path).stat()
-    if stat.st_size == GLINTR100.size and _sha256(Path(path), stat.st_size, stat.st_mtime_ns) == GLINTR100.sha256:
+    if is_known_file(path, GLINTR100):
         return Recognizer("glintr100 (antelopev2)", True)
     meta = model.session.get_modelmeta()
     if meta.graph_name == STANDIN_GLINTR100_GRAPH and "standin" in meta.custom_metadata_map:
         return Recognizer("glintr100 (stand-in, random weights)", True)
-    return Recognizer(f"{Path(path).name} ({stat.st_size / 1e6:.1f} MB; not antelopev2's glintr100)", False)
+    return Recognizer(
+        f"{Path(path).name} ({Path(path).stat().st_size / 1e6:.1f} MB; not antelopev2's glintr100)", False
+    )
 
 
 def check_face_pack(pack_dir: Path) -> None:
@@ -119,7 +112,7 @@ def check_face_pack(pack_dir: Path) -> None:
     broken = [
         f"{path.name} is {found.description}"
         for path in files
-        if (found := model_files.identify(path)).kind != model_files.ONNX
+        if (found := model_files.identify(path)).kind is not model_files.FileKind.ONNX
     ]
     if broken:
         raise InstantIDError(

@@ -457,14 +457,27 @@ def layouts_of(images) -> tuple[KeypointLayout, ...] | None:
     return getattr(images, LAYOUTS_ATTRIBUTE, None)
 
 
-def drawn_faces_region(images, node: str) -> FaceRegion:
-    """The face boxes of a keypoint image an InstantID node drew, as a region; an error naming `node` for any other
-    image (nothing says where its faces are)."""
-    layouts = layouts_of(images)
+def identitynet_keypoints(image, placed: PlacedKeypoints | None, node: str):
+    """The keypoint image for IdentityNet and the layouts it was drawn from: the placed keypoints' (drawn at their
+    frame) when a keypoint node's 'kps' is connected; else the image, with the layouts an InstantID node marked it
+    with (the way ComfyUI_InstantID graphs hand them over), None when it carries none. `node` names the node in the
+    error when neither is connected."""
+    if placed is not None:
+        return placed.images(), placed.layouts
+    if image is None:
+        raise InstantIDError(
+            f"{node}: connect the keypoints: 'kps' from an InstantID keypoint node, or a keypoint image to 'image'."
+        )
+    return image, layouts_of(image)
+
+
+def faces_region_of(layouts: Sequence[KeypointLayout] | None, node: str) -> FaceRegion:
+    """The face boxes of the keypoint layouts, as a region; an error naming `node` when there are none (a keypoint
+    image that came without them: nothing says where its faces are)."""
     if layouts is None:
         raise InstantIDError(
-            f"{node}: face_region needs to know where the face is, but the keypoint image did not come straight "
-            "from an InstantID keypoints node (or it was resized or batched on the way): connect "
-            "'InstantID Keypoints' directly, or turn face_region off and connect a mask instead."
+            f"{node}: face_region needs to know where the face is, but the keypoints came as a bare image (not "
+            "straight from an InstantID keypoints node, or resized or batched on the way): connect the keypoint "
+            "node's 'kps' output, or turn face_region off and connect a mask instead."
         )
     return face_boxes_region(layouts)

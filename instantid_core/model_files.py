@@ -15,47 +15,82 @@ import struct
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 import torch
 
 from .dependencies import require
 from .errors import InstantIDError
+from .model_facts import SDXL_CONTEXT_WIDTH
 
 logger = logging.getLogger(__name__)
 
-INSTANTID_ADAPTER = "instantid_adapter"
-IP_ADAPTER = "ip_adapter"
-IP_ADAPTER_FULL_FACE = "ip_adapter_full_face"
-IP_ADAPTER_PLUS = "ip_adapter_plus"
-IP_ADAPTER_FACEID = "ip_adapter_faceid"
-IP_ADAPTER_FACEID_PLUS = "ip_adapter_faceid_plus"
-IP_ADAPTER_UNKNOWN = "ip_adapter_unknown"
-CONTROLNET = "controlnet"
-SD15_CHECKPOINT = "sd15_checkpoint"
-SD2_CHECKPOINT = "sd2_checkpoint"
-SDXL_CHECKPOINT = "sdxl_checkpoint"
-CHECKPOINT = "checkpoint"
-UNET = "unet"
-FLUX = "flux"
-LORA = "lora"
-CLIP_VISION = "clip_vision"
-VAE = "vae"
-LFS_POINTER = "lfs_pointer"
-HTML_PAGE = "html_page"
-TEXT_FILE = "text_file"
-ZIP_ARCHIVE = "zip_archive"
-EMPTY = "empty"
-TRUNCATED = "truncated"
-UNSAFE_PICKLE = "unsafe_pickle"
-ONNX = "onnx"
-MISSING = "missing"
-UNRECOGNISED = "unrecognised"
+
+class FileKind(Enum):
+    """What identify() found a file to be."""
+
+    INSTANTID_ADAPTER = "instantid_adapter"
+    PLAIN_IP_ADAPTER = "plain_ip_adapter"
+    IP_ADAPTER_FULL_FACE = "ip_adapter_full_face"
+    IP_ADAPTER_PLUS = "ip_adapter_plus"
+    IP_ADAPTER_FACEID = "ip_adapter_faceid"
+    IP_ADAPTER_FACEID_PLUS = "ip_adapter_faceid_plus"
+    IP_ADAPTER_UNKNOWN = "ip_adapter_unknown"
+    SDXL_CONTROLNET = "sdxl_controlnet"
+    CONTROLNET = "controlnet"
+    SD15_CHECKPOINT = "sd15_checkpoint"
+    SD2_CHECKPOINT = "sd2_checkpoint"
+    SDXL_CHECKPOINT = "sdxl_checkpoint"
+    CHECKPOINT = "checkpoint"
+    UNET = "unet"
+    FLUX = "flux"
+    LORA = "lora"
+    CLIP_VISION = "clip_vision"
+    VAE = "vae"
+    LFS_POINTER = "lfs_pointer"
+    HTML_PAGE = "html_page"
+    TEXT_FILE = "text_file"
+    ZIP_ARCHIVE = "zip_archive"
+    EMPTY = "empty"
+    TRUNCATED = "truncated"
+    UNSAFE_PICKLE = "unsafe_pickle"
+    ONNX = "onnx"
+    MISSING = "missing"
+    UNRECOGNISED = "unrecognised"
+
+
+IP_ADAPTERS = frozenset(
+    {
+        FileKind.PLAIN_IP_ADAPTER,
+        FileKind.IP_ADAPTER_FULL_FACE,
+        FileKind.IP_ADAPTER_PLUS,
+        FileKind.IP_ADAPTER_FACEID,
+        FileKind.IP_ADAPTER_FACEID_PLUS,
+    }
+)
+"""The IP-Adapter models this pack identifies (their place is models/ipadapter)."""
+NO_MODEL = frozenset(
+    {
+        FileKind.MISSING,
+        FileKind.EMPTY,
+        FileKind.LFS_POINTER,
+        FileKind.HTML_PAGE,
+        FileKind.TEXT_FILE,
+        FileKind.ZIP_ARCHIVE,
+        FileKind.TRUNCATED,
+        FileKind.UNSAFE_PICKLE,
+    }
+)
+"""Files that hold no usable model (missing, or a failed or wrong download): their description says how to get the
+real file."""
+INSTANTID_ADAPTER, IP_ADAPTER_UNKNOWN = FileKind.INSTANTID_ADAPTER, FileKind.IP_ADAPTER_UNKNOWN
+"""The kinds adapter.py accepts, by their former module-level names (until it reads them from FileKind)."""
 
 CLIP_VISION_WIDTHS = frozenset({768, 1024, 1280, 1664})
 """Image-feature widths of the CLIP vision encoders IP-Adapter Plus models are fed with (ViT-L, -H, -bigG...)."""
 
-_BASE_BY_CONTEXT = {768: "SD1.5", 1024: "SD2.x", 1280: "the SDXL refiner", 2048: "SDXL", 4096: "Flux/SD3"}
+_BASE_BY_CONTEXT = {768: "SD1.5", 1024: "SD2.x", 1280: "the SDXL refiner", SDXL_CONTEXT_WIDTH: "SDXL", 4096: "Flux/SD3"}
 _SAFETENSORS_HEADER_LIMIT = 100_000_000
 _HEAD_BYTES = 4096
 _LFS_MAGIC = b"version https://git-lfs.github.com/spec/v1"
@@ -67,7 +102,7 @@ _ONNX_SECOND_FIELD_TAGS = frozenset({0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0
 class FileIdentity:
     """What a model file is: a machine-readable kind and a human noun phrase ("an SD1.5 checkpoint (...)")."""
 
-    kind: str
+    kind: FileKind
     description: str
 
 
@@ -122,10 +157,12 @@ def _read_shapes(path: Path) -> dict[str, tuple[int, ...]]:
 def _container(path: Path) -> str:
     """'safetensors', 'torch_zip' or 'pickle'; raises _NoTensors for anything that is not a tensor file."""
     if not path.is_file():
-        raise _NoTensors(FileIdentity(MISSING, f"a missing file (nothing at {path})"))
+        raise _NoTensors(FileIdentity(FileKind.MISSING, f"a missing file (nothing at {path})"))
     size = path.stat().st_size
     if size == 0:
-        raise _NoTensors(FileIdentity(EMPTY, "an empty file (0 bytes): the download failed; download it again"))
+        raise _NoTensors(
+            FileIdentity(FileKind.EMPTY, "an empty file (0 bytes): the download failed; download it again")
+        )
     with path.open("rb") as f:
         head = f.read(_HEAD_BYTES)
     if head.startswith(_LFS_MAGIC):
@@ -133,7 +170,7 @@ def _container(path: Path) -> str:
     if _is_html(head):
         raise _NoTensors(
             FileIdentity(
-                HTML_PAGE,
+                FileKind.HTML_PAGE,
                 f"an HTML web page ({size} bytes) saved instead of the model file: download the file itself "
                 "(on Hugging Face the 'download' link or a '/resolve/' URL, not the '/blob/' page)",
             )
@@ -153,7 +190,7 @@ def _lfs_identity(head: bytes, size: int) -> FileIdentity:
     match = re.search(rb"^size (\d+)", head, re.MULTILINE)
     real = f" (the real file is {int(match.group(1)):,} bytes)" if match else ""
     return FileIdentity(
-        LFS_POINTER,
+        FileKind.LFS_POINTER,
         f"a Git LFS pointer ({size} bytes), a placeholder and not the model itself{real}: download the real file "
         "(git lfs pull, or the download link of the model page)",
     )
@@ -208,13 +245,15 @@ def _check_zip(path: Path, size: int) -> str:
         return "torch_zip"
     shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
     raise _NoTensors(
-        FileIdentity(ZIP_ARCHIVE, f"a zip archive, not a model ({len(names)} entries: {shown}): extract it first")
+        FileIdentity(
+            FileKind.ZIP_ARCHIVE, f"a zip archive, not a model ({len(names)} entries: {shown}): extract it first"
+        )
     )
 
 
 def _truncated(container: str, size: int, evidence: str) -> FileIdentity:
     return FileIdentity(
-        TRUNCATED,
+        FileKind.TRUNCATED,
         f"a truncated or damaged {container} file ({size:,} bytes; {evidence}): the download was cut short, "
         "download it again",
     )
@@ -228,7 +267,7 @@ def _torch_load(path: Path, mmap: bool) -> object:
         logger.warning("Refused to unpickle %s: %s", path, str(e).splitlines()[0])
         raise _NoTensors(
             FileIdentity(
-                UNSAFE_PICKLE,
+                FileKind.UNSAFE_PICKLE,
                 "a pickle that contains code or unsupported objects, refused for safety and not loaded: "
                 "download the official file",
             )
@@ -266,7 +305,7 @@ def _onnx_identity(path: Path) -> FileIdentity:
     inputs = [_onnx_value(v) for v in graph.input if v.name not in initializers]
     outputs = [_onnx_value(v) for v in graph.output]
     shown = ", ".join(outputs[:3]) + (f" and {len(outputs) - 3} more" if len(outputs) > 3 else "")
-    return FileIdentity(ONNX, f"an ONNX model (inputs {', '.join(inputs)}; {len(outputs)} outputs: {shown})")
+    return FileIdentity(FileKind.ONNX, f"an ONNX model (inputs {', '.join(inputs)}; {len(outputs)} outputs: {shown})")
 
 
 def _onnx_value(value) -> str:
@@ -284,12 +323,12 @@ def _unknown_bytes_identity(head: bytes, size: int) -> FileIdentity:
     if text.strip() and all(c.isprintable() or c in "\r\n\t" for c in text):
         first_line = text.strip().splitlines()[0][:80]
         return FileIdentity(
-            TEXT_FILE,
+            FileKind.TEXT_FILE,
             f"a text file ({size:,} bytes) starting with {first_line!r}, not a model: the download saved a "
             "message instead of the file; download the real file",
         )
     return FileIdentity(
-        UNRECOGNISED,
+        FileKind.UNRECOGNISED,
         f"an unrecognised file ({size:,} bytes, first bytes {head[:8].hex(' ')}) in no format this pack knows",
     )
 
@@ -300,31 +339,35 @@ def identify_shapes(shapes: Mapping[str, Sequence[int]]) -> FileIdentity:
         shapes = {k.removeprefix("state_dict."): v for k, v in shapes.items()}
     keys = list(shapes)
     if not keys:
-        return FileIdentity(UNRECOGNISED, "a file that holds no tensors")
+        return FileIdentity(FileKind.UNRECOGNISED, "a file that holds no tensors")
     if any(k.startswith("image_proj.") for k in keys):
         return _identify_ip_adapter_family(shapes)
     if any(re.search(r"lora[._](up|down|A|B)\b", k) for k in keys):
         pairs = sum(1 for k in keys if re.search(r"lora[._](down|A)\b", k))
-        return FileIdentity(LORA, f"a LoRA ({pairs} low-rank pairs), not a model file for this slot")
+        return FileIdentity(FileKind.LORA, f"a LoRA ({pairs} low-rank pairs), not a model file for this slot")
     if any(k.endswith("controlnet_cond_embedding.conv_in.weight") for k in keys):
         return _controlnet("diffusers", shapes)
     if any("zero_convs." in k for k in keys) and any("input_hint_block." in k for k in keys):
         return _controlnet("ldm", shapes)
     if any("double_blocks." in k for k in keys):
-        return FileIdentity(FLUX, "a Flux model (double_blocks/single_blocks), not an SDXL model")
+        return FileIdentity(FileKind.FLUX, "a Flux model (double_blocks/single_blocks), not an SDXL model")
     if any(k.startswith("model.diffusion_model.") for k in keys):
         return _checkpoint(shapes)
     context = _context_width(shapes)
     if context and any(k.startswith(("input_blocks.", "down_blocks.")) for k in keys):
         layout = "diffusers" if any(k.startswith("down_blocks.") for k in keys) else "ldm"
-        return FileIdentity(UNET, f"a bare UNet ({layout} layout, cross-attention width {context}: {_base(context)})")
+        return FileIdentity(
+            FileKind.UNET, f"a bare UNet ({layout} layout, cross-attention width {context}: {_base(context)})"
+        )
     if any(k.startswith("vision_model.encoder.layers.") for k in keys):
         width = shapes.get("vision_model.post_layernorm.weight", (0,))[0]
-        return FileIdentity(CLIP_VISION, f"a CLIP vision encoder (width {width}), used by IP-Adapter, not InstantID")
+        return FileIdentity(
+            FileKind.CLIP_VISION, f"a CLIP vision encoder (width {width}), used by IP-Adapter, not InstantID"
+        )
     if any(k.startswith("encoder.conv_in.") for k in keys) and any(k.startswith("decoder.conv_out.") for k in keys):
-        return FileIdentity(VAE, "a VAE")
+        return FileIdentity(FileKind.VAE, "a VAE")
     shown = ", ".join(keys[:4])
-    return FileIdentity(UNRECOGNISED, f"an unrecognised set of {len(keys)} tensors (first keys: {shown})")
+    return FileIdentity(FileKind.UNRECOGNISED, f"an unrecognised set of {len(keys)} tensors (first keys: {shown})")
 
 
 def _identify_ip_adapter_family(shapes: Mapping[str, Sequence[int]]) -> FileIdentity:
@@ -340,16 +383,17 @@ def _identify_ip_adapter_family(shapes: Mapping[str, Sequence[int]]) -> FileIden
         out = proj.get("proj_out.weight", (0,))[0]
         if emb in CLIP_VISION_WIDTHS:
             return FileIdentity(
-                IP_ADAPTER_PLUS,
+                FileKind.IP_ADAPTER_PLUS,
                 f"an IP-Adapter Plus (a Resampler fed by {emb}-wide CLIP image features, {num_tokens} tokens "
                 f"of {out}; for {base}), not InstantID",
             )
         return FileIdentity(
-            INSTANTID_ADAPTER, f"an InstantID adapter (Resampler {emb}→{num_tokens}×{out}, {pairs} K/V pairs)"
+            FileKind.INSTANTID_ADAPTER,
+            f"an InstantID adapter (Resampler {emb}→{num_tokens}×{out}, {pairs} K/V pairs)",
         )
     if "perceiver_resampler.proj_in.weight" in proj:
         return FileIdentity(
-            IP_ADAPTER_FACEID_PLUS,
+            FileKind.IP_ADAPTER_FACEID_PLUS,
             f"an IP-Adapter FaceID Plus (face embedding plus CLIP features; for {base}), not InstantID",
         )
     if "proj.weight" in proj and "norm.weight" in proj:
@@ -357,22 +401,23 @@ def _identify_ip_adapter_family(shapes: Mapping[str, Sequence[int]]) -> FileIden
         num_tokens = proj["proj.weight"][0] // width
         clip = proj["proj.weight"][-1]
         return FileIdentity(
-            IP_ADAPTER,
+            FileKind.PLAIN_IP_ADAPTER,
             f"a plain IP-Adapter (image projection from {clip}-wide CLIP image embeddings to {num_tokens} "
             f"tokens of {width}; for {base}), not InstantID",
         )
     if "proj.3.weight" in proj:
-        return FileIdentity(IP_ADAPTER_FULL_FACE, f"an IP-Adapter Full Face (for {base}), not InstantID")
+        return FileIdentity(FileKind.IP_ADAPTER_FULL_FACE, f"an IP-Adapter Full Face (for {base}), not InstantID")
     if "proj.0.weight" in proj and "norm.weight" in proj:
         width = proj["norm.weight"][0]
         num_tokens = proj["proj.2.weight"][0] // width if "proj.2.weight" in proj else 0
         return FileIdentity(
-            IP_ADAPTER_FACEID,
+            FileKind.IP_ADAPTER_FACEID,
             f"an IP-Adapter FaceID (MLP projection from the {proj['proj.0.weight'][-1]}-d face embedding to "
             f"{num_tokens} tokens of {width}; for {base}), not InstantID, which needs a Resampler",
         )
     return FileIdentity(
-        IP_ADAPTER_UNKNOWN, f"an IP-Adapter-style file with an image projection this pack does not know (for {base})"
+        FileKind.IP_ADAPTER_UNKNOWN,
+        f"an IP-Adapter-style file with an image projection this pack does not know (for {base})",
     )
 
 
@@ -391,18 +436,19 @@ def _base(context: int) -> str:
 def _controlnet(layout: str, shapes: Mapping[str, Sequence[int]]) -> FileIdentity:
     context = _context_width(shapes)
     base = _base(context) if context else "no cross-attention"
-    return FileIdentity(
-        CONTROLNET, f"a ControlNet for {base} ({layout} layout, cross-attention width {context or 'none'})"
-    )
+    kind = FileKind.SDXL_CONTROLNET if context == SDXL_CONTEXT_WIDTH else FileKind.CONTROLNET
+    return FileIdentity(kind, f"a ControlNet for {base} ({layout} layout, cross-attention width {context or 'none'})")
 
 
 def _checkpoint(shapes: Mapping[str, Sequence[int]]) -> FileIdentity:
     context = _context_width(shapes)
     has_sdxl_conditioner = any(k.startswith("conditioner.embedders.") for k in shapes)
-    if context == 2048 and has_sdxl_conditioner:
-        return FileIdentity(SDXL_CHECKPOINT, "an SDXL checkpoint (cross-attention width 2048)")
+    if context == SDXL_CONTEXT_WIDTH and has_sdxl_conditioner:
+        return FileIdentity(FileKind.SDXL_CHECKPOINT, f"an SDXL checkpoint (cross-attention width {context})")
     if context == 768:
-        return FileIdentity(SD15_CHECKPOINT, "an SD1.5 checkpoint (cross-attention width 768), not SDXL")
+        return FileIdentity(FileKind.SD15_CHECKPOINT, "an SD1.5 checkpoint (cross-attention width 768), not SDXL")
     if context == 1024:
-        return FileIdentity(SD2_CHECKPOINT, "an SD2.x checkpoint (cross-attention width 1024), not SDXL")
-    return FileIdentity(CHECKPOINT, f"a checkpoint for {_base(context)} (cross-attention width {context or 'unknown'})")
+        return FileIdentity(FileKind.SD2_CHECKPOINT, "an SD2.x checkpoint (cross-attention width 1024), not SDXL")
+    return FileIdentity(
+        FileKind.CHECKPOINT, f"a checkpoint for {_base(context)} (cross-attention width {context or 'unknown'})"
+    )

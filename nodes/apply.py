@@ -7,7 +7,7 @@ from comfy_api.latest import io
 
 from ..instantid_core.face_analysis import ERROR, PASS_THROUGH, SKIP
 from ..instantid_core.images import to_image_batch, to_uint8_rgb
-from ..instantid_core.keypoints import KeypointLayout, face_boxes_region, with_layouts
+from ..instantid_core.keypoints import KeypointLayout, face_boxes_region
 from ..instantid_core.photo_prep import reference_sizes
 from . import host
 from .io_types import (
@@ -102,7 +102,7 @@ def apply_instantid(inputs: InstantIDInputs, settings: InstantIDSettings, node: 
     # IdentityNet draws it again at the generation size; until then it stands at the size the reference pipeline
     # would generate from this photo (long side 1280), not at a phone photo's 12 megapixels.
     _, drawn_size = reference_sizes(*layout.source_size)
-    keypoints = with_layouts(to_image_batch([layout.draw(drawn_size)]), [layout])
+    keypoints = to_image_batch([layout.draw(drawn_size)])
     face_region = face_boxes_region([layout]) if settings.face_region else None
     tokens = inputs.adapter.tokens(faces.identity_embeddings(), settings.combine_embeds, settings.noise, faces.weights)
     patched = host.apply_identity_attention(
@@ -129,6 +129,7 @@ def apply_instantid(inputs: InstantIDInputs, settings: InstantIDSettings, node: 
         inputs.mask,
         node=node,
         face_region=face_region,
+        layouts=[layout],
     )
     return patched, positive, negative
 

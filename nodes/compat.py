@@ -7,33 +7,26 @@ fall-backs, dtypes that follow the model. `FACE_EMBEDS` carries our identity tok
 
 from comfy_api.latest import io
 
+from ..instantid_core.attention import WEIGHT_TYPES
 from ..instantid_core.errors import InstantIDError
-from ..instantid_core.face_analysis import FaceModels
+from ..instantid_core.face_analysis import PROVIDERS, FaceModels
+from ..instantid_core.faces import COMBINE_METHODS
 from ..instantid_core.identity import InstantIDAdapter
 from ..instantid_core.images import to_image_batch, to_uint8_rgb
-from ..instantid_core.keypoints import KeypointLayout, draw_layouts, with_layouts
+from ..instantid_core.keypoints import KeypointLayout, draw_layouts, layouts_of, with_layouts
 from . import host
 from .apply import OUTPUTS, AllInOneNode, InstantIDInputs, InstantIDSettings, graph_inputs, optional_inputs
 from .io_types import FACEANALYSIS, INSTANTID, PercentRangeNode, percent_inputs
 
 CATEGORY = "InstantID/ComfyUI_InstantID compatible"
 FACE_EMBEDS = io.Custom("FACE_EMBEDS")
-PROVIDER_NAMES = {"CPU": "CPU", "CUDA": "CUDA", "ROCM": "ROCm", "CoreML": "CoreML"}
-"""ComfyUI_InstantID's provider options -> ours (checked against the core's list by the host tests)."""
-COMBINE_OPTIONS = ("average", "norm average", "concat")
-"""ComfyUI_InstantID's combine_embeds options, in its order (each one of the core's COMBINE_METHODS)."""
-WEIGHT_TYPE_OPTIONS = (
-    "linear",
-    "ease in",
-    "ease out",
-    "ease in-out",
-    "reverse in-out",
-    "weak input",
-    "weak output",
-    "weak middle",
-    "strong middle",
-)
-"""The weight types of the compat attention patch, in ComfyUI_IPAdapter's order (each one of the core's)."""
+COMPAT_PROVIDERS = ("CPU", "CUDA", "ROCM", "CoreML")
+"""ComfyUI_InstantID's provider options, in its order."""
+PROVIDER_NAMES = {name: {ours.casefold(): ours for ours in PROVIDERS}[name.casefold()] for name in COMPAT_PROVIDERS}
+"""ComfyUI_InstantID's provider options -> the core's PROVIDERS of the same name in any case (one missing fails the
+import)."""
+COMBINE_OPTIONS = tuple(method for method in COMBINE_METHODS if method != "joint")
+"""ComfyUI_InstantID's combine_embeds options: the core's COMBINE_METHODS but this pack's own 'joint'."""
 COMPAT_NOISE = 0.35
 """ComfyUI_InstantID's Apply InstantID perturbs the negative identity by this much (not exposed as a widget)."""
 FACE_PACK = "antelopev2"
@@ -283,7 +276,7 @@ class InstantIDAttentionPatchCompat(CompatPercentRangeNode):
                 io.Mask.Input("mask", optional=True, tooltip="Region where the identity applies."),
                 io.Combo.Input(
                     "weight_type",
-                    options=list(WEIGHT_TYPE_OPTIONS),
+                    options=list(WEIGHT_TYPES),
                     optional=True,
                     tooltip="Per-block profile of the weight (this pack's addition, after that pack's inputs).",
                 ),
@@ -359,6 +352,7 @@ class ApplyInstantIDControlNetCompat(CompatPercentRangeNode):
                 end_at,
                 mask,
                 node=cls.label(),
+                layouts=layouts_of(image_kps),  # FaceKeypointsPreprocessor marks its image with them
             )
         )
 

@@ -18,8 +18,8 @@ on every host the suite runs against:
 - cloning: `ModelPatcher.clone()` copies `model_options` (0.3.x deep-copies patch objects, 0.33+ shares them) and
   calls the `CallbacksMP.ON_CLONE` callbacks registered with `add_callback_with_key`;
 - the model manager: `comfy.model_patcher.CoreModelPatcher` (where present) is the patcher class the host uses,
-  `model_management.get_torch_device` / `unet_offload_device` / `intermediate_device`, `model.model.manual_cast_dtype`
-  and `get_dtype()`, `model_sampling.percent_to_sigma`;
+  `model_management.get_torch_device` / `unet_offload_device`, `model.model.manual_cast_dtype` and `get_dtype()`,
+  `model_sampling.percent_to_sigma`;
 - ControlNets: `comfy.controlnet.ControlNet` with `control_model` (a cldm ControlNet with `input_blocks`,
   `middle_block`, `label_emb`), `copy()` (our subclass takes over by a `__class__` swap), `set_cond_hint(hint,
   strength, (start, end), vae=...)`, `set_previous_controlnet`, `previous_controlnet`, `get_control(x_noisy, t, cond,
@@ -30,6 +30,7 @@ on every host the suite runs against:
 import itertools
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import comfy.controlnet
@@ -55,16 +56,16 @@ from ..instantid_core.attention import (
 from ..instantid_core.doctor import ModelFolders
 from ..instantid_core.errors import InstantIDError
 from ..instantid_core.identity import IdentityTokens, InstantIDAdapter
-from ..instantid_core.keypoints import FaceRegion, KeypointLayout, draw_layouts, layouts_of
+from ..instantid_core.keypoints import FaceRegion, KeypointLayout, draw_layouts
+from ..instantid_core.model_facts import ADAPTER, IDENTITYNET, IDENTITYNET_SHAPE
 from ..instantid_core.unet_layers import CrossAttentionLayer
 
 log = logging.getLogger(__name__)
 
-ADAPTER_FOLDER = "instantid"
+ADAPTER_FOLDER = ADAPTER.folder
 FACE_PACK_FOLDER = "insightface"
 SAVED_FACES = "faces"
 """The sub-folder of models/instantid that holds saved faces (not adapters)."""
-IDENTITYNET_FILE = "controlnet/instantid/diffusion_pytorch_model.safetensors"
 
 
 def _register_folder(name: str, extensions: set[str]) -> None:
@@ -140,7 +141,7 @@ def doctor_report() -> tuple[str, int]:
     folders = ModelFolders(
         *(
             tuple(Path(p) for p in folder_paths.get_folder_paths(name))
-            for name in (ADAPTER_FOLDER, "controlnet", FACE_PACK_FOLDER)
+            for name in (ADAPTER_FOLDER, IDENTITYNET.folder, FACE_PACK_FOLDER)
         )
     )
     return doctor.report(comfyui, torch, folders)
@@ -420,10 +421,6 @@ def _sum_controls(own: dict | None, previous: dict | None) -> dict | None:
     return merged
 
 
-IDENTITYNET_TRANSFORMER_DEPTHS = ((0, 0, 0, 0, 2, 2, 0, 10, 10), 10)
-"""IdentityNet's transformer blocks per input block and in the middle block: a full-size SDXL ControlNet's."""
-
-
 def transformer_depths(control_model) -> tuple[tuple[int, ...], int]:
     """The number of transformer blocks in each input block and in the middle block of a ComfyUI ControlNet."""
 
@@ -434,11 +431,11 @@ def transformer_depths(control_model) -> tuple[tuple[int, ...], int]:
 
 
 def check_identitynet(control_net) -> None:
-    """Refuse a CONTROL_NET that is missing, is not an SDXL ControlNet with 2048-wide cross-attention, or has not
+    """Refuse a CONTROL_NET that is missing, is not an SDXL ControlNet (its context and ADM widths), or has not
     IdentityNet's block structure (a "mid" or "small" SDXL ControlNet). A full-size SDXL ControlNet of another kind
     has IdentityNet's shapes exactly and cannot be told apart."""
     expected = (
-        f"load InstantID's IdentityNet ({IDENTITYNET_FILE}, from https://huggingface.co/InstantX/InstantID) "
+        f"load InstantID's IdentityNet ({IDENTITYNET.install_path}, from {IDENTITYNET.repo}) "
         "with ComfyUI's 'Load ControlNet Model' node"
     )
     if control_net is None:
@@ -452,17 +449,17 @@ def check_identitynet(control_net) -> None:
     label_emb = getattr(model, "label_emb", None)
     first_linear = next((m for m in label_emb.modules() if isinstance(m, torch.nn.Linear)), None) if label_emb else None
     adm_width = first_linear.in_features if first_linear is not None else None
-    if widths != {2048} or adm_width != 2816:
+    if widths != {IDENTITYNET_SHAPE.context_width} or adm_width != IDENTITYNET_SHAPE.adm_width:
         found = (
             f"cross-attention width {', '.join(map(str, sorted(widths))) or 'none'}, ADM input {adm_width or 'none'}"
         )
         raise InstantIDError(
-            f"The ControlNet connected to 'control_net' is not an SDXL ControlNet with 2048-wide "
-            f"cross-attention ({found}), so it is not IdentityNet: {expected}."
+            "The ControlNet connected to 'control_net' is not an SDXL ControlNet with "
+            f"{IDENTITYNET_SHAPE.context_width}-wide cross-attention ({found}), so it is not IdentityNet: {expected}."
         )
     depths = transformer_depths(model)
-    if depths != IDENTITYNET_TRANSFORMER_DEPTHS:
-        (found_input, found_middle), (want_input, want_middle) = depths, IDENTITYNET_TRANSFORMER_DEPTHS
+    if depths != IDENTITYNET_SHAPE.depths:
+        (found_input, found_middle), (want_input, want_middle) = depths, IDENTITYNET_SHAPE.depths
         raise InstantIDError(
             f"The ControlNet connected to 'control_net' has {sum(found_input) + found_middle} transformer blocks "
             f"({', '.join(str(d) for d in found_input if d)} in its input blocks, {found_middle} in the middle) where "
@@ -485,14 +482,25 @@ def apply_identitynet(
     vae=None,
     node: str = "the InstantID node",
     face_region: FaceRegion | None = None,
+    layouts: Sequence[KeypointLayout] | None = None,
 ):
     """(positive, negative) with IdentityNet attached to every entry, chained after any ControlNet already there.
 
-    A keypoint image an InstantID node drew is drawn again at the generation size; with a `face_region` (drawn at
-    that size too), IdentityNet's residuals stay inside it. `node` names the calling node in errors about its mask.
+    With the `layouts` the keypoint image was drawn from (one per picture), IdentityNet draws them again at the
+    generation size; without, it resizes the image like any ControlNet hint, and says so once in the log. With a
+    `face_region` (drawn at the generation size too), IdentityNet's residuals stay inside it. `node` names the
+    calling node in errors about its mask and in the log.
     """
     check_identitynet(control_net)
-    layouts = layouts_of(image)
+    if layouts is None:
+        log.info(
+            "%s: the keypoint image came without its keypoints, so IdentityNet resizes it to the generation size "
+            "(its dots grow or shrink with it) instead of drawing it there: connect the keypoint node's 'kps' output "
+            "to keep IdentityNet's 10-px dots.",
+            node,
+        )
+    else:
+        layouts = tuple(layouts)
     region = RegionMask.from_mask(mask, node, face_region)
     hint = image.movedim(-1, 1)
     stacked = tokens.stacked()
@@ -515,8 +523,3 @@ def apply_identitynet(
 def work_device() -> torch.device:
     """The device ComfyUI computes on."""
     return mm.get_torch_device()
-
-
-def intermediate_device() -> torch.device:
-    """Where ComfyUI keeps node outputs between nodes."""
-    return mm.intermediate_device()

@@ -2,12 +2,13 @@
 
 from comfy_api.latest import io
 
-from ..instantid_core.keypoints import drawn_faces_region
+from ..instantid_core.keypoints import faces_region_of, identitynet_keypoints
 from . import host
 from .io_types import (
     CATEGORY,
     INSTANTID,
     INSTANTID_FACE,
+    INSTANTID_KEYPOINTS,
     PercentRangeNode,
     identitynet_input,
     identitynet_strength_input,
@@ -36,9 +37,17 @@ class InstantIDApplyIdentityNet(PercentRangeNode):
                 INSTANTID_FACE.Input("face", tooltip="The reference faces, from 'InstantID Face Analysis'."),
                 io.Image.Input(
                     "image",
-                    tooltip="The keypoint image. Straight from 'InstantID Keypoints' it is drawn again at the size "
-                    "being generated (dots of radius 10 px, as IdentityNet was trained); any other image is "
-                    "centre-cropped and resized to it.",
+                    optional=True,
+                    tooltip="A keypoint image, when 'kps' is not connected: centre-cropped and resized to the size "
+                    "being generated, like any ControlNet hint (straight from an InstantID keypoint node it is "
+                    "drawn again there instead).",
+                ),
+                INSTANTID_KEYPOINTS.Input(
+                    "kps",
+                    optional=True,
+                    tooltip="The placed keypoints, from a keypoint node's 'kps' output: IdentityNet draws them at the "
+                    "size being generated (dots of radius 10 px, as it was trained) and knows where the faces are. "
+                    "Takes the place of 'image'.",
                 ),
                 identitynet_strength_input(
                     "strength", "IdentityNet's strength: how much the face's shape and pose are enforced."
@@ -49,8 +58,8 @@ class InstantIDApplyIdentityNet(PercentRangeNode):
                     "face_region",
                     optional=True,
                     default=False,
-                    tooltip="Keep IdentityNet inside the face boxes of the keypoint image (which must come straight "
-                    "from 'InstantID Keypoints'), as InstantID's reference demo does. For the identity attention "
+                    tooltip="Keep IdentityNet inside the face boxes of the keypoints (connect 'kps'), as InstantID's "
+                    "reference demo does. For the identity attention "
                     "too, connect the Keypoints node's face_mask to 'InstantID Patch Attention'.",
                 ),
                 io.Mask.Input(
@@ -81,12 +90,13 @@ class InstantIDApplyIdentityNet(PercentRangeNode):
         control_net,
         instantid,
         face,
-        image,
         strength,
         start_percent,
         end_percent,
         combine_embeds,
         noise,
+        image=None,
+        kps=None,
         face_region=False,
         mask=None,
         vae=None,
@@ -94,7 +104,8 @@ class InstantIDApplyIdentityNet(PercentRangeNode):
         """Make the tokens and attach IdentityNet."""
         cls.check_percents(start_percent, end_percent)
         host.check_identitynet(control_net)
-        region = drawn_faces_region(image, cls.label()) if face_region else None
+        image, layouts = identitynet_keypoints(image, kps, cls.label())
+        region = faces_region_of(layouts, cls.label()) if face_region else None
         tokens = instantid.tokens(face.identity_embeddings(), combine_embeds, noise, face.weights)
         return io.NodeOutput(
             *host.apply_identitynet(
@@ -110,5 +121,6 @@ class InstantIDApplyIdentityNet(PercentRangeNode):
                 vae,
                 cls.label(),
                 region,
+                layouts,
             )
         )

@@ -4,7 +4,6 @@ import torch
 from comfy_api.latest import io
 
 from ..instantid_core.images import to_image_batch
-from ..instantid_core.keypoints import with_layouts
 from ..instantid_core.people import (
     DEFAULT_FEATHER,
     DEFAULT_MARGIN,
@@ -172,7 +171,7 @@ class InstantIDApplyPeople(PercentRangeNode):
             model = host.apply_identity_attention(
                 model, instantid, person_tokens, weight, start_percent, end_percent, node=node, face_region=region
             )
-            keypoints = with_layouts(to_image_batch([person_layout.draw(size)]), [person_layout])
+            keypoints = to_image_batch([person_layout.draw(size)])
             positive, negative = host.apply_identitynet(
                 positive,
                 negative,
@@ -184,6 +183,7 @@ class InstantIDApplyPeople(PercentRangeNode):
                 end_percent,
                 node=node,
                 face_region=region,
+                layouts=[person_layout],
             )
         picture = to_image_batch([regions.draw(size)])
         return io.NodeOutput(model, positive, negative, picture, torch.from_numpy(regions.masks(size)))

@@ -161,7 +161,7 @@ def test_the_model_manager_pieces_the_pack_uses(pack, base):
     import comfy.model_management as mm
     import comfy.model_patcher
 
-    for name in ("get_torch_device", "unet_offload_device", "intermediate_device"):
+    for name in ("get_torch_device", "unet_offload_device"):
         relied_on(callable(getattr(mm, name, None)), f"model_management.{name}")
     patcher_class = pack.host.kv_patcher_class()
     relied_on(issubclass(patcher_class, comfy.model_patcher.ModelPatcher), "CoreModelPatcher is a ModelPatcher")

@@ -1,6 +1,5 @@
 """The ComfyUI_InstantID aliases that no workflow runs (Face Keypoints Preprocessor, Apply InstantID Advanced, and the
-split pair InstantID Patch Attention → Apply ControlNet) run on tiny models and the stand-in face pack, and their
-option lists are the core's."""
+split pair InstantID Patch Attention → Apply ControlNet) run on tiny models and the stand-in face pack."""
 
 import pytest
 import torch
@@ -12,12 +11,6 @@ from scripts.harness.conditioning import sdxl_conditioning
 pytestmark = pytest.mark.host
 
 KEYPOINT_RED = (1.0, 0.0, 0.0)  # the right eye's dot in the reference drawing (RGB)
-
-
-@pytest.fixture(scope="module")
-def compat(comfy_host):
-    """The compat module as ComfyUI imported it."""
-    return comfy_host.pack_module("nodes.compat")
 
 
 def test_face_keypoints_preprocessor_draws_the_photos_keypoints_at_its_size(comfy_host, face_pack, standins):
@@ -91,13 +84,3 @@ def test_the_split_pair_patches_the_model_and_hands_its_face_tokens_to_identityn
 def base_model_output():
     """One step of the tiny model without InstantID."""
     return denoise(tiny_sdxl(), sdxl_conditioning(1), sdxl_conditioning(2))
-
-
-def test_the_compat_option_lists_are_the_cores(comfy_host, compat):
-    face_analysis = comfy_host.pack_module("instantid_core.face_analysis")
-    faces = comfy_host.pack_module("instantid_core.faces")
-    attention = comfy_host.pack_module("instantid_core.attention")
-
-    assert set(compat.PROVIDER_NAMES.values()) <= set(face_analysis.PROVIDERS)
-    assert set(compat.COMBINE_OPTIONS) <= set(faces.COMBINE_METHODS)
-    assert set(compat.WEIGHT_TYPE_OPTIONS) == set(attention.WEIGHT_TYPES)

@@ -83,10 +83,10 @@ def test_the_crops_keypoints_are_identitynets_hint_at_the_generation_size_and_it
 ):
     _, keypoints, _, stitch = crop(comfy_host, photo, faces)
     conditioning = (sdxl_conditioning(1), sdxl_conditioning(2))
-    settings = (keypoints, 0.8, 0.0, 1.0, "average", 0.0)
+    settings = (0.8, 0.0, 1.0, "average", 0.0)
     positive, negative = (
         comfy_host.node("InstantIDApplyIdentityNet")
-        .execute(*conditioning, tiny_controlnet(seed=4), adapter, faces, *settings, face_region=True)
+        .execute(*conditioning, tiny_controlnet(seed=4), adapter, faces, *settings, image=keypoints, face_region=True)
         .result
     )
     x1, y1, x2, y2 = stitch.face.bbox

@@ -157,19 +157,19 @@ def test_a_ksampler_run_with_every_node_wired_gives_finite_output_that_differs_w
     apply_net, patch_node = comfy_host.node("InstantIDApplyIdentityNet"), comfy_host.node("InstantIDPatchAttention")
 
     face = analyze.execute(face_pack, photo, "largest", 0, "error").result[0]
-    kps = keypoints.execute(face, 128, 128, "as in source", 0.35, 0, False).result[0]
+    kps = keypoints.execute(face, 128, 128, "as in source", 0.35, 0, False).result[2]
     positive, negative = apply_net.execute(
         sdxl_conditioning(10),
         sdxl_conditioning(11),
         tiny_controlnet(seed=4),
         adapter,
         face,
-        kps,
         0.8,
         0.0,
         1.0,
         "average",
         0.0,
+        kps=kps,
     ).result
     patched = patch_node.execute(model, adapter, face, 0.8, 0.0, 1.0, "linear", "average", 0.0).result[0]
     latent = {"samples": torch.zeros(LATENT)}
@@ -179,6 +179,6 @@ def test_a_ksampler_run_with_every_node_wired_gives_finite_output_that_differs_w
         model, 7, 3, 5.0, "euler", "normal", sdxl_conditioning(10), sdxl_conditioning(11), latent
     )
 
-    assert kps.shape == (1, 128, 128, 3)
+    assert kps.size == (128, 128) and len(kps.layouts) == 1
     assert torch.isfinite(with_instantid["samples"]).all()
     assert not torch.allclose(with_instantid["samples"], without["samples"])

@@ -3,6 +3,7 @@ the keypoint image reaches IdentityNet drawn at the generation size whichever no
 IdentityNet's residuals and the identity attention inside the face box at every layer."""
 
 import dataclasses
+import logging
 
 import cv2
 import numpy as np
@@ -30,6 +31,8 @@ pytestmark = pytest.mark.host
 
 PHOTOS = [(256, 256), (640, 480), (1200, 1600), (4000, 3000)]
 """Reference photo sizes (width, height), from a small crop to a 12-megapixel phone photo."""
+SETTINGS = (0.8, 0.0, 1.0, "average", 0.0)
+"""Apply IdentityNet's strength, start and end percent, embedding combination and noise."""
 GENERATION_SIZES = [(1024, 1024), (832, 1216), (1216, 832), (640, 1536)]
 
 
@@ -66,31 +69,23 @@ def test_apply_instantid_gives_identitynet_the_keypoints_drawn_at_each_generatio
         assert_every_row_is(hint, reference_hint(face.kps, face.image_size, size))
 
 
+@pytest.mark.parametrize("keypoints_edge", ["kps", "image"])
 @pytest.mark.parametrize("photo_size", [(256, 256), (4000, 3000)])
 def test_the_keypoints_and_apply_identitynet_nodes_give_the_drawing_at_the_generation_size_not_the_nodes_size(
-    comfy_host, face_pack, adapter, photo_size
+    comfy_host, face_pack, adapter, photo_size, keypoints_edge
 ):
+    """Through the explicit 'kps' edge, and through the keypoint image the Keypoints node marked (as
+    ComfyUI_InstantID graphs hand keypoints over)."""
     faces, _preview, _mask = (
         comfy_host.node("InstantIDAnalyzeFaces").execute(face_pack, photo(*photo_size), "largest", 0, "error").result
     )
-    keypoints, _face_mask, _kps = (
+    keypoints, _face_mask, kps = (
         comfy_host.node("InstantIDKeypoints").execute(faces, 512, 512, "as in source", 0.35, 0, False).result
     )
+    edge = {"kps": kps} if keypoints_edge == "kps" else {"image": keypoints}
     positive, negative = (
         comfy_host.node("InstantIDApplyIdentityNet")
-        .execute(
-            sdxl_conditioning(1),
-            sdxl_conditioning(2),
-            tiny_controlnet(seed=4),
-            adapter,
-            faces,
-            keypoints,
-            0.8,
-            0.0,
-            1.0,
-            "average",
-            0.0,
-        )
+        .execute(sdxl_conditioning(1), sdxl_conditioning(2), tiny_controlnet(seed=4), adapter, faces, *SETTINGS, **edge)
         .result
     )
 
@@ -138,7 +133,7 @@ def test_a_keypoint_image_that_did_not_come_from_an_instantid_node_is_resized_as
 def test_face_region_needs_a_keypoint_image_from_an_instantid_node(comfy_host, pack, face_pack, adapter, standins):
     faces = face_pack.analyze(face_photo(standins).numpy())
     node = comfy_host.node("InstantIDApplyIdentityNet")
-    settings = (torch.rand(1, 64, 64, 3), 1.0, 0.0, 1.0, "average", 0.0)
+    image = torch.rand(1, 64, 64, 3)
 
     with pytest.raises(pack.errors.InstantIDError, match="face_region needs to know where the face is"):
         node.execute(
@@ -147,9 +142,36 @@ def test_face_region_needs_a_keypoint_image_from_an_instantid_node(comfy_host, p
             tiny_controlnet(seed=4),
             adapter,
             faces,
-            *settings,
+            *SETTINGS,
+            image=image,
             face_region=True,
         )
+
+
+def test_a_keypoint_image_without_its_keypoints_is_resized_and_the_log_says_so_once(
+    comfy_host, face_pack, adapter, standins, caplog
+):
+    faces = face_pack.analyze(face_photo(standins).numpy())
+    keypoints = comfy_host.node("InstantIDKeypoints").execute(faces, 512, 512, "as in source", 0.35, 0, False).result[0]
+    resized = keypoints * 1.0  # a new tensor, as any resize or batch node makes: the layouts stay behind
+    node = comfy_host.node("InstantIDApplyIdentityNet")
+
+    with caplog.at_level(logging.INFO):
+        positive, negative = node.execute(
+            sdxl_conditioning(1),
+            sdxl_conditioning(2),
+            tiny_controlnet(seed=4),
+            adapter,
+            faces,
+            *SETTINGS,
+            image=resized,
+        ).result
+        hint = hint_received(tiny_sdxl(), positive, negative, (256, 256))
+
+    said = [r for r in caplog.records if "came without its keypoints" in r.getMessage()]
+    assert len(said) == 1 and "Apply IdentityNet" in said[0].getMessage()
+    (face,) = faces.chosen_faces
+    assert not torch.equal(hint[:1], reference_hint(face.kps, face.image_size, (256, 256)))  # resized, not redrawn
 
 
 # --- the face region ---------------------------------------------------------------------------------------------------

@@ -37,45 +37,61 @@ def unknown_ip_adapter() -> dict:
 STATE_DICTS = {
     "InstantID adapter": (
         fx.instantid_nested,
-        mf.INSTANTID_ADAPTER,
+        mf.FileKind.INSTANTID_ADAPTER,
         "an InstantID adapter (Resampler 32→4×48, 5 K/V pairs)",
     ),
     "plain IP-Adapter": (
         lambda: fx.plain_ip_adapter(clip_dim=1024),
-        mf.IP_ADAPTER,
+        mf.FileKind.PLAIN_IP_ADAPTER,
         "a plain IP-Adapter (image projection from 1024-wide CLIP image embeddings to 4 tokens of 2048; for SDXL)",
     ),
     "IP-Adapter Plus": (
         fx.ip_adapter_plus,
-        mf.IP_ADAPTER_PLUS,
+        mf.FileKind.IP_ADAPTER_PLUS,
         "an IP-Adapter Plus (a Resampler fed by 1280-wide CLIP",
     ),
     "IP-Adapter FaceID": (
         fx.ip_adapter_faceid,
-        mf.IP_ADAPTER_FACEID,
+        mf.FileKind.IP_ADAPTER_FACEID,
         "an IP-Adapter FaceID (MLP projection from the 512-d face embedding to 4 tokens of 768; for SD1.5)",
     ),
-    "IP-Adapter FaceID Plus": (fx.ip_adapter_faceid_plus, mf.IP_ADAPTER_FACEID_PLUS, "an IP-Adapter FaceID Plus"),
-    "IP-Adapter Full Face": (fx.ip_adapter_full_face, mf.IP_ADAPTER_FULL_FACE, "an IP-Adapter Full Face (for SD1.5)"),
-    "unknown IP-Adapter": (unknown_ip_adapter, mf.IP_ADAPTER_UNKNOWN, "an IP-Adapter-style file"),
-    "diffusers ControlNet": (fx.controlnet_diffusers, mf.CONTROLNET, "a ControlNet for SDXL (diffusers layout"),
-    "ldm ControlNet": (fx.controlnet_ldm, mf.CONTROLNET, "a ControlNet for SD1.5 (ldm layout"),
-    "SD1.5 checkpoint": (fx.sd15_checkpoint, mf.SD15_CHECKPOINT, "an SD1.5 checkpoint"),
+    "IP-Adapter FaceID Plus": (
+        fx.ip_adapter_faceid_plus,
+        mf.FileKind.IP_ADAPTER_FACEID_PLUS,
+        "an IP-Adapter FaceID Plus",
+    ),
+    "IP-Adapter Full Face": (
+        fx.ip_adapter_full_face,
+        mf.FileKind.IP_ADAPTER_FULL_FACE,
+        "an IP-Adapter Full Face (for SD1.5)",
+    ),
+    "unknown IP-Adapter": (unknown_ip_adapter, mf.FileKind.IP_ADAPTER_UNKNOWN, "an IP-Adapter-style file"),
+    "diffusers ControlNet": (
+        fx.controlnet_diffusers,
+        mf.FileKind.SDXL_CONTROLNET,
+        "a ControlNet for SDXL (diffusers layout",
+    ),
+    "ldm ControlNet": (fx.controlnet_ldm, mf.FileKind.CONTROLNET, "a ControlNet for SD1.5 (ldm layout"),
+    "SD1.5 checkpoint": (fx.sd15_checkpoint, mf.FileKind.SD15_CHECKPOINT, "an SD1.5 checkpoint"),
     "SD1.5 checkpoint under state_dict": (
         lambda: {"state_dict": fx.sd15_checkpoint()},
-        mf.SD15_CHECKPOINT,
+        mf.FileKind.SD15_CHECKPOINT,
         "an SD1.5 checkpoint",
     ),
-    "SD2 checkpoint": (fx.sd2_checkpoint, mf.SD2_CHECKPOINT, "an SD2.x checkpoint"),
-    "SDXL checkpoint": (fx.sdxl_checkpoint, mf.SDXL_CHECKPOINT, "an SDXL checkpoint"),
-    "bare UNet": (fx.diffusers_unet, mf.UNET, "a bare UNet (diffusers layout, cross-attention width 2048: SDXL)"),
-    "Flux": (fx.flux_model, mf.FLUX, "a Flux model"),
-    "LoRA": (fx.lora, mf.LORA, "a LoRA (2 low-rank pairs)"),
-    "CLIP vision": (fx.clip_vision, mf.CLIP_VISION, "a CLIP vision encoder (width 1280)"),
-    "VAE": (fx.vae, mf.VAE, "a VAE"),
+    "SD2 checkpoint": (fx.sd2_checkpoint, mf.FileKind.SD2_CHECKPOINT, "an SD2.x checkpoint"),
+    "SDXL checkpoint": (fx.sdxl_checkpoint, mf.FileKind.SDXL_CHECKPOINT, "an SDXL checkpoint"),
+    "bare UNet": (
+        fx.diffusers_unet,
+        mf.FileKind.UNET,
+        "a bare UNet (diffusers layout, cross-attention width 2048: SDXL)",
+    ),
+    "Flux": (fx.flux_model, mf.FileKind.FLUX, "a Flux model"),
+    "LoRA": (fx.lora, mf.FileKind.LORA, "a LoRA (2 low-rank pairs)"),
+    "CLIP vision": (fx.clip_vision, mf.FileKind.CLIP_VISION, "a CLIP vision encoder (width 1280)"),
+    "VAE": (fx.vae, mf.FileKind.VAE, "a VAE"),
     "unknown tensors": (
         lambda: {"foo.weight": torch.zeros(2)},
-        mf.UNRECOGNISED,
+        mf.FileKind.UNRECOGNISED,
         "an unrecognised set of 1 tensors (first keys: foo.weight)",
     ),
 }
@@ -96,21 +112,25 @@ def test_a_state_dict_file_is_identified_by_its_keys_and_shapes(tmp_path, name, 
 def test_a_legacy_format_bin_is_identified_too(tmp_path):
     path = fx.save_legacy_bin(fx.instantid_nested(), tmp_path / "ip-adapter.bin")
 
-    assert mf.identify(path).kind == mf.INSTANTID_ADAPTER
+    assert mf.identify(path).kind == mf.FileKind.INSTANTID_ADAPTER
 
 
 @pytest.mark.parametrize(
     "content, kind, phrases",
     [
-        (b"", mf.EMPTY, ["an empty file (0 bytes)", "download it again"]),
-        (LFS_POINTER, mf.LFS_POINTER, ["Git LFS pointer", f"({len(LFS_POINTER)} bytes)", "1,691,659,891 bytes"]),
+        (b"", mf.FileKind.EMPTY, ["an empty file (0 bytes)", "download it again"]),
+        (
+            LFS_POINTER,
+            mf.FileKind.LFS_POINTER,
+            ["Git LFS pointer", f"({len(LFS_POINTER)} bytes)", "1,691,659,891 bytes"],
+        ),
         (
             b"\n<!DOCTYPE html><html><head><title>Hugging Face</title></head></html>",
-            mf.HTML_PAGE,
+            mf.FileKind.HTML_PAGE,
             ["HTML web page", "/resolve/"],
         ),
-        (b"Access denied: you must accept the licence\n", mf.TEXT_FILE, ["a text file", "'Access denied"]),
-        (bytes(range(64)), mf.UNRECOGNISED, ["first bytes 00 01 02 03 04 05 06 07"]),
+        (b"Access denied: you must accept the licence\n", mf.FileKind.TEXT_FILE, ["a text file", "'Access denied"]),
+        (bytes(range(64)), mf.FileKind.UNRECOGNISED, ["first bytes 00 01 02 03 04 05 06 07"]),
     ],
     ids=["empty", "LFS pointer", "HTML page", "text", "binary noise"],
 )
@@ -132,11 +152,11 @@ def test_a_zip_archive_that_is_not_a_torch_file_lists_its_entries(tmp_path):
 
     identity = mf.identify(path)
 
-    assert identity.kind == mf.ZIP_ARCHIVE and "antelopev2/glintr100.onnx" in identity.description
+    assert identity.kind == mf.FileKind.ZIP_ARCHIVE and "antelopev2/glintr100.onnx" in identity.description
 
 
 def test_a_missing_file_is_identified_as_missing(tmp_path):
-    assert mf.identify(tmp_path / "nowhere.bin").kind == mf.MISSING
+    assert mf.identify(tmp_path / "nowhere.bin").kind == mf.FileKind.MISSING
 
 
 def save_zip_bin(path):
@@ -164,7 +184,7 @@ def test_a_cut_download_is_identified_as_truncated(tmp_path, save, suffix, keep)
 
     identity = mf.identify(path)
 
-    assert identity.kind == mf.TRUNCATED
+    assert identity.kind == mf.FileKind.TRUNCATED
     assert "download it again" in identity.description
 
 
@@ -173,7 +193,7 @@ def test_a_pickle_cut_after_a_few_bytes_is_identified_without_crashing(tmp_path,
     path = tmp_path / "ip-adapter.bin"
     path.write_bytes(content)
 
-    assert mf.identify(path).kind in (mf.TRUNCATED, mf.UNRECOGNISED)
+    assert mf.identify(path).kind in (mf.FileKind.TRUNCATED, mf.FileKind.UNRECOGNISED)
 
 
 @pytest.mark.parametrize("legacy", [False, True], ids=["zip format", "legacy format"])
@@ -185,7 +205,7 @@ def test_a_pickle_with_code_is_refused_for_safety_and_its_code_never_runs(tmp_pa
     with pytest.raises(InstantIDError, match="refused for safety") as raised:
         mf.load_tensors(path)
 
-    assert identity.kind == mf.UNSAFE_PICKLE
+    assert identity.kind == mf.FileKind.UNSAFE_PICKLE
     assert str(path) in str(raised.value)
     assert not marker.exists()
 
@@ -193,7 +213,7 @@ def test_a_pickle_with_code_is_refused_for_safety_and_its_code_never_runs(tmp_pa
 def test_a_pickle_holding_a_function_is_refused(tmp_path):
     path = fx.save_bin({"image_proj": {"latents": torch.zeros(1)}, "hook": os.system}, tmp_path / "ip-adapter.bin")
 
-    assert mf.identify(path).kind == mf.UNSAFE_PICKLE
+    assert mf.identify(path).kind == mf.FileKind.UNSAFE_PICKLE
 
 
 def test_the_code_pickle_fixture_really_runs_code_when_unpickled_unsafely(tmp_path):
@@ -221,7 +241,7 @@ def test_an_onnx_file_is_described_by_its_signature(tmp_path):
 
     identity = mf.identify(path)
 
-    assert identity.kind == mf.ONNX
+    assert identity.kind == mf.FileKind.ONNX
     assert "inputs input.1 1×3×112×112" in identity.description
 
 
@@ -236,11 +256,11 @@ def test_identify_reads_only_the_safetensors_header(tmp_path, monkeypatch):
     for module, name in ((safetensors.torch, "load_file"), (safetensors.torch, "load"), (safetensors, "safe_open")):
         monkeypatch.setattr(module, name, refuse)
 
-    assert mf.identify(path).kind == mf.INSTANTID_ADAPTER
+    assert mf.identify(path).kind == mf.FileKind.INSTANTID_ADAPTER
 
 
 def test_identify_shapes_of_an_empty_table_says_it_holds_no_tensors():
-    assert mf.identify_shapes({}) == mf.FileIdentity(mf.UNRECOGNISED, "a file that holds no tensors")
+    assert mf.identify_shapes({}) == mf.FileIdentity(mf.FileKind.UNRECOGNISED, "a file that holds no tensors")
 
 
 @pytest.mark.parametrize(
