@@ -15,11 +15,12 @@ import torch
 
 from . import model_files
 from .errors import InstantIDError
+from .model_facts import ADAPTER
 from .resampler import Resampler, ResamplerConfig
 
 logger = logging.getLogger(__name__)
 
-OFFICIAL_SOURCE = "https://huggingface.co/InstantX/InstantID (ip-adapter.bin)"
+OFFICIAL_SOURCE = ADAPTER.source
 """Where the InstantID adapter is published; named in error messages."""
 
 _IMAGE_PROJ = "image_proj."
@@ -51,7 +52,7 @@ def load_adapter(path: str | Path) -> AdapterWeights:
         raise InstantIDError(f"InstantID adapter not found: {path}. Download it from {OFFICIAL_SOURCE}.")
     tensors = model_files.load_tensors(path)
     identity = model_files.identify_shapes({key: tuple(t.shape) for key, t in tensors.items()})
-    if identity.kind not in (model_files.INSTANTID_ADAPTER, model_files.IP_ADAPTER_UNKNOWN):
+    if identity.kind not in (model_files.FileKind.INSTANTID_ADAPTER, model_files.FileKind.IP_ADAPTER_UNKNOWN):
         raise InstantIDError(
             f"{path} is not an InstantID adapter: it is {identity.description}. "
             f"Load InstantID's own adapter, from {OFFICIAL_SOURCE}."

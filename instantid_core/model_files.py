@@ -84,8 +84,6 @@ NO_MODEL = frozenset(
 )
 """Files that hold no usable model (missing, or a failed or wrong download): their description says how to get the
 real file."""
-INSTANTID_ADAPTER, IP_ADAPTER_UNKNOWN = FileKind.INSTANTID_ADAPTER, FileKind.IP_ADAPTER_UNKNOWN
-"""The kinds adapter.py accepts, by their former module-level names (until it reads them from FileKind)."""
 
 CLIP_VISION_WIDTHS = frozenset({768, 1024, 1280, 1664})
 """Image-feature widths of the CLIP vision encoders IP-Adapter Plus models are fed with (ViT-L, -H, -bigG...)."""
