@@ -150,11 +150,16 @@ def _invalid(path: Path, problems: list[str]) -> InstantIDError:
 
 @torch.no_grad()
 def compute_identity_kv(
-    weights: AdapterWeights, tokens: torch.Tensor, dtype: torch.dtype | None = None
+    weights: AdapterWeights,
+    tokens: torch.Tensor,
+    dtype: torch.dtype | None = None,
+    scales: dict[int, float] | None = None,
 ) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
-    """Per layer index n: (tokens @ to_k_ip^T, tokens @ to_v_ip^T), in float32 on the tokens' device, cast to dtype.
+    """Per layer index n: (tokens @ to_k_ip^T, scales[n] · tokens @ to_v_ip^T), in float32 on the tokens' device,
+    cast to dtype.
 
-    tokens is (B, num_tokens, token_dim); dtype defaults to the tokens' dtype. Compute once per sampling, not per step.
+    tokens is (B, num_tokens, token_dim); dtype defaults to the tokens' dtype; a layer without a scale keeps 1.
+    Compute once per sampling, not per step.
     """
     if tokens.ndim != 3 or tokens.shape[-1] != weights.token_dim:
         raise InstantIDError(
@@ -168,5 +173,8 @@ def compute_identity_kv(
         for n, (k, v) in weights.kv.items():
             k32 = k.to(device=tokens32.device, dtype=torch.float32)
             v32 = v.to(device=tokens32.device, dtype=torch.float32)
-            result[n] = ((tokens32 @ k32.T).to(out_dtype), (tokens32 @ v32.T).to(out_dtype))
+            values = tokens32 @ v32.T
+            if scales is not None and n in scales:
+                values = values * scales[n]
+            result[n] = ((tokens32 @ k32.T).to(out_dtype), values.to(out_dtype))
     return result

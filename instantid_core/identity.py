@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .adapter import AdapterWeights, compute_identity_kv, load_adapter
-from .attention import AttentionFn, IdentityAttention, IdentityKV, RegionMask, SigmaGate, layer_multipliers
+from .attention import IdentityAttention, IdentityKV, RegionMask, SigmaGate, layer_multipliers
 from .faces import combine_embeddings
 from .resampler import Resampler
 from .unet_layers import CrossAttentionLayer, assign_adapter_indices
@@ -71,9 +71,12 @@ class InstantIDAdapter:
         uncond = self.resampler.tokens(negative, torch.float32)
         return IdentityTokens(cond=cond.reshape(1, -1, cond.shape[-1]), uncond=uncond.reshape(1, -1, uncond.shape[-1]))
 
-    def identity_kv(self, tokens: IdentityTokens, dtype: torch.dtype) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
-        """Per adapter index: keys and values (2, tokens, width) of the stacked tokens, computed once, in dtype."""
-        return compute_identity_kv(self.weights, tokens.stacked(), dtype)
+    def identity_kv(
+        self, tokens: IdentityTokens, dtype: torch.dtype, scales: dict[int, float] | None = None
+    ) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        """Per adapter index: keys and values (2, tokens, width) of the stacked tokens, computed once, in dtype; the
+        values multiplied by the index's scale in `scales` (before the cast)."""
+        return compute_identity_kv(self.weights, tokens.stacked(), dtype, scales)
 
     def identity_attention(
         self,
@@ -84,19 +87,17 @@ class InstantIDAdapter:
         gate: SigmaGate,
         region: RegionMask | None,
         dtype: torch.dtype,
-        attention: AttentionFn,
     ) -> IdentityAttention:
         """What every patched layer of one apply shares, for the model's cross-attention `layers` (in the UNet's
         input → middle → output walk): the layers paired one to one with this adapter's K/V weights (or an error
-        before anything is computed), per-layer scales of `weight` by `weight_type`, the gate, the region, and the
-        identity K/V computed once in `dtype`."""
+        before anything is computed), the identity K/V computed once in `dtype` with each layer's V multiplied by
+        its scale (`weight` by `weight_type`'s profile), the gate and the region."""
         adapter_index = assign_adapter_indices(layers, self.weights.layer_widths, self.weights.token_dim)
         multipliers = layer_multipliers(weight_type, layers)
+        scales = {adapter_index[layer.key]: weight * m for layer, m in zip(layers, multipliers, strict=True)}
         return IdentityAttention(
-            kv=IdentityKV(self.identity_kv(tokens, dtype)),
+            kv=IdentityKV(self.identity_kv(tokens, dtype, scales)),
             adapter_index=adapter_index,
-            scales={layer.key: weight * m for layer, m in zip(layers, multipliers, strict=False)},
             gate=gate,
             region=region,
-            attention=attention,
         )

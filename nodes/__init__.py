@@ -3,9 +3,9 @@
 from comfy_api.latest import ComfyExtension, io
 from typing_extensions import override
 
-from . import host
 from .apply import InstantIDApply, InstantIDApplyAdvanced
 from .attention import InstantIDPatchAttention
+from .comfy_glue import folders
 from .compat import COMPAT_NODES
 from .doctor import InstantIDDoctor
 from .download import InstantIDDownloadModels
@@ -53,5 +53,5 @@ class InstantIDExtension(ComfyExtension):
 
 async def comfy_entrypoint() -> InstantIDExtension:
     """ComfyUI's entry point for V3 node packs."""
-    host.register_model_folders()
+    folders.register_model_folders()
     return InstantIDExtension()

@@ -9,7 +9,7 @@ from ..instantid_core.face_analysis import ERROR, PASS_THROUGH, SKIP
 from ..instantid_core.images import to_image_batch, to_uint8_rgb
 from ..instantid_core.keypoints import KeypointLayout, face_boxes_region
 from ..instantid_core.photo_prep import reference_sizes
-from . import host
+from .comfy_glue import controlnet, unet_patching
 from .io_types import (
     CATEGORY,
     FACEANALYSIS,
@@ -77,7 +77,7 @@ def apply_instantid(inputs: InstantIDInputs, settings: InstantIDSettings, node: 
     photo has none) the inputs come back unchanged, with a warning. A no-face error names the option only where the
     node has it; `node` names the calling node in errors about its mask.
     """
-    host.check_identitynet(inputs.control_net)
+    controlnet.check_identitynet(inputs.control_net)
     policy = SKIP if settings.no_face == PASS_THROUGH else ERROR
     hint = "" if settings.no_face is None else PASS_THROUGH_HINT
     faces = inputs.face_models.analyze(
@@ -105,7 +105,7 @@ def apply_instantid(inputs: InstantIDInputs, settings: InstantIDSettings, node: 
     keypoints = to_image_batch([layout.draw(drawn_size)])
     face_region = face_boxes_region([layout]) if settings.face_region else None
     tokens = inputs.adapter.tokens(faces.identity_embeddings(), settings.combine_embeds, settings.noise, faces.weights)
-    patched = host.apply_identity_attention(
+    patched = unet_patching.apply_identity_attention(
         inputs.model,
         inputs.adapter,
         tokens,
@@ -117,7 +117,7 @@ def apply_instantid(inputs: InstantIDInputs, settings: InstantIDSettings, node: 
         node,
         face_region,
     )
-    positive, negative = host.apply_identitynet(
+    positive, negative = controlnet.apply_identitynet(
         inputs.positive,
         inputs.negative,
         inputs.control_net,
@@ -222,6 +222,7 @@ class InstantIDApply(AllInOneNode):
             node_id="InstantIDApply",
             display_name="Apply InstantID",
             category=CATEGORY,
+            hidden=[io.Hidden.unique_id],
             description="Face analysis + IdentityNet + identity attention, for the common case. As in InstantID's "
             "reference pipeline, the keypoints are drawn at the size being generated and, with face_region (on by "
             "default), the identity acts inside the face's box while the prompt sets the rest.",
@@ -286,6 +287,7 @@ class InstantIDApplyAdvanced(AllInOneNode):
             node_id="InstantIDApplyAdvanced",
             display_name="Apply InstantID Advanced",
             category=CATEGORY,
+            hidden=[io.Hidden.unique_id],
             description="Face analysis + IdentityNet + identity attention, with every setting exposed. As in "
             "InstantID's reference pipeline, the keypoints are drawn at the size being generated and, with "
             "face_region (on by default), the identity acts inside the face's box while the prompt sets the rest.",

@@ -2,7 +2,7 @@
 
 from comfy_api.latest import io
 
-from . import host
+from .comfy_glue import unet_patching
 from .io_types import (
     CATEGORY,
     INSTANTID,
@@ -25,6 +25,7 @@ class InstantIDPatchAttention(PercentRangeNode):
             node_id="InstantIDPatchAttention",
             display_name="InstantID Patch Attention",
             category=CATEGORY,
+            hidden=[io.Hidden.unique_id],
             description="Adds weight × attention(face tokens) to the text attention of every cross-attention layer "
             "(70 on SDXL). Other packs' attention patches on the model keep working.",
             inputs=[
@@ -58,7 +59,7 @@ class InstantIDPatchAttention(PercentRangeNode):
         cls.check_percents(start_percent, end_percent)
         tokens = instantid.tokens(face.identity_embeddings(), combine_embeds, noise, face.weights)
         return io.NodeOutput(
-            host.apply_identity_attention(
+            unet_patching.apply_identity_attention(
                 model, instantid, tokens, weight, start_percent, end_percent, weight_type, mask, cls.label()
             )
         )

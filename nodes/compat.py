@@ -14,8 +14,8 @@ from ..instantid_core.faces import COMBINE_METHODS
 from ..instantid_core.identity import InstantIDAdapter
 from ..instantid_core.images import to_image_batch, to_uint8_rgb
 from ..instantid_core.keypoints import KeypointLayout, draw_layouts, layouts_of, with_layouts
-from . import host
 from .apply import OUTPUTS, AllInOneNode, InstantIDInputs, InstantIDSettings, graph_inputs, optional_inputs
+from .comfy_glue import controlnet, folders, unet_patching
 from .io_types import FACEANALYSIS, INSTANTID, PercentRangeNode, percent_inputs
 
 CATEGORY = "InstantID/ComfyUI_InstantID compatible"
@@ -69,7 +69,7 @@ class InstantIDModelLoaderCompat(io.ComfyNode):
             inputs=[
                 io.Combo.Input(
                     "instantid_file",
-                    options=host.adapter_files(),
+                    options=folders.adapter_files(),
                     tooltip="InstantID's ip-adapter.bin in models/instantid/.",
                 )
             ],
@@ -79,7 +79,7 @@ class InstantIDModelLoaderCompat(io.ComfyNode):
     @classmethod
     def execute(cls, instantid_file) -> io.NodeOutput:
         """Load and validate the adapter."""
-        return io.NodeOutput(InstantIDAdapter.load(host.adapter_path(instantid_file)))
+        return io.NodeOutput(InstantIDAdapter.load(folders.adapter_path(instantid_file)))
 
 
 class InstantIDFaceAnalysisCompat(io.ComfyNode):
@@ -111,7 +111,7 @@ class InstantIDFaceAnalysisCompat(io.ComfyNode):
     def execute(cls, provider) -> io.NodeOutput:
         """Load antelopev2's detector and recogniser; photos are analysed at their own size, as that pack does."""
         return io.NodeOutput(
-            FaceModels.load(host.face_pack_path(FACE_PACK), PROVIDER_NAMES[provider], 640, reference_resize=False)
+            FaceModels.load(folders.face_pack_path(FACE_PACK), PROVIDER_NAMES[provider], 640, reference_resize=False)
         )
 
 
@@ -159,6 +159,7 @@ class ApplyInstantIDCompat(CompatPercentRangeNode, AllInOneNode):
             node_id="ApplyInstantID",
             display_name="Apply InstantID (compatible)",
             category=CATEGORY,
+            hidden=[io.Hidden.unique_id],
             inputs=[
                 *graph_inputs("insightface"),
                 _float("weight", 0.8, 0.0, 5.0, 0.01, "Identity strength (adapter weight and IdentityNet)."),
@@ -206,6 +207,7 @@ class ApplyInstantIDAdvancedCompat(CompatPercentRangeNode, AllInOneNode):
             node_id="ApplyInstantIDAdvanced",
             display_name="Apply InstantID Advanced (compatible)",
             category=CATEGORY,
+            hidden=[io.Hidden.unique_id],
             inputs=[
                 *graph_inputs("insightface"),
                 _float("ip_weight", 0.8, 0.0, 3.0, 0.01, "Strength of the identity attention."),
@@ -265,6 +267,7 @@ class InstantIDAttentionPatchCompat(CompatPercentRangeNode):
             node_id="InstantIDAttentionPatch",
             display_name="InstantID Patch Attention (compatible)",
             category=CATEGORY,
+            hidden=[io.Hidden.unique_id],
             inputs=[
                 INSTANTID.Input("instantid", tooltip="The InstantID adapter."),
                 FACEANALYSIS.Input("insightface", tooltip="The face models."),
@@ -298,7 +301,7 @@ class InstantIDAttentionPatchCompat(CompatPercentRangeNode):
         tokens = _face_tokens(insightface, instantid, image, noise)
         if weight == 0:
             return io.NodeOutput(model, tokens)
-        patched = host.apply_identity_attention(
+        patched = unet_patching.apply_identity_attention(
             model, instantid, tokens, weight, start_at, end_at, weight_type, mask, cls.label()
         )
         return io.NodeOutput(patched, tokens)
@@ -314,6 +317,7 @@ class ApplyInstantIDControlNetCompat(CompatPercentRangeNode):
             node_id="ApplyInstantIDControlNet",
             display_name="InstantID Apply ControlNet (compatible)",
             category=CATEGORY,
+            hidden=[io.Hidden.unique_id],
             inputs=[
                 FACE_EMBEDS.Input("face_embeds", tooltip="From 'InstantID Patch Attention'."),
                 io.ControlNet.Input("control_net", tooltip="IdentityNet."),
@@ -341,7 +345,7 @@ class ApplyInstantIDControlNetCompat(CompatPercentRangeNode):
         if face_embeds is None:
             raise InstantIDError("No FACE_EMBEDS: connect 'InstantID Patch Attention' to face_embeds.")
         return io.NodeOutput(
-            *host.apply_identitynet(
+            *controlnet.apply_identitynet(
                 positive,
                 negative,
                 control_net,

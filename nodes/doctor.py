@@ -4,7 +4,7 @@ import logging
 
 from comfy_api.latest import io, ui
 
-from . import host
+from .comfy_glue import model_setup
 from .io_types import CATEGORY
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,6 @@ class InstantIDDoctor(io.ComfyNode):
     @classmethod
     def execute(cls) -> io.NodeOutput:
         """Write the report to the console and show it on the node."""
-        report, problems = host.doctor_report()
+        report, problems = model_setup.doctor_report()
         (log.warning if problems else log.info)("%s", report)
         return io.NodeOutput(report, ui=ui.PreviewText(report))

@@ -4,7 +4,7 @@ from comfy_api.latest import io, ui
 
 from ..instantid_core.download import INSIGHTFACE_LICENCE, INSTANTID_LICENCE, MODELS
 from ..instantid_core.errors import InstantIDError
-from . import host
+from .comfy_glue import model_setup
 from .io_types import CATEGORY
 
 CHOICES = {
@@ -67,5 +67,5 @@ class InstantIDDownloadModels(io.ComfyNode):
                 + "; ".join(licences)
                 + "). Read them, then turn on accept_licences and queue the node again."
             )
-        report = "\n".join(host.download_models(chosen))
+        report = "\n".join(model_setup.download_models(chosen))
         return io.NodeOutput(report, ui=ui.PreviewText(report))

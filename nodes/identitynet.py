@@ -3,7 +3,7 @@
 from comfy_api.latest import io
 
 from ..instantid_core.keypoints import faces_region_of, identitynet_keypoints
-from . import host
+from .comfy_glue import controlnet
 from .io_types import (
     CATEGORY,
     INSTANTID,
@@ -27,6 +27,7 @@ class InstantIDApplyIdentityNet(PercentRangeNode):
             node_id="InstantIDApplyIdentityNet",
             display_name="Apply IdentityNet",
             category=CATEGORY,
+            hidden=[io.Hidden.unique_id],
             description="InstantID's IdentityNet: a ControlNet on the face keypoints whose cross-attention sees the "
             "face tokens (positive: the identity, negative: the empty identity).",
             inputs=[
@@ -103,12 +104,12 @@ class InstantIDApplyIdentityNet(PercentRangeNode):
     ) -> io.NodeOutput:
         """Make the tokens and attach IdentityNet."""
         cls.check_percents(start_percent, end_percent)
-        host.check_identitynet(control_net)
+        controlnet.check_identitynet(control_net)
         image, layouts = identitynet_keypoints(image, kps, cls.label())
         region = faces_region_of(layouts, cls.label()) if face_region else None
         tokens = instantid.tokens(face.identity_embeddings(), combine_embeds, noise, face.weights)
         return io.NodeOutput(
-            *host.apply_identitynet(
+            *controlnet.apply_identitynet(
                 positive,
                 negative,
                 control_net,

@@ -6,7 +6,6 @@ from comfy_api.latest import io
 from ..instantid_core.attention import WEIGHT_TYPES
 from ..instantid_core.errors import InstantIDError
 from ..instantid_core.faces import CHOICE_MODES, COMBINE_METHODS
-from . import host
 
 CATEGORY = "InstantID"
 
@@ -87,8 +86,10 @@ class PercentRangeNode(io.ComfyNode):
 
     @classmethod
     def label(cls) -> str:
-        """How messages name this node: its display name and, while it runs, its node id."""
-        return host.node_label(cls.define_schema().display_name)
+        """How messages name this node: 'display name' and, while ComfyUI runs it, (node #id), from the hidden
+        unique_id its schema asks for."""
+        node_id = cls.hidden.unique_id if cls.hidden is not None else None
+        return f"'{cls.define_schema().display_name}'" + (f" (node #{node_id})" if node_id is not None else "")
 
     @classmethod
     def check_percents(cls, start: float, end: float) -> None:

@@ -4,7 +4,7 @@ from comfy_api.latest import io
 
 from ..instantid_core.face_analysis import PROVIDERS, FaceModels
 from ..instantid_core.identity import InstantIDAdapter
-from . import host
+from .comfy_glue import folders
 from .io_types import CATEGORY, FACEANALYSIS, INSTANTID
 
 OTHER_RECOGNIZER = ("warn", "refuse")
@@ -25,7 +25,7 @@ class InstantIDLoadAdapter(io.ComfyNode):
             inputs=[
                 io.Combo.Input(
                     "adapter_file",
-                    options=host.adapter_files(),
+                    options=folders.adapter_files(),
                     tooltip="InstantID's ip-adapter.bin (or a .safetensors conversion) in models/instantid/.",
                 )
             ],
@@ -41,7 +41,7 @@ class InstantIDLoadAdapter(io.ComfyNode):
     @classmethod
     def execute(cls, adapter_file) -> io.NodeOutput:
         """Load and validate the file."""
-        return io.NodeOutput(InstantIDAdapter.load(host.adapter_path(adapter_file)))
+        return io.NodeOutput(InstantIDAdapter.load(folders.adapter_path(adapter_file)))
 
 
 class InstantIDLoadFaceAnalysis(io.ComfyNode):
@@ -59,7 +59,7 @@ class InstantIDLoadFaceAnalysis(io.ComfyNode):
             inputs=[
                 io.Combo.Input(
                     "face_pack",
-                    options=host.face_pack_names(),
+                    options=folders.face_pack_names(),
                     tooltip="Folder in models/insightface/models/ holding a face detector with keypoints and a "
                     "512-d recogniser as .onnx files, found by their graphs whatever their names (InstantID is "
                     "trained with antelopev2).",
@@ -115,7 +115,7 @@ class InstantIDLoadFaceAnalysis(io.ComfyNode):
         """Check the folder and load its detector and recogniser."""
         return io.NodeOutput(
             FaceModels.load(
-                host.face_pack_path(face_pack),
+                folders.face_pack_path(face_pack),
                 provider,
                 detection_size,
                 reference_resize,

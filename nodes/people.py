@@ -12,7 +12,7 @@ from ..instantid_core.people import (
     PeopleRegions,
     person_layouts,
 )
-from . import host
+from .comfy_glue import controlnet, unet_patching
 from .io_types import (
     CATEGORY,
     INSTANTID,
@@ -47,6 +47,7 @@ class InstantIDApplyPeople(PercentRangeNode):
             node_id="InstantIDApplyPeople",
             display_name="Apply InstantID (People)",
             category=CATEGORY,
+            hidden=[io.Hidden.unique_id],
             description="Two to four people in one picture, without hand-made masks: places each person's face "
             "(left to right, as in their photos, or on a group photo's faces), makes each a region round its "
             "keypoints, and applies each identity's attention and IdentityNet only there. IdentityNet runs once per "
@@ -159,7 +160,7 @@ class InstantIDApplyPeople(PercentRangeNode):
     ) -> io.NodeOutput:
         """Check everything, then patch the model and attach IdentityNet once per person."""
         cls.check_percents(start_percent, end_percent)
-        host.check_identitynet(control_net)
+        controlnet.check_identitynet(control_net)
         people = [person for person in (person_1, person_2, person_3, person_4) if person is not None]
         size = (width, height)
         regions = PeopleRegions(person_layouts(people, layout, face_fraction, pose), margin, feather)
@@ -168,11 +169,11 @@ class InstantIDApplyPeople(PercentRangeNode):
         node = cls.label()
         for index, (person_layout, person_tokens) in enumerate(zip(regions.layouts, tokens, strict=True)):
             region = regions.region(index)
-            model = host.apply_identity_attention(
+            model = unet_patching.apply_identity_attention(
                 model, instantid, person_tokens, weight, start_percent, end_percent, node=node, face_region=region
             )
             keypoints = to_image_batch([person_layout.draw(size)])
-            positive, negative = host.apply_identitynet(
+            positive, negative = controlnet.apply_identitynet(
                 positive,
                 negative,
                 control_net,

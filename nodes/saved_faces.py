@@ -6,7 +6,7 @@ from comfy_api.latest import io, ui
 
 from ..instantid_core.errors import InstantIDError
 from ..instantid_core.saved_faces import load_faces, save_faces
-from . import host
+from .comfy_glue import folders
 from .io_types import CATEGORY, INSTANTID_FACE
 
 
@@ -40,7 +40,7 @@ class InstantIDSaveFace(io.ComfyNode):
     @classmethod
     def execute(cls, face, name, overwrite) -> io.NodeOutput:
         """Save the faces."""
-        path = host.new_saved_face_path(name)
+        path = folders.new_saved_face_path(name)
         if os.path.exists(path) and not overwrite:
             raise InstantIDError(f"{path} exists: choose another name, or turn overwrite on to replace it.")
         count = save_faces(face, path)
@@ -63,7 +63,7 @@ class InstantIDLoadFace(io.ComfyNode):
             inputs=[
                 io.Combo.Input(
                     "saved_face",
-                    options=host.saved_face_files(),
+                    options=folders.saved_face_files(),
                     tooltip="A file in models/instantid/faces/, written by 'InstantID Save Face'.",
                 ),
             ],
@@ -78,4 +78,4 @@ class InstantIDLoadFace(io.ComfyNode):
     @classmethod
     def execute(cls, saved_face) -> io.NodeOutput:
         """Load the saved faces."""
-        return io.NodeOutput(load_faces(host.saved_face_path(saved_face)))
+        return io.NodeOutput(load_faces(folders.saved_face_path(saved_face)))

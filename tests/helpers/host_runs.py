@@ -1,6 +1,7 @@
 """Running the tiny models the way the host tests need: faces, one denoising step, recording identity calls, the hint
 IdentityNet receives and its residuals with and without a region."""
 
+import inspect
 from pathlib import Path
 from typing import NamedTuple
 
@@ -38,6 +39,16 @@ def make_faces(pack, seeds=(1,)):
         )
         results.append(pack.faces.FaceAnalysisResult(faces=(face,), chosen=0, batch_index=index))
     return pack.faces.InstantIDFaces(results)
+
+
+def as_run_by_comfyui(node_class, node_id: str):
+    """The node class as ComfyUI's executor prepares it to run node #node_id: a clone holding the hidden inputs it
+    asks for (0.3.75 passes them as a dict, 0.33 inside its V3 data)."""
+    from comfy_api.latest import io
+
+    hidden = {io.Hidden.unique_id: node_id}
+    takes_v3_data = "v3_data" in inspect.signature(node_class.PREPARE_CLASS_CLONE).parameters
+    return node_class.PREPARE_CLASS_CLONE({"hidden_inputs": hidden} if takes_v3_data else hidden)
 
 
 def denoise(model, positive=None, negative=None, sigma=None, seed=0, latent=LATENT):
@@ -115,7 +126,7 @@ def record_identitynet_residuals(monkeypatch, pack) -> list[tuple[dict, dict]]:
     """Wrap IdentityNetControl.get_control so each call also computes its residuals without the region; returns the
     list of (residuals, residuals without the region) it records."""
     residuals = []
-    original = pack.host.IdentityNetControl.get_control
+    original = pack.controlnet.IdentityNetControl.get_control
 
     def control_and_unlimited(self, x_noisy, t, cond, batched_number, transformer_options):
         limited = original(self, x_noisy, t, cond, batched_number, transformer_options)
@@ -127,7 +138,7 @@ def record_identitynet_residuals(monkeypatch, pack) -> list[tuple[dict, dict]]:
         residuals.append(({name: list(r) for name, r in limited.items()}, unlimited))  # the UNet pops the lists
         return limited
 
-    monkeypatch.setattr(pack.host.IdentityNetControl, "get_control", control_and_unlimited)
+    monkeypatch.setattr(pack.controlnet.IdentityNetControl, "get_control", control_and_unlimited)
     return residuals
 
 
@@ -143,11 +154,12 @@ def check_residuals_in_region(limited: dict, unlimited: dict, box_mask: np.ndarr
 
 
 class IdentityCall(NamedTuple):
-    """One identity-term computation: the layer, the term, the layer call's options and which identity it was."""
+    """One identity-term computation: the layer, the term, the layer call (its batch layout, sigmas and sizes) and
+    which identity it was."""
 
     key: tuple
     term: torch.Tensor
-    options: dict
+    call: object
     identity: object
 
 
@@ -156,9 +168,9 @@ def record_identity_calls(monkeypatch, pack) -> list[IdentityCall]:
     calls = []
     original = pack.attention.IdentityAttention.identity_term
 
-    def recording(self, key, q, heads, extra_options):
-        term = original(self, key, q, heads, extra_options)
-        calls.append(IdentityCall(key, term, dict(extra_options), self))
+    def recording(self, key, q, heads, call):
+        term = original(self, key, q, heads, call)
+        calls.append(IdentityCall(key, term, call, self))
         return term
 
     monkeypatch.setattr(pack.attention.IdentityAttention, "identity_term", recording)

@@ -12,10 +12,13 @@ from helpers.tiny_models import tiny_adapter_state_dict, tiny_sdxl
 def pack(comfy_host):
     """This pack's modules as ComfyUI imported them."""
     names = (
-        "nodes.host",
+        "nodes.comfy_glue.unet_patching",
+        "nodes.comfy_glue.controlnet",
+        "nodes.comfy_glue.attn2_protocol",
         "instantid_core.identity",
         "instantid_core.faces",
         "instantid_core.attention",
+        "instantid_core.unet_layers",
         "instantid_core.errors",
     )
     return SimpleNamespace(**{n.split(".")[-1]: comfy_host.pack_module(n) for n in names})

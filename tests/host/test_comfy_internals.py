@@ -1,4 +1,4 @@
-"""The ComfyUI internals listed at the top of nodes/host.py, each checked on the host the suite runs against, so a
+"""The ComfyUI internals listed in nodes/comfy_glue/__init__.py, each checked on the host the suite runs against, so a
 ComfyUI release that changes one fails here with a message naming it rather than somewhere deep in a sampling run."""
 
 import inspect
@@ -17,7 +17,7 @@ MIN_COMFYUI = (0, 3, 75)
 
 def relied_on(condition, internal: str) -> None:
     """Fail with the internal's name and where the pack relies on it."""
-    assert condition, f"ComfyUI changed an internal the pack relies on (see nodes/host.py): {internal}"
+    assert condition, f"ComfyUI changed an internal the pack relies on (see nodes/comfy_glue/__init__.py): {internal}"
 
 
 def parameters(function) -> list[str]:
@@ -61,7 +61,7 @@ def test_the_unets_cross_attention_modules_sit_where_the_pack_looks(pack, base):
         transformers and all(hasattr(t, "transformer_blocks") for t in transformers),
         "SpatialTransformer.transformer_blocks",
     )
-    modules = pack.host.attn2_modules(base)
+    modules = pack.unet_patching.attn2_modules(base)
     relied_on(len(modules) == 70, f"70 attn2 modules in SDXL's blocks, found {len(modules)}")
     relied_on(("middle", 0, 9) in modules, "the middle block's key is ('middle', 0, i)")
     attn2 = modules[("input", 4, 0)]
@@ -70,11 +70,15 @@ def test_the_unets_cross_attention_modules_sit_where_the_pack_looks(pack, base):
 
 
 def test_an_attn2_replace_patch_is_called_with_the_options_the_pack_reads(pack, base):
+    from comfy.ldm.modules.attention import optimized_attention
+
     seen = []
 
     def probe(q, k, v, extra_options):
         seen.append((dict(extra_options), q.shape, k.shape))
-        return pack.host.comfy_attention_fn(q, k, v, extra_options["n_heads"], extra_options)
+        return optimized_attention(
+            q, k, v, extra_options["n_heads"], attn_precision=extra_options["attn_precision"], transformer_options={}
+        )
 
     patched = base.clone()
     patched.set_model_attn2_replace(probe, "middle", 0, 0)
@@ -141,6 +145,41 @@ def test_patches_are_kept_where_the_pack_reads_them_and_their_models_load_with_t
     relied_on(patch.moved == [torch.float16], "ModelPatcher.model_patches_to() calls the patch's to()")
 
 
+def test_one_extra_options_dict_is_shared_by_the_attn2_patch_replace_patch_and_output_patch_of_a_block_call(base):
+    """The guard's contract: what the attn2 patch and the replace patch write into extra_options, the output patch of
+    the same block call reads (our guard keeps the layer's input and reads the replace patch's flag that way)."""
+    from comfy.ldm.modules.attention import optimized_attention
+
+    seen = []
+
+    def before(n, context, value, extra_options):
+        extra_options["probe"] = ["attn2 patch"]
+        return n, context, value
+
+    def replace(q, k, v, extra_options):
+        extra_options["probe"].append("replace patch")
+        return optimized_attention(q, k, v, extra_options["n_heads"], transformer_options={})
+
+    def after(out, extra_options):
+        seen.append((extra_options["block"], extra_options["block_index"], list(extra_options.get("probe", []))))
+        extra_options.pop("probe", None)  # the next block call starts without it
+        return out
+
+    patched = base.clone()
+    patched.set_model_attn2_patch(before)
+    patched.set_model_attn2_replace(replace, "middle", 0, 0)
+    patched.set_model_attn2_output_patch(after)
+    denoise(patched)
+
+    at_replaced = [probe for block, index, probe in seen if (*block, index) == ("middle", 0, 0)]
+    relied_on(len(seen) == 70, f"attn2 output patches run once per layer call ({len(seen)} of 70)")
+    relied_on(
+        at_replaced == [["attn2 patch", "replace patch"]]
+        and all(probe == ["attn2 patch"] for block, index, probe in seen if (*block, index) != ("middle", 0, 0)),
+        "one extra_options dict per block call, shared by its attn2 patch, attn2 replace patch and attn2 output patch",
+    )
+
+
 def test_cloning_copies_model_options_and_runs_on_clone_callbacks(base):
     from comfy.patcher_extension import CallbacksMP
 
@@ -163,7 +202,7 @@ def test_the_model_manager_pieces_the_pack_uses(pack, base):
 
     for name in ("get_torch_device", "unet_offload_device"):
         relied_on(callable(getattr(mm, name, None)), f"model_management.{name}")
-    patcher_class = pack.host.kv_patcher_class()
+    patcher_class = pack.unet_patching.kv_patcher_class()
     relied_on(issubclass(patcher_class, comfy.model_patcher.ModelPatcher), "CoreModelPatcher is a ModelPatcher")
     relied_on(
         hasattr(base.model, "manual_cast_dtype") and callable(base.model.get_dtype),
@@ -180,7 +219,7 @@ def test_the_kv_patcher_is_of_the_class_the_host_builds_its_models_with(pack, ad
 
     host_class = getattr(comfy.model_patcher, "CoreModelPatcher", comfy.model_patcher.ModelPatcher)
     tokens = adapter.tokens(torch.randn(1, 512).numpy())
-    patched = pack.host.apply_identity_attention(base, adapter, tokens, 1.0, 0.0, 1.0)
+    patched = pack.unet_patching.apply_identity_attention(base, adapter, tokens, 1.0, 0.0, 1.0)
     (kv_patcher,) = {type(m) for m in patched.model_patches_models()}
     relied_on(kv_patcher is host_class, f"K/V patcher {kv_patcher.__name__}, host class {host_class.__name__}")
 
@@ -188,7 +227,7 @@ def test_the_kv_patcher_is_of_the_class_the_host_builds_its_models_with(pack, ad
         """What newer hosts bind CoreModelPatcher to at start-up on NVIDIA GPUs."""
 
     monkeypatch.setattr(comfy.model_patcher, "CoreModelPatcher", Dynamic, raising=False)
-    patched = pack.host.apply_identity_attention(base, adapter, tokens, 1.0, 0.0, 1.0)
+    patched = pack.unet_patching.apply_identity_attention(base, adapter, tokens, 1.0, 0.0, 1.0)
     assert {type(m) for m in patched.model_patches_models()} == {Dynamic}
 
 
@@ -263,7 +302,7 @@ def test_identitynet_residuals_come_back_in_the_layout_the_pack_merges(pack, ada
 
     tokens = adapter.tokens(make_faces(pack, (1,)).embeddings())
     hint = torch.rand(1, 128, 128, 3, generator=torch.Generator().manual_seed(7))
-    positive, negative = pack.host.apply_identitynet(
+    positive, negative = pack.controlnet.apply_identitynet(
         sdxl_conditioning(10), sdxl_conditioning(11), tiny_controlnet(seed=4), tokens, hint, 1.0, 0.0, 1.0
     )
     options = positive[0][1]

@@ -28,29 +28,23 @@ def test_apply_instantid_advanced_patches_every_layer_and_attaches_identitynet_w
 ):
     model, positive, negative = tiny_sdxl(), sdxl_conditioning(1), sdxl_conditioning(2)
 
-    patched, positive_out, negative_out = (
-        comfy_host.node("ApplyInstantIDAdvanced")
-        .execute(
-            adapter,
-            face_pack,
-            tiny_controlnet(seed=4),
-            face_photo(standins),
-            model,
-            positive,
-            negative,
-            0.6,
-            1.5,
-            0.0,
-            1.0,
-            0.2,
-            "average",
-        )
-        .result
-    )
+    def apply(ip_weight: float):
+        node = comfy_host.node("ApplyInstantIDAdvanced")
+        graph = (adapter, face_pack, tiny_controlnet(seed=4), face_photo(standins), model, positive, negative)
+        return node.execute(*graph, ip_weight, 1.5, 0.0, 1.0, 0.2, "average").result
+
+    patched, positive_out, negative_out = apply(0.6)
 
     patches = patched.model_options["transformer_options"]["patches_replace"]["attn2"]
-    assert len(patches) == 70 and all(isinstance(p, pack.attention.IdentityAttentionPatch) for p in patches.values())
-    assert {round(p.shared.scales[key], 6) for key, p in patches.items()} == {0.6}
+    assert len(patches) == 70 and all(
+        isinstance(p, pack.attn2_protocol.IdentityAttentionPatch) for p in patches.values()
+    )
+    at_one = apply(1.0)[0].model_options["transformer_options"]["patches_replace"]["attn2"]
+    for key, patch in patches.items():  # the identity weight is in each layer's V: 0.6 of the same apply at 1.0
+        index = patch.shared.adapter_index[key]
+        torch.testing.assert_close(
+            patch.shared.kv.layer(index)[1], 0.6 * at_one[key].shared.kv.layer(index)[1], rtol=1e-5, atol=1e-7
+        )
     for conditioning in (positive_out, negative_out):
         control = conditioning[0][1]["control"]
         assert type(control).__name__ == "IdentityNetControl" and control.strength == 1.5

@@ -27,7 +27,7 @@ def foreign_patch(q, k, v, extra_options):
 def with_foreign(pack_module, model):
     """A clone of model with the foreign patch at every cross-attention layer, as set_model_attn2_replace does it."""
     patched = model.clone()
-    for key in pack_module.host.attn2_modules(model):
+    for key in pack_module.unet_patching.attn2_modules(model):
         patched.set_model_attn2_replace(foreign_patch, *key)
     return patched
 
@@ -35,7 +35,9 @@ def with_foreign(pack_module, model):
 def with_identity(pack_module, adapter_value, model, seed=1, mask=None):
     """model with InstantID's identity attention for the face of `seed`."""
     tokens = adapter_value.tokens(make_faces(pack_module, (seed,)).embeddings())
-    return pack_module.host.apply_identity_attention(model, adapter_value, tokens, 1.0, 0.0, 1.0, "linear", mask)
+    return pack_module.unet_patching.apply_identity_attention(
+        model, adapter_value, tokens, 1.0, 0.0, 1.0, "linear", mask
+    )
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,7 @@ def base():
 
 def with_other_pack(pack_module, model, tag, start_percent=0.0, end_percent=1.0):
     """A clone of model with an IP-Adapter-style apply `tag`, made through the register-or-`add` protocol."""
-    return apply_other_pack(model, pack_module.host.attn2_modules(model), tag, 1.0, start_percent, end_percent)
+    return apply_other_pack(model, pack_module.unet_patching.attn2_modules(model), tag, 1.0, start_percent, end_percent)
 
 
 @pytest.fixture
@@ -67,7 +69,7 @@ def test_instantid_then_an_add_protocol_pack_both_apply_once_per_layer_and_the_e
 
     out = denoise(both)
 
-    layers = list(pack.host.attn2_modules(base))
+    layers = list(pack.unet_patching.attn2_modules(base))
     assert Counter(other_calls) == Counter({(1, key): 1 for key in layers})
     assert Counter(call.key for call in identity_calls) == Counter({key: 1 for key in layers})
     assert not torch.allclose(out, ours_before, atol=1e-4)  # the other pack's contribution is there
@@ -86,7 +88,7 @@ def test_an_add_protocol_pack_then_instantid_equals_the_reverse_order(pack, adap
     other_calls.clear()
     second = denoise(ours_then_other)
 
-    layers = list(pack.host.attn2_modules(base))
+    layers = list(pack.unet_patching.attn2_modules(base))
     assert first_calls == Counter({(1, key): 1 for key in layers})
     assert Counter(other_calls) == Counter({(2, key): 1 for key in layers})
     assert Counter(call.key for call in identity_calls) == Counter({key: 2 for key in layers})
@@ -107,7 +109,7 @@ def test_two_instantids_with_an_add_protocol_pack_between_them_each_apply_once_p
 
     out = denoise(last)
 
-    layers = list(pack.host.attn2_modules(base))
+    layers = list(pack.unet_patching.attn2_modules(base))
     assert Counter(other_calls) == Counter({(3, key): 1 for key in layers})
     per_identity = Counter((id(call.identity), call.key) for call in identity_calls)
     assert set(per_identity.values()) == {1} and len(per_identity) == 2 * len(layers)
@@ -150,12 +152,12 @@ def test_two_identities_with_disjoint_masks_each_act_only_inside_their_own(pack,
     left[..., :64], right[..., 64:] = 1.0, 1.0
     first = with_identity(pack, adapter, base, seed=1, mask=left)
     second = with_identity(pack, adapter, first, seed=2, mask=right)
-    terms = {}  # IdentityAttention -> [(key, term, extra_options)]
+    terms = {}  # IdentityAttention -> [(key, term, layer call)]
     original = pack.attention.IdentityAttention.identity_term
 
-    def recording(self, key, q, heads, extra_options):
-        term = original(self, key, q, heads, extra_options)
-        terms.setdefault(self.region.mask[0, 0, 0].item(), []).append((key, term, extra_options))
+    def recording(self, key, q, heads, call):
+        term = original(self, key, q, heads, call)
+        terms.setdefault(self.region.mask[0, 0, 0].item(), []).append((key, term, call))
         return term
 
     monkeypatch.setattr(pack.attention.IdentityAttention, "identity_term", recording)
@@ -164,8 +166,8 @@ def test_two_identities_with_disjoint_masks_each_act_only_inside_their_own(pack,
 
     assert sorted(terms) == [0.0, 1.0] and all(len(calls) == 70 for calls in terms.values())
     for left_mask_value, calls in terms.items():  # 1.0: the left-half mask, 0.0: the right-half mask
-        for key, term, options in calls:
-            h, w = options["activations_shape"][-2:]
+        for key, term, call in calls:
+            h, w = call.layer_hw
             grid = term.reshape(term.shape[0], h, w, -1)
             left_side, right_side = grid[:, :, : w // 2 - 1], grid[:, :, w // 2 + 1 :]
             inside, outside = (left_side, right_side) if left_mask_value == 1.0 else (right_side, left_side)
@@ -180,7 +182,7 @@ def test_two_identitynets_both_act_and_a_controlnet_applied_after_them_keeps_the
     plain = (sdxl_conditioning(10), sdxl_conditioning(11))
 
     def identitynet(conditioning, net, tokens):
-        return pack.host.apply_identitynet(*conditioning, net, tokens, hint, 1.0, 0.0, 1.0)
+        return pack.controlnet.apply_identitynet(*conditioning, net, tokens, hint, 1.0, 0.0, 1.0)
 
     only_a = identitynet(plain, first_net, tokens_a)
     only_b = identitynet(plain, second_net, tokens_b)

@@ -3,11 +3,12 @@ changed."""
 
 import asyncio
 import copy
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from helpers.host_runs import make_faces
+from helpers.host_runs import as_run_by_comfyui, make_faces
 from helpers.tiny_models import (
     MID_CONTROLNET_DEPTHS,
     tiny_adapter_state_dict,
@@ -36,9 +37,12 @@ PERCENT_NODES = {
 
 
 @pytest.fixture(scope="module")
-def host(comfy_host):
-    """The pack's host glue, as ComfyUI imported it."""
-    return comfy_host.pack_module("nodes.host")
+def glue(comfy_host):
+    """The pack's ComfyUI glue that puts the identity on a model and on the conditioning, as ComfyUI imported it."""
+    return SimpleNamespace(
+        unet_patching=comfy_host.pack_module("nodes.comfy_glue.unet_patching"),
+        controlnet=comfy_host.pack_module("nodes.comfy_glue.controlnet"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -62,12 +66,12 @@ def tokens(adapter):
 
 
 def test_patching_an_sd15_model_is_refused_with_both_layer_counts_and_the_model_is_untouched(
-    host, errors, adapter, tokens
+    glue, errors, adapter, tokens
 ):
     model = tiny_sd15()
 
     with pytest.raises(errors.InstantIDError) as raised:
-        host.apply_identity_attention(model, adapter, tokens, 0.8, 0.0, 1.0)
+        glue.unet_patching.apply_identity_attention(model, adapter, tokens, 0.8, 0.0, 1.0)
 
     message = str(raised.value)
     assert "16 cross-attention layers" in message and "70" in message and "SDXL" in message
@@ -76,7 +80,7 @@ def test_patching_an_sd15_model_is_refused_with_both_layer_counts_and_the_model_
 
 @pytest.mark.parametrize("case", ["missing", "not a controlnet", "sd15 controlnet", "mid sdxl controlnet"])
 def test_a_wrong_control_net_names_the_identitynet_file_and_leaves_the_conditioning_unchanged(
-    host, errors, tokens, case
+    glue, errors, tokens, case
 ):
     control_net = {
         "missing": None,
@@ -92,7 +96,9 @@ def test_a_wrong_control_net_names_the_identitynet_file_and_leaves_the_condition
     snapshot = copy.deepcopy((positive, negative))
 
     with pytest.raises(errors.InstantIDError) as raised:
-        host.apply_identitynet(positive, negative, control_net, tokens, torch.zeros(1, 64, 64, 3), 0.8, 0.0, 1.0)
+        glue.controlnet.apply_identitynet(
+            positive, negative, control_net, tokens, torch.zeros(1, 64, 64, 3), 0.8, 0.0, 1.0
+        )
 
     assert IDENTITYNET_FILE in str(raised.value)
     if case == "sd15 controlnet":
@@ -104,11 +110,13 @@ def test_a_wrong_control_net_names_the_identitynet_file_and_leaves_the_condition
         assert now[0][1].keys() == before[0][1].keys() and torch.equal(now[0][0], before[0][0])
 
 
-def test_a_mask_of_another_aspect_ratio_is_refused_with_both_sizes(host, errors, adapter, tokens):
+def test_a_mask_of_another_aspect_ratio_is_refused_with_both_sizes(glue, errors, adapter, tokens):
     import comfy.sample
     import comfy.samplers
 
-    model = host.apply_identity_attention(tiny_sdxl(), adapter, tokens, 0.8, 0.0, 1.0, mask=torch.ones(1, 64, 128))
+    model = glue.unet_patching.apply_identity_attention(
+        tiny_sdxl(), adapter, tokens, 0.8, 0.0, 1.0, mask=torch.ones(1, 64, 128)
+    )
 
     with pytest.raises(errors.InstantIDError) as raised:
         comfy.sample.sample_custom(
@@ -129,25 +137,23 @@ def test_a_mask_of_another_aspect_ratio_is_refused_with_both_sizes(host, errors,
 def test_a_mask_of_another_aspect_ratio_names_the_node_that_received_it(comfy_host, pack, adapter):
     import comfy.sample
     import comfy.samplers
-    from comfy_execution.utils import CurrentNodeContext
 
-    with CurrentNodeContext("prompt", "7"):
-        (model,) = (
-            comfy_host.node("InstantIDPatchAttention")
-            .execute(
-                tiny_sdxl(),
-                adapter,
-                make_faces(pack, (1,)),
-                0.8,
-                0.0,
-                1.0,
-                "linear",
-                "average",
-                0.0,
-                mask=torch.ones(1, 64, 128),
-            )
-            .result
+    (model,) = (
+        as_run_by_comfyui(comfy_host.node("InstantIDPatchAttention"), "7")
+        .execute(
+            tiny_sdxl(),
+            adapter,
+            make_faces(pack, (1,)),
+            0.8,
+            0.0,
+            1.0,
+            "linear",
+            "average",
+            0.0,
+            mask=torch.ones(1, 64, 128),
         )
+        .result
+    )
 
     with pytest.raises(
         Exception, match="The mask given to 'InstantID Patch Attention' \\(node #7\\): the mask is 128×64"
@@ -165,7 +171,7 @@ def test_a_mask_of_another_aspect_ratio_names_the_node_that_received_it(comfy_ho
         )
 
 
-def test_two_applies_in_a_row_with_different_faces_leak_no_state(host, adapter):
+def test_two_applies_in_a_row_with_different_faces_leak_no_state(glue, adapter):
     import comfy.sample
     import comfy.samplers
 
@@ -186,13 +192,13 @@ def test_two_applies_in_a_row_with_different_faces_leak_no_state(host, adapter):
     face_a, face_b = (
         adapter.tokens(torch.randn(1, 512, generator=torch.Generator().manual_seed(s)).numpy() * 20) for s in (1, 2)
     )
-    first_b = run(host.apply_identity_attention(base, adapter, face_b, 0.8, 0.0, 1.0))
-    run(host.apply_identity_attention(base, adapter, face_a, 0.8, 0.0, 1.0))
+    first_b = run(glue.unet_patching.apply_identity_attention(base, adapter, face_b, 0.8, 0.0, 1.0))
+    run(glue.unet_patching.apply_identity_attention(base, adapter, face_a, 0.8, 0.0, 1.0))
 
-    assert torch.equal(run(host.apply_identity_attention(base, adapter, face_b, 0.8, 0.0, 1.0)), first_b)
+    assert torch.equal(run(glue.unet_patching.apply_identity_attention(base, adapter, face_b, 0.8, 0.0, 1.0)), first_b)
 
 
-def test_twenty_applies_and_runs_in_a_row_do_not_grow_memory(host, adapter, tokens):
+def test_twenty_applies_and_runs_in_a_row_do_not_grow_memory(glue, adapter, tokens):
     import gc
     import resource
 
@@ -203,7 +209,7 @@ def test_twenty_applies_and_runs_in_a_row_do_not_grow_memory(host, adapter, toke
     base = tiny_sdxl()
 
     def apply_and_run():
-        denoise(host.apply_identity_attention(base, adapter, tokens, 0.8, 0.0, 1.0))
+        denoise(glue.unet_patching.apply_identity_attention(base, adapter, tokens, 0.8, 0.0, 1.0))
         gc.collect()
 
     def rss_mb():

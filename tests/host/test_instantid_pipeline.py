@@ -16,7 +16,7 @@ pytestmark = pytest.mark.host
 def patch(pack, adapter, model, weight=1.0, start=0.0, end=1.0, mask=None, seeds=(1,)):
     """The model with InstantID's identity attention, through the host glue the nodes call."""
     tokens = adapter.tokens(make_faces(pack, seeds).embeddings())
-    return pack.host.apply_identity_attention(model, adapter, tokens, weight, start, end, "linear", mask)
+    return pack.unet_patching.apply_identity_attention(model, adapter, tokens, weight, start, end, "linear", mask)
 
 
 def test_every_one_of_the_70_cross_attention_layers_gets_identity_attention_once_per_call(
@@ -51,6 +51,63 @@ def test_outside_start_end_the_output_equals_the_unpatched_model_bit_for_bit(pac
     assert not torch.equal(denoise(patched, sigma=late), denoise(model, sigma=late))  # inside: on
 
 
+def plain_formulation(pack, adapter, model, tokens, weight, weight_type, sigma_range, mask):
+    """The model with the identity attention computed the plain way at every layer call, written here apart from
+    the pack: K/V concatenated per batch half, V times the layer's scale, the gate decided from sigmas[0], the region
+    resized and multiplied in, out + term; with the same attention kernels (ComfyUI's for the text, its SDPA for the
+    16 identity tokens)."""
+    import comfy.ldm.modules.attention as comfy_attention
+    import torch.nn.functional as F
+
+    modules = pack.unet_patching.attn2_modules(model)
+    layers = [pack.unet_patching.cross_attention_layer(key, attn2) for key, attn2 in modules.items()]
+    index = pack.unet_layers.assign_adapter_indices(layers, adapter.weights.layer_widths, adapter.weights.token_dim)
+    scales = dict(zip(modules, pack.attention.layer_multipliers(weight_type, layers), strict=True))
+    kv = adapter.identity_kv(tokens, torch.float32)
+    start, end = sigma_range
+
+    def layer_patch(key):
+        def replace(q, k, v, extra_options):
+            heads, chunks = extra_options["n_heads"], extra_options["cond_or_uncond"]
+            options = {"attn_precision": extra_options["attn_precision"], "transformer_options": extra_options}
+            out = comfy_attention.optimized_attention(q, k, v, heads, **options)
+            rows = q.shape[0] // len(chunks)
+            k_all, v_all = kv[index[key]]
+            k_id = torch.cat([k_all[c : c + 1].expand(rows, -1, -1) for c in chunks])
+            v_id = torch.cat([v_all[c : c + 1].expand(rows, -1, -1) for c in chunks]) * (weight * scales[key])
+            if not end <= float(extra_options["sigmas"][0]) <= start:
+                return out
+            term = comfy_attention.attention_pytorch(q, k_id, v_id, heads, **options)
+            if mask is not None:
+                h, w = extra_options["activations_shape"][-2:]
+                region = F.interpolate(mask[:, None], size=(h, w), mode="bilinear", align_corners=False)
+                term = term * region.reshape(1, h * w, 1)
+            return out + term
+
+        return replace
+
+    plain = model.clone()
+    for key in modules:
+        plain.set_model_attn2_replace(layer_patch(key), *key)
+    return plain
+
+
+def test_a_sample_equals_the_plain_per_call_formulation_bit_for_bit(pack, adapter, model):
+    """The per-call work the patch does ahead (K/V laid out once per batch layout, the scale in V, the gate once per
+    model call, the region once per layer size, the addition in place) changes no bit of a float32 sample."""
+    tokens = adapter.tokens(make_faces(pack, (1,)).embeddings())
+    mask = torch.zeros(1, 128, 128)
+    mask[:, 16:96, 40:120] = torch.linspace(0.2, 1.0, 80)  # soft, and off-centre
+    sigma_end = float(model.get_model_object("model_sampling").percent_to_sigma(0.9))  # the gate runs, and is open
+
+    ours = pack.unet_patching.apply_identity_attention(model, adapter, tokens, 0.8, 0.0, 0.9, "ease in", mask)
+    plain = plain_formulation(pack, adapter, model, tokens, 0.8, "ease in", (float("inf"), sigma_end), mask)
+
+    sample = denoise(ours)
+    assert torch.equal(sample, denoise(plain))
+    assert not torch.equal(sample, denoise(model))  # the identity acted
+
+
 def test_identity_attention_is_zero_outside_the_mask_in_every_layer(pack, adapter, model, monkeypatch):
     mask = torch.zeros(1, 128, 128)
     mask[:, :, :64] = 1.0  # the left half of the picture
@@ -60,8 +117,8 @@ def test_identity_attention_is_zero_outside_the_mask_in_every_layer(pack, adapte
     denoise(patched)
 
     assert len(calls) == 70
-    for key, term, options, _ in calls:
-        h, w = options["activations_shape"][-2:]
+    for key, term, call, _ in calls:
+        h, w = call.layer_hw
         grid = term.reshape(term.shape[0], h, w, -1)
         assert torch.count_nonzero(grid[:, :, w // 2 + 1 :]) == 0, key  # right of the mask's edge: nothing
         assert torch.count_nonzero(grid[:, :, : w // 2 - 1]) > 0, key  # inside: the identity
@@ -74,7 +131,7 @@ def test_a_controlnet_already_on_the_conditioning_still_runs_after_apply_identit
     tokens = adapter.tokens(make_faces(pack).embeddings())
 
     def with_identitynet(positive, negative):
-        return pack.host.apply_identitynet(positive, negative, identitynet, tokens, hint, 1.0, 0.0, 1.0)
+        return pack.controlnet.apply_identitynet(positive, negative, identitynet, tokens, hint, 1.0, 0.0, 1.0)
 
     plain = (sdxl_conditioning(10), sdxl_conditioning(11))
     only_other = apply_cnet.apply_controlnet(*plain, other, hint, 1.0, 0.0, 1.0)
@@ -91,7 +148,7 @@ def test_a_controlnet_already_on_the_conditioning_still_runs_after_apply_identit
 def test_identitynet_sees_the_face_tokens_cond_on_positive_uncond_on_negative(pack, adapter, model, monkeypatch):
     identitynet = tiny_controlnet(seed=4)
     tokens = adapter.tokens(make_faces(pack).embeddings(), noise=0.3)
-    positive, negative = pack.host.apply_identitynet(
+    positive, negative = pack.controlnet.apply_identitynet(
         sdxl_conditioning(10), sdxl_conditioning(11), identitynet, tokens, torch.rand(1, 128, 128, 3), 1.0, 0.0, 1.0
     )
     contexts = []

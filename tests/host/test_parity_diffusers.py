@@ -139,7 +139,9 @@ def controlnet_key_map(diffusers_sd: dict) -> dict:
 def pack(comfy_host):
     """This pack's modules as ComfyUI imported them."""
     return SimpleNamespace(
-        host=comfy_host.pack_module("nodes.host"), identity=comfy_host.pack_module("instantid_core.identity")
+        unet_patching=comfy_host.pack_module("nodes.comfy_glue.unet_patching"),
+        controlnet=comfy_host.pack_module("nodes.comfy_glue.controlnet"),
+        identity=comfy_host.pack_module("instantid_core.identity"),
     )
 
 
@@ -303,9 +305,13 @@ def test_one_step_cond_and_uncond_matches_the_diffusers_reference_within_fp32_ro
 
     # Our path: the pack's tokens, identity attention and IdentityNet, sampled by ComfyUI.
     tokens = ref.adapter.tokens(inputs.face.numpy(), "average", noise=0.0)
-    patched = pack.host.apply_identity_attention(ref.model, ref.adapter, tokens, WEIGHT, 0.0, 1.0, "linear", None)
+    patched = pack.unet_patching.apply_identity_attention(
+        ref.model, ref.adapter, tokens, WEIGHT, 0.0, 1.0, "linear", None
+    )
     plain = conditioning(inputs.text[0], inputs.pooled[0]), conditioning(inputs.text[1], inputs.pooled[1])
-    positive, negative = pack.host.apply_identitynet(*plain, ref.identitynet, tokens, inputs.hint, STRENGTH, 0.0, 1.0)
+    positive, negative = pack.controlnet.apply_identitynet(
+        *plain, ref.identitynet, tokens, inputs.hint, STRENGTH, 0.0, 1.0
+    )
     ours = comfy_step(patched, positive, negative, inputs.noise, sigma)
     unpatched = comfy_step(ref.model, *plain, inputs.noise, sigma)
 

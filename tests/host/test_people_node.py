@@ -70,17 +70,17 @@ def run_people(comfy_host, pack, adapter, monkeypatch, people, layout, pose=None
     calls = record_identity_calls(monkeypatch, pack)
     record_term = pack.attention.IdentityAttention.identity_term
 
-    def term_and_unlimited(self, key, q, heads, extra_options):
-        term = record_term(self, key, q, heads, extra_options)
-        unlimited = original_term(dataclasses.replace(self, region=None), key, q, heads, extra_options)
-        grid = (term.shape[0], *extra_options["activations_shape"][-2:], -1)  # [rows, h*w, C] as [rows, C, h, w]
+    def term_and_unlimited(self, key, q, heads, call):
+        term = record_term(self, key, q, heads, call)
+        unlimited = original_term(dataclasses.replace(self, region=None), key, q, heads, call)
+        grid = (term.shape[0], *call.layer_hw, -1)  # [rows, h*w, C] as [rows, C, h, w]
         run.terms[owner(masks, self.region)].append(
             (key, term.reshape(grid).movedim(-1, 1), unlimited.reshape(grid).movedim(-1, 1))
         )
         return term
 
     monkeypatch.setattr(pack.attention.IdentityAttention, "identity_term", term_and_unlimited)
-    original_control = pack.host.IdentityNetControl.get_control
+    original_control = pack.controlnet.IdentityNetControl.get_control
 
     def own_residuals(self, x_noisy, t, cond, batched_number, transformer_options):
         previous, self.previous_controlnet = self.previous_controlnet, None
@@ -92,7 +92,7 @@ def run_people(comfy_host, pack, adapter, monkeypatch, people, layout, pose=None
             run.residuals[owner(masks, self.region)] += [(name, r) for r in residuals if r is not None]
         return original_control(self, x_noisy, t, cond, batched_number, transformer_options)
 
-    monkeypatch.setattr(pack.host.IdentityNetControl, "get_control", own_residuals)
+    monkeypatch.setattr(pack.controlnet.IdentityNetControl, "get_control", own_residuals)
     denoise(model, positive, negative, latent=(1, 4, SIZE[1] // 8, SIZE[0] // 8))
     assert len(calls) == 70 * len(people)
     return run

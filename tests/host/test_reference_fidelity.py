@@ -95,6 +95,38 @@ def test_the_keypoints_and_apply_identitynet_nodes_give_the_drawing_at_the_gener
         assert_every_row_is(hint, reference_hint(face.kps, face.image_size, size))
 
 
+def test_when_generation_sizes_alternate_identitynet_draws_each_size_once_and_never_uses_a_stale_hint(
+    comfy_host, face_pack, adapter, monkeypatch
+):
+    """A hires pass or two samplers alternate sizes through the same IdentityNet: every hint is the drawing at its
+    size, drawn once per size; the hint ComfyUI prepared for the other size is never reused (ComfyUI 0.38 keeps
+    prepared hints per latent size in cond_hints: IdentityNet clears them with the hint they were made from)."""
+    controlnet = comfy_host.pack_module("nodes.comfy_glue.controlnet")
+    drawn = []
+    draw = controlnet.draw_layouts
+    monkeypatch.setattr(controlnet, "draw_layouts", lambda layouts, size: drawn.append(size) or draw(layouts, size))
+    faces, _preview, _mask = (
+        comfy_host.node("InstantIDAnalyzeFaces").execute(face_pack, photo(640, 480), "largest", 0, "error").result
+    )
+    kps = comfy_host.node("InstantIDKeypoints").execute(faces, 512, 512, "as in source", 0.35, 0, False).result[2]
+    positive, negative = (
+        comfy_host.node("InstantIDApplyIdentityNet")
+        .execute(
+            sdxl_conditioning(1), sdxl_conditioning(2), tiny_controlnet(seed=4), adapter, faces, *SETTINGS, kps=kps
+        )
+        .result
+    )
+    (face,) = faces.chosen_faces
+    model, sizes = tiny_sdxl(), [(256, 384), (384, 256), (256, 384), (384, 256)]
+
+    for size in sizes:
+        assert_every_row_is(
+            hint_received(model, positive, negative, size), reference_hint(face.kps, face.image_size, size)
+        )
+
+    assert drawn == sizes[:2]
+
+
 def test_the_compat_keypoints_preprocessor_and_apply_controlnet_give_the_drawing_at_the_generation_size(
     comfy_host, face_pack, adapter
 ):
@@ -120,7 +152,7 @@ def test_a_keypoint_image_that_did_not_come_from_an_instantid_node_is_resized_as
 
     picture = torch.rand(1, 300, 200, 3, generator=torch.Generator().manual_seed(3))
     tokens = adapter.tokens(np.random.default_rng(1).normal(0, 1, (1, 512)).astype(np.float32))
-    positive, negative = pack.host.apply_identitynet(
+    positive, negative = pack.controlnet.apply_identitynet(
         sdxl_conditioning(1), sdxl_conditioning(2), tiny_controlnet(seed=4), tokens, picture, 1.0, 0.0, 1.0
     )
 
@@ -191,9 +223,9 @@ def face_region_run(comfy_host, face_pack, adapter, pack, monkeypatch, standins)
     unlimited_terms = []
     record_term = pack.attention.IdentityAttention.identity_term
 
-    def term_and_unlimited(self, key, q, heads, extra_options):
-        unlimited_terms.append(original_term(dataclasses.replace(self, region=None), key, q, heads, extra_options))
-        return record_term(self, key, q, heads, extra_options)
+    def term_and_unlimited(self, key, q, heads, call):
+        unlimited_terms.append(original_term(dataclasses.replace(self, region=None), key, q, heads, call))
+        return record_term(self, key, q, heads, call)
 
     monkeypatch.setattr(pack.attention.IdentityAttention, "identity_term", term_and_unlimited)
     residuals = record_identitynet_residuals(monkeypatch, pack)
@@ -215,8 +247,8 @@ def test_with_face_region_the_identity_attention_is_zero_outside_the_face_box_an
     calls, unlimited_terms, _, box_mask = face_region_run
 
     assert len(calls) == 70 and len(unlimited_terms) == 70
-    for (key, term, options, _), unlimited in zip(calls, unlimited_terms, strict=True):
-        grid = (term.shape[0], *options["activations_shape"][-2:], -1)  # [rows, h*w, C] as [rows, C, h, w]
+    for (key, term, call, _), unlimited in zip(calls, unlimited_terms, strict=True):
+        grid = (term.shape[0], *call.layer_hw, -1)  # [rows, h*w, C] as [rows, C, h, w]
         check_region(term.reshape(grid).movedim(-1, 1), unlimited.reshape(grid).movedim(-1, 1), box_mask, key)
 
 
@@ -228,13 +260,13 @@ def test_with_face_region_the_identity_term_is_the_reference_attentions_at_every
     box_mask = reference_box_mask(face.bbox, face.image_size, REGION_SIZE)
 
     edge_cells = 0
-    for (key, term, options, _), unlimited in zip(calls, unlimited_terms, strict=True):
+    for (key, term, call, _), unlimited in zip(calls, unlimited_terms, strict=True):
         tokens = term.shape[1]
         region = torch.from_numpy(reference_attention_region(box_mask, tokens)).to(term.dtype)
         expected = unlimited * region[None, :, None]
         differ = torch.count_nonzero((term != expected).any(dim=-1))
         assert differ == 0, f"{key}: the identity term differs from the reference's at {differ} of {tokens} tokens"
-        inside, outside = cells(box_mask, *options["activations_shape"][-2:])
+        inside, outside = cells(box_mask, *call.layer_hw)
         edge_cells += int((~inside & ~outside).sum())
     assert edge_cells > 0  # the box's edge runs through layer cells: bilinear and nearest sampling would differ there
 

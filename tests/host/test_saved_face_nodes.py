@@ -17,8 +17,8 @@ def test_a_saved_face_is_listed_loaded_and_gives_the_same_tokens_and_keypoints(
     faces = face_pack.analyze(face_photo(standins).numpy())
     comfy_host.node("InstantIDSaveFace").execute(faces, "anna", False)
 
-    assert "anna.safetensors" in comfy_host.pack_module("nodes.host").saved_face_files()
-    assert not any("anna" in name for name in comfy_host.pack_module("nodes.host").adapter_files())
+    assert "anna.safetensors" in comfy_host.pack_module("nodes.comfy_glue.folders").saved_face_files()
+    assert not any("anna" in name for name in comfy_host.pack_module("nodes.comfy_glue.folders").adapter_files())
     schema = comfy_host.node("InstantIDLoadFace").define_schema()
     assert "anna.safetensors" in schema.inputs[0].options
     (loaded,) = comfy_host.node("InstantIDLoadFace").execute("anna.safetensors").result

@@ -294,7 +294,7 @@ def test_a_mask_of_another_aspect_ratio_is_an_error_naming_the_node_and_the_size
     error = bench.failure(with_mask(SIZE, SIZE // 2, 1.0))
 
     message = error["exception_message"]
-    assert "The mask given to 'Apply InstantID'" in message and f"{SIZE}×{SIZE // 2}" in message
+    assert "The mask given to 'Apply InstantID' (node #apply)" in message and f"{SIZE}×{SIZE // 2}" in message
     assert "use a mask with the image's aspect ratio" in message
     bench.recovers()
 

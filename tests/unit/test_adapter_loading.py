@@ -269,6 +269,17 @@ def test_identity_kv_is_computed_in_float32_then_cast_to_the_asked_dtype(weights
         assert torch.equal(v, (t.float() @ weights.kv[n][1].T).to(cast))
 
 
+def test_each_layers_values_are_scaled_in_float32_before_the_cast_and_unscaled_layers_keep_one(weights):
+    t = tokens()
+    first, *rest = sorted(weights.kv)
+
+    kv = compute_identity_kv(weights, t, torch.bfloat16, {first: 0.35})
+
+    assert torch.equal(kv[first][1], ((t @ weights.kv[first][1].T) * 0.35).to(torch.bfloat16))
+    assert torch.equal(kv[first][0], (t @ weights.kv[first][0].T).to(torch.bfloat16))
+    assert all(torch.equal(kv[n][1], (t @ weights.kv[n][1].T).to(torch.bfloat16)) for n in rest)
+
+
 def test_computing_identity_kv_leaves_the_adapter_tensors_as_they_were(weights):
     before = {n: (k, k.clone(), v, v.clone()) for n, (k, v) in weights.kv.items()}
 

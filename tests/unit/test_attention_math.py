@@ -1,97 +1,66 @@
-"""Decoupled cross-attention: per-block weights, the sigma gate, the region mask, and the attn2 patch itself."""
+"""Decoupled cross-attention, the math: per-block weights, the sigma gate, the region mask, the K/V laid out per
+batch layout and the identity term of a layer call."""
 
-import copy
 import math
 
 import numpy as np
 import pytest
 import torch
 
+from helpers.attention_cases import (
+    HEADS,
+    IDENTITY_KV,
+    INDEX,
+    KEY,
+    OTHER_INDEX,
+    OTHER_KEY,
+    ROWS,
+    H,
+    W,
+    expected_identity,
+    half_mask,
+    inputs,
+    left_tokens,
+    scaled_kv,
+    softmax_attention,
+)
 from instantid_core.attention import (
-    NO_SIGMA,
+    MAX_LAYOUTS,
     WEAK,
     WEIGHT_TYPES,
     IdentityAttention,
-    IdentityAttentionPatch,
     IdentityKV,
+    LayerCall,
     RegionMask,
     SigmaGate,
-    device_sigma_window,
     layer_multipliers,
-    sigma_window,
 )
 from instantid_core.errors import InstantIDError
 from instantid_core.unet_layers import CrossAttentionLayer
 
 pytestmark = pytest.mark.unit
 
-HEADS, WIDTH = 2, 8  # 2 heads of 4
-H, W = 4, 4  # the layer's resolution: 16 query tokens
-ROWS = 2  # images per cond/uncond half
-KEY, OTHER_KEY = ("output", 1, 3), ("input", 4, 0)
-INDEX, OTHER_INDEX = 57, 1
-SCALE = 0.7
 
-
-def softmax_attention(q, k, v, heads, extra_options=None):
-    """Plain multi-head softmax attention over [B, tokens, heads*dim]."""
-    b, tq, width = q.shape
-    d = width // heads
-
-    def split(t):
-        return t.reshape(b, t.shape[1], heads, d).transpose(1, 2)
-
-    weights = torch.softmax(split(q) @ split(k).transpose(-2, -1) / math.sqrt(d), dim=-1)
-    return (weights @ split(v)).transpose(1, 2).reshape(b, tq, width)
-
-
-def randn(*shape, seed):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
-
-
-IDENTITY_KV = {
-    INDEX: (randn(2, 3, WIDTH, seed=1), randn(2, 3, WIDTH, seed=2)),  # row 0 cond, row 1 uncond
-    OTHER_INDEX: (randn(2, 3, WIDTH, seed=3), randn(2, 3, WIDTH, seed=4)),
-}
-
-
-def shared(gate=None, region=None, kv=IDENTITY_KV) -> IdentityAttention:
+def shared(gate=None, region=None, kv=None) -> IdentityAttention:
     """The shared identity attention of the tests; the gate is open from sigma 10 to 1 unless one is given."""
     return IdentityAttention(
-        kv=IdentityKV(kv),
+        kv=IdentityKV(scaled_kv() if kv is None else kv),
         adapter_index={KEY: INDEX, OTHER_KEY: OTHER_INDEX},
-        scales={KEY: SCALE, OTHER_KEY: 0.3},
         gate=gate or SigmaGate(10.0, 1.0),
         region=region,
-        attention=softmax_attention,
     )
 
 
-def inputs(halves: int = 2, dtype=torch.float32, device="cpu"):
-    """q, text k, text v for `halves` × ROWS images."""
-    b = halves * ROWS
-    return tuple(randn(b, n, WIDTH, seed=10 + i).to(device=device, dtype=dtype) for i, n in enumerate((H * W, 5, 5)))
-
-
-def options(cond_or_uncond=(1, 0), sigma=5.0, device="cpu") -> dict:
+def call(cond_or_uncond=(1, 0), sigma=5.0, device="cpu", attend=softmax_attention) -> LayerCall:
+    """One layer call of the tests' layer, at `sigma`."""
     b = len(cond_or_uncond) * ROWS
-    return {
-        "n_heads": HEADS,
-        "cond_or_uncond": list(cond_or_uncond),
-        "sigmas": torch.full((b,), sigma, device=device),
-        "activations_shape": [b, WIDTH, H, W],
-        "original_shape": [b, 4, H, W],
-    }
-
-
-def expected_identity(q, cond_or_uncond, index=INDEX, scale=SCALE):
-    """scale · attn(q, K_id, V_id) image by image: image r of half h uses K/V row cond_or_uncond[h]."""
-    k_all, v_all = IDENTITY_KV[index]
-    out = []
-    for r in range(q.shape[0]):
-        row = cond_or_uncond[r // ROWS]
-        out.append(softmax_attention(q[r : r + 1], k_all[row : row + 1], v_all[row : row + 1], HEADS))
-    return torch.cat(out) * scale
+    return LayerCall(
+        chunks=tuple(cond_or_uncond),
+        sigmas=torch.full((b,), sigma, device=device),
+        layer_hw=(H, W),
+        latent_hw=(H, W),
+        attend=attend,
+    )
 
 
 # --- per-layer weight profiles -------------------------------------------------------------------------------------
@@ -163,8 +132,8 @@ def test_an_unknown_weight_type_is_a_value_error():
 # --- the sigma gate ---------------------------------------------------------------------------------------------------
 
 
-def test_a_gate_without_bounds_has_no_mask():
-    assert SigmaGate().mask(torch.tensor([3.0])) is None
+def test_a_gate_without_bounds_is_always_open():
+    assert SigmaGate().state(torch.tensor([3.0])) is True
 
 
 @pytest.mark.parametrize(
@@ -182,38 +151,31 @@ def test_a_gate_without_bounds_has_no_mask():
     ],
 )
 def test_the_gate_is_open_between_start_the_larger_sigma_and_end(start, end, sigma, inside):
-    mask = SigmaGate(start, end).mask(torch.tensor([sigma, 1e3 - sigma]))  # the first sigma decides
+    state = SigmaGate(start, end).state(torch.tensor([sigma, 1e3 - sigma]))  # the first sigma decides
 
-    assert mask.dtype == torch.bool and mask.shape == (1, 1, 1)
-    assert bool(mask) is inside
+    assert state is inside  # sigmas on the CPU: a Python bool, read at no cost
 
 
-def test_the_gate_is_computed_on_the_sigmas_device_without_reading_it_back():
+def test_on_a_device_the_gate_is_a_tensor_there_without_reading_it_back():
     # meta tensors hold no data: any .item()/bool() on them raises, so this passes only without host reads
-    mask = SigmaGate(10.0, 1.0).mask(torch.full((4,), 5.0, device="meta"))
+    state = SigmaGate(10.0, 1.0).state(torch.full((4,), 5.0, device="meta"))
 
-    assert mask.device.type == "meta" and mask.dtype == torch.bool
+    assert state.device.type == "meta" and state.dtype == torch.bool and state.shape == (1, 1, 1)
 
 
-def test_the_gate_is_made_once_per_model_call_and_anew_for_the_next_step():
+def test_the_gate_is_decided_once_per_model_call_and_anew_for_the_next_step():
     gate = SigmaGate(10.0, 1.0)
     this_step, next_step = torch.tensor([5.0]), torch.tensor([0.5])
+    on_device = torch.full((2,), 5.0, device="meta")
 
-    first = gate.mask(this_step)
-
-    assert gate.mask(this_step) is first  # every layer of one call shares it
-    assert bool(gate.mask(next_step)) is False  # a new sigmas tensor is a new step: its own answer
-    assert bool(gate.mask(this_step)) is True
+    assert gate.state(this_step) is True
+    assert gate.state(next_step) is False  # a new sigmas tensor is a new step: its own answer
+    assert gate.state(this_step) is True
+    first = gate.state(on_device)
+    assert gate.state(on_device) is first  # every layer of one call shares the device decision
 
 
 # --- the region mask --------------------------------------------------------------------------------------------------
-
-
-def half_mask(height: int, width: int, batch: int = 1) -> torch.Tensor:
-    """[batch, height, width]: 0 on the left half, 1 on the right half."""
-    mask = torch.zeros(batch, height, width)
-    mask[..., width // 2 :] = 1.0
-    return mask
 
 
 def test_the_region_mask_is_resized_to_the_layer_and_flattened_per_row():
@@ -315,43 +277,89 @@ def test_a_mask_of_another_aspect_ratio_names_both_sizes():
     assert "mask is 64×32" in str(raised.value) and "generated is 128×32" in str(raised.value)
 
 
-# --- the attn2 replace patch ------------------------------------------------------------------------------------------
+# --- the K/V laid out per batch layout ------------------------------------------------------------------------------
+
+
+def test_the_kv_are_laid_out_once_per_batch_layout_half_by_half():
+    kv = IdentityKV(scaled_kv())
+
+    layout = kv.laid_out((1, 0), ROWS, torch.device("cpu"), torch.float32)
+
+    assert kv.laid_out((1, 0), ROWS, torch.device("cpu"), torch.float32) is layout
+    k_all, v_all = scaled_kv()[INDEX]
+    assert torch.equal(layout.k[INDEX], torch.cat([k_all[1:2]] * ROWS + [k_all[0:1]] * ROWS))
+    assert torch.equal(layout.v[INDEX], torch.cat([v_all[1:2]] * ROWS + [v_all[0:1]] * ROWS))
+    assert kv.laid_out((0, 1), ROWS, torch.device("cpu"), torch.float32) is not layout
+
+
+def test_the_laid_out_kv_take_the_asked_dtype_and_a_device_gate_zeroes_every_layers_v_at_once():
+    layout = IdentityKV(scaled_kv()).laid_out((0,), 1, torch.device("cpu"), torch.bfloat16)
+    closed, open_ = torch.zeros(1, 1, 1, dtype=torch.bool), torch.ones(1, 1, 1, dtype=torch.bool)
+
+    assert layout.k[INDEX].dtype == torch.bfloat16 and layout.v[OTHER_INDEX].dtype == torch.bfloat16
+    zeroed = layout.values(closed)
+    assert all(not v.any() for v in zeroed.values()) and layout.values(closed) is zeroed  # once per gate tensor
+    assert all(torch.equal(a, b) for a, b in zip(layout.values(open_).values(), layout.v.values(), strict=True))
+    assert layout.values(True) is layout.v
+
+
+def test_the_layouts_kept_are_bounded_and_moving_the_kv_drops_them():
+    kv = IdentityKV(scaled_kv())
+    layouts = [kv.laid_out((0,), rows, torch.device("cpu"), torch.float32) for rows in range(1, MAX_LAYOUTS + 2)]
+
+    assert len(kv._layouts) <= MAX_LAYOUTS and kv._layouts  # noqa: SLF001 (the bound is the point)
+    kv.to(torch.float64)
+    assert not kv._layouts  # noqa: SLF001
+    assert kv.laid_out((0,), 1, torch.device("cpu"), torch.float32) is not layouts[0]
+
+
+# --- the identity term of a layer call -----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("sigma", [10.5, 0.5])
-def test_outside_the_gate_the_patch_returns_exactly_the_plain_attention(sigma):
+def test_outside_the_gate_there_is_no_term_and_the_output_is_left_as_it_was(sigma):
     q, k, v = inputs()
+    out = softmax_attention(q, k, v, HEADS)
 
-    out = IdentityAttentionPatch(shared(), KEY)(q, k, v, options(sigma=sigma))
-
-    assert torch.equal(out, softmax_attention(q, k, v, HEADS))
+    assert shared().identity_term(KEY, q, HEADS, call(sigma=sigma)) is None
+    assert shared().add_to(out, KEY, q, HEADS, call(sigma=sigma), own=True) is out
 
 
 @pytest.mark.parametrize("sigma", [10.0, 5.0, 1.0])
-def test_inside_the_gate_the_patch_adds_the_scaled_identity_attention(sigma):
+def test_inside_the_gate_the_scaled_identity_attention_is_added(sigma):
     q, k, v = inputs()
+    plain = softmax_attention(q, k, v, HEADS)
 
-    out = IdentityAttentionPatch(shared(), KEY)(q, k, v, options(sigma=sigma))
+    out = shared().add_to(plain.clone(), KEY, q, HEADS, call(sigma=sigma), own=True)
 
-    torch.testing.assert_close(out, softmax_attention(q, k, v, HEADS) + expected_identity(q, (1, 0)), atol=1e-6, rtol=0)
+    torch.testing.assert_close(out, plain + expected_identity(q, (1, 0)), atol=1e-6, rtol=0)
+
+
+def test_added_in_place_only_to_an_output_the_caller_owns():
+    q, k, v = inputs()
+    plain = softmax_attention(q, k, v, HEADS)
+    kept = plain.clone()
+
+    shared().add_to(plain, KEY, q, HEADS, call(), own=False)
+    assert torch.equal(plain, kept)
+    assert shared().add_to(plain, KEY, q, HEADS, call(), own=True) is plain and not torch.equal(plain, kept)
 
 
 def test_without_a_gate_the_identity_is_always_added():
-    q, k, v = inputs()
+    q, _, _ = inputs()
 
-    out = IdentityAttentionPatch(shared(gate=SigmaGate()), KEY)(q, k, v, options(sigma=1e4))
+    term = shared(gate=SigmaGate()).identity_term(KEY, q, HEADS, call(sigma=1e4))
 
-    torch.testing.assert_close(out, softmax_attention(q, k, v, HEADS) + expected_identity(q, (1, 0)), atol=1e-6, rtol=0)
+    torch.testing.assert_close(term, expected_identity(q, (1, 0)), atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize("cond_or_uncond", [(1, 0), (0, 1), (0,), (1,)])
 def test_each_batch_half_uses_the_kv_row_cond_or_uncond_names(cond_or_uncond):
-    q, k, v = inputs(halves=len(cond_or_uncond))
+    q, _, _ = inputs(halves=len(cond_or_uncond))
 
-    out = IdentityAttentionPatch(shared(), KEY)(q, k, v, options(cond_or_uncond))
+    term = shared().identity_term(KEY, q, HEADS, call(cond_or_uncond))
 
-    identity = out - softmax_attention(q, k, v, HEADS)
-    torch.testing.assert_close(identity, expected_identity(q, cond_or_uncond), atol=1e-6, rtol=0)
+    torch.testing.assert_close(term, expected_identity(q, cond_or_uncond), atol=1e-6, rtol=0)
 
 
 def test_the_cond_and_uncond_rows_really_differ():
@@ -362,209 +370,62 @@ def test_the_cond_and_uncond_rows_really_differ():
 
 
 def test_each_layer_uses_its_own_adapter_pair_and_scale():
+    q, _, _ = inputs()
+
+    term = shared().identity_term(OTHER_KEY, q, HEADS, call())
+
+    torch.testing.assert_close(term, expected_identity(q, (1, 0), index=OTHER_INDEX), atol=1e-6, rtol=0)
+
+
+def test_a_region_keeps_the_identity_out_of_the_masked_out_tokens_exactly():
     q, k, v = inputs()
+    plain = softmax_attention(q, k, v, HEADS)
+    left = left_tokens()
 
-    out = IdentityAttentionPatch(shared(), OTHER_KEY)(q, k, v, options())
+    out = shared(region=RegionMask(half_mask(32, 32))).add_to(plain.clone(), KEY, q, HEADS, call(), own=True)
 
-    torch.testing.assert_close(
-        out - softmax_attention(q, k, v, HEADS),
-        expected_identity(q, (1, 0), index=OTHER_INDEX, scale=0.3),
-        atol=1e-6,
-        rtol=0,
-    )
+    assert torch.equal(out[:, left], plain[:, left])
+    torch.testing.assert_close(out[:, ~left], (plain + expected_identity(q, (1, 0)))[:, ~left], atol=1e-6, rtol=0)
 
 
-class PreviousPatch:
-    """Another pack's attn2 patch: records its calls, returns something plain attention never would."""
+def test_the_region_applies_to_the_term_alone_too():
+    q, _, _ = inputs()
+    left = left_tokens()
 
-    def __init__(self):
-        self.calls = []
-        self.moved_to = []
+    term = shared(region=RegionMask(half_mask(32, 32))).identity_term(KEY, q, HEADS, call())
 
-    def __call__(self, q, k, v, extra_options):
-        self.calls.append(extra_options)
-        return softmax_attention(q, k, v, extra_options["n_heads"]) * 2 + 1
-
-    def models(self):
-        return ["previous model"]
-
-    def to(self, device_or_dtype):
-        self.moved_to.append(device_or_dtype)
-        return self
-
-
-@pytest.mark.parametrize("sigma, with_identity", [(5.0, True), (20.0, False)], ids=["inside", "outside"])
-def test_a_previous_patch_replaces_the_plain_attention_and_the_identity_is_added_to_it(sigma, with_identity):
-    q, k, v = inputs()
-    previous = PreviousPatch()
-    extra = options(sigma=sigma)
-
-    out = IdentityAttentionPatch(shared(), KEY, previous=previous)(q, k, v, extra)
-
-    assert len(previous.calls) == 1 and previous.calls[0] is extra
-    expected = softmax_attention(q, k, v, HEADS) * 2 + 1
-    if with_identity:
-        torch.testing.assert_close(out, expected + expected_identity(q, (1, 0)), atol=1e-6, rtol=0)
-    else:
-        assert torch.equal(out, expected)
-
-
-def test_a_masked_identity_leaves_the_masked_out_region_exactly_as_before():
-    q, k, v = inputs()
-    previous = PreviousPatch()
-    patch = IdentityAttentionPatch(shared(region=RegionMask(half_mask(32, 32))), KEY, previous=previous)
-
-    out = patch(q, k, v, options())
-
-    before = softmax_attention(q, k, v, HEADS) * 2 + 1
-    left = torch.arange(H * W) % W < W // 2  # tokens are the layer's pixels, row by row
-    assert torch.equal(out[:, left], before[:, left])
-    torch.testing.assert_close(out[:, ~left], (before + expected_identity(q, (1, 0)))[:, ~left], atol=1e-6, rtol=0)
+    assert not term[:, left].any()
+    torch.testing.assert_close(term[:, ~left], expected_identity(q, (1, 0))[:, ~left], atol=1e-6, rtol=0)
 
 
 def test_the_identity_term_follows_the_query_dtype():
     q, k, v = inputs(dtype=torch.bfloat16)
 
-    out = IdentityAttentionPatch(shared(), KEY)(q, k, v, options())
+    term = shared().identity_term(KEY, q, HEADS, call())
 
-    assert out.dtype == torch.bfloat16
-    torch.testing.assert_close(
-        out.float(), softmax_attention(q, k, v, HEADS).float() + expected_identity(q.float(), (1, 0)), atol=5e-2, rtol=0
-    )
+    assert term.dtype == torch.bfloat16
+    torch.testing.assert_close(term.float(), expected_identity(q.float(), (1, 0)), atol=5e-2, rtol=0)
 
 
-def test_the_gated_patch_never_reads_a_tensor_back_to_the_host():
+def test_a_gated_term_never_reads_a_tensor_back_to_the_host():
     # every tensor on the meta device: a .item() or a Python bool of a tensor anywhere in the call would raise
-    meta_kv = {n: (k.to("meta"), v.to("meta")) for n, (k, v) in IDENTITY_KV.items()}
+    meta_kv = {n: (k.to("meta"), v.to("meta")) for n, (k, v) in scaled_kv().items()}
     q, k, v = inputs(device="meta")
+    out = softmax_attention(q, k, v, HEADS)
 
-    out = IdentityAttentionPatch(shared(kv=meta_kv), KEY)(q, k, v, options(device="meta"))
+    out = shared(kv=meta_kv).add_to(out, KEY, q, HEADS, call(device="meta"), own=True)
 
     assert out.shape == q.shape and out.device.type == "meta"
 
 
-def test_deep_copying_a_patch_forks_it_sharing_the_identity_kv():
-    patch = IdentityAttentionPatch(shared(), KEY)
-    model_options = {"transformer_options": {"patches_replace": {"attn2": {KEY: patch}}}}
+def test_the_layer_calls_attention_kernel_is_the_one_used():
+    q, _, _ = inputs()
+    seen = []
 
-    copied = copy.deepcopy(model_options)["transformer_options"]["patches_replace"]["attn2"][KEY]
+    def kernel(q, k, v, heads):
+        seen.append((k.shape, v.shape, heads))
+        return softmax_attention(q, k, v, heads)
 
-    assert copied is not patch and copied.shared is patch.shared and copied.key == KEY
+    shared().identity_term(KEY, q, HEADS, call(attend=kernel))
 
-
-# --- the IP-Adapter-style `add` protocol ---------------------------------------------------------------------------
-
-
-class AddedContribution:
-    """A callback as IP-Adapter-style packs add it: records what it was given, returns a known tensor."""
-
-    def __init__(self, value=0.25):
-        self.value, self.calls = value, []
-
-    def __call__(self, out, q, k, v, extra_options, **kwargs):
-        self.calls.append((out.clone(), kwargs))
-        return torch.full_like(q, self.value) * q.sum(-1, keepdim=True).sign()
-
-
-def window(start, end):
-    return {"sigma_start": start, "sigma_end": end}
-
-
-@pytest.mark.parametrize("sigma, inside", [(10.5, False), (10.0, True), (5.0, True), (1.0, True), (0.5, False)])
-def test_an_added_callback_contributes_exactly_inside_its_sigma_window(sigma, inside):
-    q, k, v = inputs()
-    callback = AddedContribution()
-    patch = IdentityAttentionPatch(shared(gate=SigmaGate()), KEY)
-    plain = patch(q, k, v, options(sigma=sigma))
-
-    patch.add(callback, weight=2.0, **window(10.0, 1.0))
-    out = patch(q, k, v, options(sigma=sigma))
-
-    expected = plain + callback(plain, q, k, v, {}) if inside else plain
-    torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
-    assert len(callback.calls) == (2 if inside else 0)  # the patch's call and the expected value's own
-
-
-def test_an_added_callback_gets_the_output_before_the_identity_term_and_its_own_kwargs():
-    q, k, v = inputs()
-    first, second = AddedContribution(0.1), AddedContribution(0.2)
-    patch = IdentityAttentionPatch(shared(gate=SigmaGate()), KEY)
-    patch.add(first, tag="a", **window(NO_SIGMA, 0.0))
-    patch.add(second, tag="b", **window(NO_SIGMA, 0.0))
-
-    patch(q, k, v, options())
-
-    plain = softmax_attention(q, k, v, HEADS)
-    ((seen_first, kwargs_first),) = first.calls
-    ((seen_second, kwargs_second),) = second.calls
-    torch.testing.assert_close(seen_first, plain, atol=1e-6, rtol=0)
-    torch.testing.assert_close(seen_second, plain + first(plain, q, k, v, {}), atol=1e-6, rtol=0)
-    assert kwargs_first == {"tag": "a", **window(NO_SIGMA, 0.0)} and kwargs_second["tag"] == "b"
-
-
-def test_the_patch_returns_the_query_dtype_whatever_an_added_callback_returns():
-    q, k, v = inputs(dtype=torch.bfloat16)
-    patch = IdentityAttentionPatch(shared(gate=SigmaGate()), KEY)
-    patch.add(
-        lambda out, q, k, v, extra_options, **kwargs: torch.ones(q.shape, dtype=torch.float32), **window(NO_SIGMA, 0.0)
-    )
-
-    assert patch(q, k, v, options()).dtype == torch.bfloat16
-
-
-def test_an_add_on_a_fork_does_not_reach_the_patch_it_was_forked_from():
-    q, k, v = inputs()
-    earlier, later = AddedContribution(0.1), AddedContribution(0.2)
-    patch = IdentityAttentionPatch(shared(), KEY)
-    patch.add(earlier, **window(NO_SIGMA, 0.0))
-    before = patch(q, k, v, options())
-
-    fork = patch.fork()
-    fork.add(later, **window(NO_SIGMA, 0.0))
-
-    assert torch.equal(patch(q, k, v, options()), before)
-    assert not torch.equal(fork(q, k, v, options()), before)
-    assert fork.shared is patch.shared and len(earlier.calls) == 3  # the fork kept the earlier contribution
-
-
-def test_an_added_callbacks_window_is_decided_on_the_device_without_reading_back():
-    meta_kv = {n: (k.to("meta"), v.to("meta")) for n, (k, v) in IDENTITY_KV.items()}
-    q, k, v = inputs(device="meta")
-    patch = IdentityAttentionPatch(shared(kv=meta_kv), KEY)
-    patch.add(lambda out, q, k, v, extra_options, **kwargs: torch.ones_like(q), **window(10.0, 1.0))
-
-    out = patch(q, k, v, options(device="meta"))
-
-    assert out.shape == q.shape and out.device.type == "meta"
-
-
-@pytest.mark.parametrize("start, end", [(10.0, 1.0), (NO_SIGMA, 2.0), (3.0, 0.0), (5.0, 5.0)])
-def test_the_device_sigma_window_agrees_with_the_host_decision(start, end):
-    for sigma in (0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 9.99, 10.0, 14.6, 1e4):
-        sigmas = torch.full((4,), sigma)
-        on_device = device_sigma_window(sigmas, start, end)
-        assert on_device.shape == (1, 1, 1) and bool(on_device) == sigma_window(sigmas, start, end), sigma
-
-
-def test_a_window_covering_every_step_or_a_call_without_sigmas_costs_no_comparison():
-    meta_sigmas = torch.zeros(2, device="meta")
-
-    assert sigma_window(meta_sigmas, NO_SIGMA, 0.0) is True
-    assert sigma_window(None, NO_SIGMA, 1.0) is True and sigma_window(None, 10.0, 1.0) is False
-
-
-def test_the_patch_lists_its_models_and_the_previous_patchs():
-    patch = IdentityAttentionPatch(shared(), KEY, previous=PreviousPatch(), models=lambda: ["identity kv"])
-
-    assert patch.models() == ["identity kv", "previous model"]
-    assert IdentityAttentionPatch(shared(), KEY).models() == []
-
-
-def test_moving_the_patch_moves_nothing_of_its_own_and_passes_the_move_on():
-    previous = PreviousPatch()
-    patch = IdentityAttentionPatch(shared(), KEY, previous=previous)
-
-    assert patch.to(torch.float8_e4m3fn) is patch
-
-    assert previous.moved_to == [torch.float8_e4m3fn]
-    assert patch.shared.kv.layer(INDEX)[0].dtype == torch.float32
+    assert seen == [((2 * ROWS, 3, IDENTITY_KV[INDEX][0].shape[-1]),) * 2 + (HEADS,)]

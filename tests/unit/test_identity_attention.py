@@ -28,11 +28,6 @@ WALK = [
 ]
 
 
-def attention(q, k, v, heads, extra_options):
-    """Any attention function: the builder only passes it on."""
-    return q
-
-
 @pytest.fixture(scope="module")
 def adapter(tmp_path_factory):
     path = save_bin(instantid_nested(DIMS, TINY_LAYER_WIDTHS), tmp_path_factory.mktemp("adapter") / "ip-adapter.bin")
@@ -45,7 +40,7 @@ def tokens(adapter):
 
 
 def test_each_layer_is_paired_with_its_adapter_index_the_middle_block_last(adapter, tokens):
-    shared = adapter.identity_attention(WALK, tokens, 0.8, "linear", SigmaGate(), None, torch.float32, attention)
+    shared = adapter.identity_attention(WALK, tokens, 0.8, "linear", SigmaGate(), None, torch.float32)
 
     assert shared.adapter_index == {
         ("input", 4, 0): 1,
@@ -56,17 +51,21 @@ def test_each_layer_is_paired_with_its_adapter_index_the_middle_block_last(adapt
     }
 
 
-def test_the_scales_are_the_weight_times_the_weight_types_profile(adapter, tokens):
-    shared = adapter.identity_attention(WALK, tokens, 0.8, "weak middle", SigmaGate(), None, torch.float32, attention)
+def test_each_layers_values_carry_the_weight_times_the_weight_types_profile_and_its_keys_none(adapter, tokens):
+    shared = adapter.identity_attention(WALK, tokens, 0.8, "weak middle", SigmaGate(), None, torch.float32)
 
-    assert shared.scales == {
-        layer.key: pytest.approx(0.8 * (WEAK if layer.key[0] == "middle" else 1.0)) for layer in WALK
-    }
+    plain = compute_identity_kv(adapter.weights, tokens.stacked(), torch.float32)
+    for layer in WALK:
+        index = shared.adapter_index[layer.key]
+        scale = 0.8 * (WEAK if layer.key[0] == "middle" else 1.0)
+        keys, values = shared.kv.layer(index)
+        assert torch.equal(keys, plain[index][0])
+        torch.testing.assert_close(values, plain[index][1] * scale, rtol=1e-6, atol=0)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 def test_the_kv_are_the_adapters_projections_of_the_stacked_tokens_in_the_models_dtype(adapter, tokens, dtype):
-    shared = adapter.identity_attention(WALK, tokens, 1.0, "linear", SigmaGate(), None, dtype, attention)
+    shared = adapter.identity_attention(WALK, tokens, 1.0, "linear", SigmaGate(), None, dtype)
 
     expected = compute_identity_kv(adapter.weights, tokens.stacked(), dtype)
     for index, (k, v) in expected.items():
@@ -74,12 +73,12 @@ def test_the_kv_are_the_adapters_projections_of_the_stacked_tokens_in_the_models
         assert got_k.dtype == dtype and torch.equal(got_k, k) and torch.equal(got_v, v)
 
 
-def test_gate_region_and_attention_are_passed_through(adapter, tokens):
+def test_gate_and_region_are_passed_through(adapter, tokens):
     gate, region = SigmaGate(10.0, 1.0), RegionMask.from_mask(torch.ones(8, 8))
 
-    shared = adapter.identity_attention(WALK, tokens, 1.0, "linear", gate, region, torch.float32, attention)
+    shared = adapter.identity_attention(WALK, tokens, 1.0, "linear", gate, region, torch.float32)
 
-    assert shared.gate is gate and shared.region is region and shared.attention is attention
+    assert shared.gate is gate and shared.region is region
     assert region.mask.shape == (1, 8, 8)
 
 
@@ -92,4 +91,4 @@ def test_a_model_whose_layers_do_not_fit_is_refused_before_any_kv_is_computed(ad
     with pytest.raises(
         InstantIDError, match="has 4 cross-attention layers but the InstantID adapter has K/V weights for 5"
     ):
-        adapter.identity_attention(WALK[:4], tokens, 1.0, "linear", SigmaGate(), None, torch.float32, attention)
+        adapter.identity_attention(WALK[:4], tokens, 1.0, "linear", SigmaGate(), None, torch.float32)

@@ -1,0 +1,222 @@
+"""IdentityNet as a ComfyUI ControlNet: the face tokens as its context, its hint drawn at the generation size, its
+residuals limited to a region, and the checks that tell IdentityNet from other ControlNets."""
+
+import itertools
+import logging
+from collections.abc import Sequence
+
+import comfy.controlnet
+import torch
+from comfy.ldm.modules.attention import BasicTransformerBlock
+
+from ...instantid_core.attention import RegionMask
+from ...instantid_core.errors import InstantIDError
+from ...instantid_core.identity import IdentityTokens
+from ...instantid_core.keypoints import FaceRegion, KeypointLayout, draw_layouts
+from ...instantid_core.model_facts import IDENTITYNET, IDENTITYNET_SHAPE
+
+log = logging.getLogger(__name__)
+
+MAX_DRAWINGS = 2
+"""Keypoint drawings an IdentityNet keeps, one per generation size (a hires pass alternates two)."""
+
+
+class IdentityNetControl(comfy.controlnet.ControlNet):
+    """IdentityNet: a ComfyUI ControlNet whose cross-attention context is the face tokens, not the text.
+
+    The tokens travel with the ControlNet object (row 0 conditional, row 1 unconditional, picked per batch half by
+    `cond_or_uncond`), so ControlNets chained before or after it keep their own context, and two identities can
+    each have their own IdentityNet. An optional region limits its residuals. A keypoint image drawn by an InstantID
+    node comes with its layouts: the hint is then drawn anew at the size being generated, as IdentityNet was trained.
+    """
+
+    identity_tokens: torch.Tensor
+    region: RegionMask | None
+    keypoints: tuple[KeypointLayout, ...] | None
+    drawings: dict[tuple[int, int], torch.Tensor]
+
+    @classmethod
+    def from_controlnet(
+        cls,
+        control_net,
+        tokens: torch.Tensor,
+        region: RegionMask | None,
+        keypoints: tuple[KeypointLayout, ...] | None = None,
+        drawings: dict | None = None,
+    ):
+        """A copy of a loaded ControlNet that runs as IdentityNet with these (2, T, D) tokens (and keypoint layouts
+        to draw its hint from, with the drawings already made of them)."""
+        copy = comfy.controlnet.ControlNet.copy(control_net)
+        copy.__class__ = cls
+        copy.identity_tokens = tokens
+        copy.region = region
+        copy.keypoints = keypoints
+        copy.drawings = {} if drawings is None else drawings
+        return copy
+
+    def copy(self):
+        """ComfyUI copies ControlNets per sampling; the copy stays an IdentityNet with the same tokens and drawings."""
+        return IdentityNetControl.from_controlnet(
+            self, self.identity_tokens, self.region, self.keypoints, self.drawings
+        )
+
+    def draw_hint(self, width: int, height: int) -> None:
+        """Make the hint the keypoint drawing at width×height, so ComfyUI's resize of it to the generation size
+        leaves it as drawn. Each size is drawn once (a sampling that alternates sizes reuses its drawings); when the
+        hint changes, the hint ComfyUI prepared from the previous one is dropped: `cond_hint`, and the prepared
+        hints newer ComfyUI keeps per latent size in `cond_hints`."""
+        if self.keypoints is None:
+            return
+        drawing = self.drawings.get((height, width))
+        if drawing is None:
+            if len(self.drawings) >= MAX_DRAWINGS:
+                self.drawings.pop(next(iter(self.drawings)))
+            pictures = torch.from_numpy(draw_layouts(self.keypoints, (width, height)))
+            drawing = self.drawings[(height, width)] = pictures.movedim(-1, 1).float() / 255.0
+        if self.cond_hint_original is not drawing:
+            self.cond_hint_original = drawing
+            self.cond_hint = None
+            prepared = getattr(self, "cond_hints", None)
+            if prepared:
+                prepared.clear()
+
+    def get_control(self, x_noisy, t, cond, batched_number, transformer_options):
+        """The previous ControlNets' residuals (with the text context) plus ours (with the face tokens)."""
+        self.draw_hint(x_noisy.shape[-1] * self.compression_ratio, x_noisy.shape[-2] * self.compression_ratio)
+        previous = self.previous_controlnet
+        control_prev = previous.get_control(x_noisy, t, cond, batched_number, transformer_options) if previous else None
+        chunks = transformer_options["cond_or_uncond"]
+        rows = x_noisy.shape[0] // len(chunks)
+        context = torch.cat([self.identity_tokens[c : c + 1].expand(rows, -1, -1) for c in chunks])
+        self.previous_controlnet = None  # our own residuals only; the previous ones are merged below
+        try:
+            own = super().get_control(
+                x_noisy, t, dict(cond, crossattn_controlnet=context), batched_number, transformer_options
+            )
+        finally:
+            self.previous_controlnet = previous
+        if own is not None and self.region is not None:
+            latent_hw = tuple(x_noisy.shape[-2:])
+            own = {
+                name: [
+                    None
+                    if r is None
+                    else r
+                    * self.region.for_layer(*r.shape[-2:], rows, latent_hw, r.device, r.dtype, faces_mode="bilinear")
+                    .reshape(rows, 1, *r.shape[-2:])
+                    .repeat(len(chunks), 1, 1, 1)
+                    for r in residuals
+                ]
+                for name, residuals in own.items()
+            }
+        return _sum_controls(own, control_prev)
+
+
+def _sum_controls(own: dict | None, previous: dict | None) -> dict | None:
+    """Residuals of two ControlNets added position by position (either may be None)."""
+    if own is None or previous is None:
+        return own if own is not None else previous
+    merged = {}
+    for name in set(own) | set(previous):
+        a, b = own.get(name, []), previous.get(name, [])
+        merged[name] = [x if y is None else y if x is None else x + y for x, y in itertools.zip_longest(a, b)]
+    return merged
+
+
+def transformer_depths(control_model) -> tuple[tuple[int, ...], int]:
+    """The number of transformer blocks in each input block and in the middle block of a ComfyUI ControlNet."""
+
+    def depth(block) -> int:
+        return sum(isinstance(m, BasicTransformerBlock) for m in block.modules())
+
+    return tuple(depth(block) for block in control_model.input_blocks), depth(control_model.middle_block)
+
+
+def check_identitynet(control_net) -> None:
+    """Refuse a CONTROL_NET that is missing, is not an SDXL ControlNet (its context and ADM widths), or has not
+    IdentityNet's block structure (a "mid" or "small" SDXL ControlNet). A full-size SDXL ControlNet of another kind
+    has IdentityNet's shapes exactly and cannot be told apart."""
+    expected = (
+        f"load InstantID's IdentityNet ({IDENTITYNET.install_path}, from {IDENTITYNET.repo}) "
+        "with ComfyUI's 'Load ControlNet Model' node"
+    )
+    if control_net is None:
+        raise InstantIDError(f"No ControlNet is connected to 'control_net': {expected}.")
+    if not isinstance(control_net, comfy.controlnet.ControlNet) or getattr(control_net, "control_model", None) is None:
+        raise InstantIDError(
+            f"The 'control_net' input is a {type(control_net).__name__}, not a ControlNet model: {expected}."
+        )
+    model = control_net.control_model
+    widths = {block.attn2.to_k.in_features for block in model.modules() if isinstance(block, BasicTransformerBlock)}
+    label_emb = getattr(model, "label_emb", None)
+    first_linear = next((m for m in label_emb.modules() if isinstance(m, torch.nn.Linear)), None) if label_emb else None
+    adm_width = first_linear.in_features if first_linear is not None else None
+    if widths != {IDENTITYNET_SHAPE.context_width} or adm_width != IDENTITYNET_SHAPE.adm_width:
+        found = (
+            f"cross-attention width {', '.join(map(str, sorted(widths))) or 'none'}, ADM input {adm_width or 'none'}"
+        )
+        raise InstantIDError(
+            "The ControlNet connected to 'control_net' is not an SDXL ControlNet with "
+            f"{IDENTITYNET_SHAPE.context_width}-wide cross-attention ({found}), so it is not IdentityNet: {expected}."
+        )
+    depths = transformer_depths(model)
+    if depths != IDENTITYNET_SHAPE.depths:
+        (found_input, found_middle), (want_input, want_middle) = depths, IDENTITYNET_SHAPE.depths
+        raise InstantIDError(
+            f"The ControlNet connected to 'control_net' has {sum(found_input) + found_middle} transformer blocks "
+            f"({', '.join(str(d) for d in found_input if d)} in its input blocks, {found_middle} in the middle) where "
+            f"IdentityNet has {sum(want_input) + want_middle} ({', '.join(str(d) for d in want_input if d)}, "
+            f"{want_middle} in the middle): it is a smaller SDXL ControlNet (a 'mid' or 'small' one), not IdentityNet: "
+            f"{expected}."
+        )
+
+
+def apply_identitynet(
+    positive,
+    negative,
+    control_net,
+    tokens: IdentityTokens,
+    image: torch.Tensor,
+    strength: float,
+    start_percent: float,
+    end_percent: float,
+    mask=None,
+    vae=None,
+    node: str = "the InstantID node",
+    face_region: FaceRegion | None = None,
+    layouts: Sequence[KeypointLayout] | None = None,
+):
+    """(positive, negative) with IdentityNet attached to every entry, chained after any ControlNet already there.
+
+    With the `layouts` the keypoint image was drawn from (one per picture), IdentityNet draws them again at the
+    generation size; without, it resizes the image like any ControlNet hint, and says so once in the log. With a
+    `face_region` (drawn at the generation size too), IdentityNet's residuals stay inside it. `node` names the
+    calling node in errors about its mask and in the log.
+    """
+    check_identitynet(control_net)
+    if layouts is None:
+        log.info(
+            "%s: the keypoint image came without its keypoints, so IdentityNet resizes it to the generation size "
+            "(its dots grow or shrink with it) instead of drawing it there: connect the keypoint node's 'kps' output "
+            "to keep IdentityNet's 10-px dots.",
+            node,
+        )
+    else:
+        layouts = tuple(layouts)
+    region = RegionMask.from_mask(mask, node, face_region)
+    hint = image.movedim(-1, 1)
+    stacked = tokens.stacked()
+    copies = {}
+    out = []
+    for conditioning in (positive, negative):
+        entries = []
+        for embedding, options in conditioning:
+            previous = options.get("control")
+            if previous not in copies:  # one copy per previous ControlNet, shared by positive and negative
+                net = IdentityNetControl.from_controlnet(control_net, stacked, region, layouts)
+                net = net.set_cond_hint(hint, strength, (start_percent, end_percent), vae=vae)
+                net.set_previous_controlnet(previous)
+                copies[previous] = net
+            entries.append([embedding, dict(options, control=copies[previous], control_apply_to_uncond=False)])
+        out.append(entries)
+    return out[0], out[1]
