@@ -31,10 +31,12 @@ def main() -> None:
 
     host = h.start_host("cpu", "fp32")
     import comfy.controlnet
+    import comfy.model_management
     import comfy.sd
 
     paths = h.model_paths()
-    glue = host.pack_module("nodes.host")
+    unet_patching = host.pack_module("nodes.comfy_glue.unet_patching")
+    controlnet = host.pack_module("nodes.comfy_glue.controlnet")
     images = host.pack_module("instantid_core.images")
     keypoints = host.pack_module("instantid_core.keypoints")
 
@@ -48,16 +50,20 @@ def main() -> None:
 
     faces, t_faces = repeat_timed(lambda: face_pack.analyze([photo]), args.runs)
     tokens, t_tokens = repeat_timed(lambda: adapter.tokens(faces.embeddings()), args.runs)
-    _, t_patch = repeat_timed(lambda: glue.apply_identity_attention(model, adapter, tokens, 0.8, 0.0, 1.0), args.runs)
+    _, t_patch = repeat_timed(
+        lambda: unet_patching.apply_identity_attention(model, adapter, tokens, 0.8, 0.0, 1.0), args.runs
+    )
 
     def attach():
         result = faces.results[0]
         layout = keypoints.KeypointLayout.of(result, "as in source")
-        kps = keypoints.with_layouts(images.to_image_batch([layout.draw(layout.source_size)]), [layout])
-        return glue.apply_identitynet(positive, negative, control_net, tokens, kps, 0.8, 0.0, 1.0)
+        picture = images.to_image_batch([layout.draw(layout.source_size)])
+        return controlnet.apply_identitynet(
+            positive, negative, control_net, tokens, picture, 0.8, 0.0, 1.0, layouts=[layout]
+        )
 
     _, t_net = repeat_timed(attach, args.runs)
-    layers = len(glue.attn2_modules(model))
+    layers = len(unet_patching.attn2_modules(model))
     adapter_gb = paths["adapter"].stat().st_size / 1e9
     rows = [
         (f"load adapter ({adapter_gb:.2f} GB)", t_adapter),
@@ -70,7 +76,8 @@ def main() -> None:
     apply_without = [a + b + c for a, b, c in zip(t_tokens, t_patch, t_net, strict=False)]
     apply_with = [f + a for f, a in zip(t_faces, apply_without, strict=False)]
     rows += [("one apply, face analysis excluded", apply_without), ("one apply, face analysis included", apply_with)]
-    print(f"stand-in models, ComfyUI {host.version}, device {glue.work_device()}, median of {args.runs} (min-max)")
+    device = comfy.model_management.get_torch_device()
+    print(f"stand-in models, ComfyUI {host.version}, device {device}, median of {args.runs} (min-max)")
     for name, times in rows:
         print(f"  {name:36s} {statistics.median(times):8.3f} s  ({min(times):.3f}-{max(times):.3f})")
 

@@ -387,16 +387,16 @@ def bench(repo: Path, results: Path, commit: str, args: list[str]) -> None:
             log.info("phase %s %s done in %.0f s", name, settings.get("config", ""), time.perf_counter() - begun)
             return json.loads(out.read_text())
 
-    measure_all = bench_run.measure_all
-
-    def measure_and_keep(settings: dict) -> dict:
-        figures = measure_all(settings)
-        (results / "results.json").write_text(json.dumps({"settings": settings, "results": figures}, indent=1))
-        return figures
-
-    bench_run.run_phase, bench_run.measure_all = run_phase, measure_and_keep
+    bench_run.run_phase = run_phase
     bench_run.git_commit = lambda: f"{commit} (from the GPU bundle)"
-    sys.argv = ["benchmarks/run.py", *args, "--output", str(results / "RESULTS.md")]
+    sys.argv = [
+        "benchmarks/run.py",
+        *args,
+        "--output",
+        str(results / "RESULTS.md"),
+        "--raw",
+        str(results / "results.json"),
+    ]
     bench_run.main()
 
 

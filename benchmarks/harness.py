@@ -45,7 +45,7 @@ DEFAULTS = {
         "size": 256,
         "batch": 1,
         "steps": 3,
-        "runs": 5,
+        "runs": 8,
         "sizes": [256, 384, 512],
         "batches": [1, 2],
         "scaling_steps": 3,
@@ -185,7 +185,7 @@ def load_stack(host, roles, keep_dtype: bool) -> Stack:
         stack.face = stack.face_pack.analyze([photo_rgb()], "largest", 0, "error")
     if stack.adapter is not None:
         stack.tokens = stack.adapter.tokens(stack.face.embeddings(), "average", 0.0)
-        stack.patched = stack.module("nodes.host").apply_identity_attention(
+        stack.patched = stack.module("nodes.comfy_glue.unet_patching").apply_identity_attention(
             stack.model, stack.adapter, stack.tokens, STRENGTH, 0.0, PATCH_END
         )
     return stack
@@ -208,8 +208,8 @@ def configure(stack: Stack, config: str, width: int, height: int) -> tuple[objec
         node = stack.host.nodes.NODE_CLASS_MAPPINGS["ControlNetApplyAdvanced"]()
         positive, negative = node.apply_controlnet(positive, negative, stack.control_net, kps, STRENGTH, 0.0, 1.0)
         return stack.model, positive, negative
-    glue = stack.module("nodes.host")
-    positive, negative = glue.apply_identitynet(
+    controlnet = stack.module("nodes.comfy_glue.controlnet")
+    positive, negative = controlnet.apply_identitynet(
         positive, negative, stack.control_net, stack.tokens, kps, STRENGTH, 0.0, 1.0
     )
     return (stack.model if config == "identitynet" else stack.patched), positive, negative
@@ -246,19 +246,23 @@ def sample(setup: tuple[object, list, list], width: int, height: int, batch: int
 
 
 class PatchTimer:
-    """While entered, the time spent inside our patch's own work (every layer's identity term, the guard's input hook
-    and its check), call by call: clock reads on the CPU, CUDA events on a GPU (so it adds no synchronisation). A call
-    made from inside another timed one is counted once, in the outer one."""
+    """While entered, the time spent in our patch's own work, call by call: each layer's identity term added to the
+    layer's output (the layer call's options read, the gate, the laid-out K/V, the attention over the identity
+    tokens, the region, the multiply-add, the mark for the guard), and the guard's input hook and its check. Clock
+    reads on the CPU, CUDA events on a GPU (so it adds no synchronisation). A call made from inside another timed
+    one is counted once, in the outer one; `calls` counts the layer calls (identity terms added)."""
 
     def __init__(self, stack: Stack):
-        attention = stack.module("instantid_core.attention")
-        guard = attention.IdentityAttentionGuard
+        protocol = stack.module("nodes.comfy_glue.attn2_protocol")
+        patch, guard = protocol.IdentityAttentionPatch, protocol.IdentityAttentionGuard
         self.originals = {
-            (attention.IdentityAttention, "identity_term"): attention.IdentityAttention.identity_term,
+            (patch, "add_identity"): patch.add_identity,
             (guard, "remember_input"): guard.remember_input,
             (guard, "__call__"): guard.__call__,
         }
+        self.counted = patch.add_identity
         self.spent = 0.0
+        self.calls = 0
         self.pending = []  # CUDA (start, end) event pairs not yet added to spent
         self.depth = 0
 
@@ -267,6 +271,7 @@ class PatchTimer:
 
         def timed_call(*args, **kwargs):
             self.depth += 1
+            self.calls += original is self.counted
             start = _mark() if self.depth == 1 else None
             try:
                 return original(*args, **kwargs)
@@ -311,15 +316,16 @@ def step_seconds(
 ) -> dict[str, list[float]]:
     """Seconds of each denoising step but the first (which also carries the sampler's setup): 'wall', 'cpu' (the
     process's CPU time, all threads, which other work on the machine inflates far less) and, with a timer entered,
-    'patch' (inside our patch)."""
+    'patch' (inside our patch) and 'layer_calls' (identity terms added in the step)."""
     stamps = []
 
     def stamp():
         synchronize()
-        stamps.append((time.perf_counter(), time.process_time(), timer.seconds() if timer else 0.0))
+        inside = (timer.seconds(), timer.calls) if timer else (0.0, 0)
+        stamps.append((time.perf_counter(), time.process_time(), *inside))
 
     sample(setup, width, height, batch, steps, stamp)
-    kinds = ("wall", "cpu", "patch") if timer else ("wall", "cpu")
+    kinds = ("wall", "cpu", "patch", "layer_calls") if timer else ("wall", "cpu")
     return {kind: [b[i] - a[i] for a, b in zip(stamps, stamps[1:], strict=False)] for i, kind in enumerate(kinds)}
 
 

@@ -21,8 +21,8 @@ log = logging.getLogger("bench")
 
 
 def steps_phase(s: dict) -> dict:
-    """Step times of A, B, D, C interleaved round by round after a warm-up sample each, then the time spent inside
-    the patch in C; on CUDA, the synchronisations per step."""
+    """Step times of A, B, D, C interleaved round by round after a warm-up sample each, C's samples also timing the
+    patch's own work call by call; on CUDA, the synchronisations per step."""
     host = h.start_host(s["device"], s["dtype"])
     stack = h.load_stack(host, h.NEEDS["instantid"], s["keep_dtype"])
     stack.drop_adapter()
@@ -33,22 +33,23 @@ def steps_phase(s: dict) -> dict:
     rounds = {config: [] for config in setups}
     for number in range(s["runs"]):
         for config, setup in setups.items():
-            rounds[config].append(h.step_seconds(setup, size, size, batch, steps))
+            if config == "instantid":
+                with h.PatchTimer(stack) as timer:
+                    rounds[config].append(h.step_seconds(setup, size, size, batch, steps, timer))
+            else:
+                rounds[config].append(h.step_seconds(setup, size, size, batch, steps))
         log.info(
             "round %d/%d, s/step: %s",
             number + 1,
             s["runs"],
             ", ".join(f"{c} {fmean(r[-1]['wall']):.2f}" for c, r in rounds.items()),
         )
-    with h.PatchTimer(stack) as timer:
-        inside = [
-            h.step_seconds(setups["instantid"], size, size, batch, steps, timer)["patch"] for _ in range(s["runs"])
-        ]
     result = {
         "step_seconds": rounds,
-        "patch_seconds": inside,
+        "patch_seconds": [run["patch"] for run in rounds["instantid"]],
+        "layer_calls": [run["layer_calls"] for run in rounds["instantid"]],
         "patch_bytes": h.patch_bytes(setups["instantid"][0]),
-        "compute_dtype": str(stack.module("nodes.host").model_compute_dtype(stack.model)),
+        "compute_dtype": str(stack.module("nodes.comfy_glue.unet_patching").model_compute_dtype(stack.model)),
         "weight_dtype": str(stack.model.model.get_dtype()),
     }
     if s["device"] == "cuda":

@@ -57,6 +57,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--load-runs", type=int, help="loads of each model file for the load times")
     parser.add_argument("--face-runs", type=int, help="face analysis calls per size and provider")
     parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument(
+        "--raw",
+        type=Path,
+        default=HERE / "out" / "last_run.json",
+        help="where the raw figures go (benchmarks/report.py --from writes RESULTS.md from them again)",
+    )
     return parser.parse_args()
 
 
@@ -172,6 +178,9 @@ def main() -> None:
     started = time.perf_counter()
     results = measure_all(settings)
     env["load_end"], env["run_seconds"] = os.getloadavg(), time.perf_counter() - started
+    args.raw.parent.mkdir(parents=True, exist_ok=True)
+    args.raw.write_text(json.dumps({"env": env, "settings": settings, "results": results, "command": command}))
+    log.info("raw figures in %s", args.raw)
     text = report.render(env, settings, results, command)
     args.output.write_text(text)
     print(text)
