@@ -24,7 +24,7 @@ from .keypoints import FaceRegion
 from .unet_layers import CrossAttentionLayer
 
 Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int], torch.Tensor]
-"""attend(q, k, v, heads) -> out, shapes [B, tokens, heads*dim]: the layer's own attention kernel."""
+"""attend(q, k, v, heads) -> out, shapes [B, tokens, heads*dim]: the attention kernel the host runs the term on."""
 
 WEIGHT_TYPES = (
     "linear",
@@ -257,8 +257,8 @@ batch layouts, and a long session of changing sizes never grows it further."""
 @dataclass(frozen=True)
 class LayerCall:
     """What the identity term of one layer call depends on besides q: the batch layout (the K/V row each batch
-    half uses), the sigmas of the step, the layer's h×w and the latent's h×w (for the region), and the layer's
-    attention kernel."""
+    half uses), the sigmas of the step, the layer's h×w and the latent's h×w (for the region), and the attention
+    kernel to run the term on."""
 
     chunks: tuple[int, ...]
     sigmas: torch.Tensor

@@ -47,10 +47,10 @@ def layer_attention(module: torch.nn.Module, extra_options: dict):
 
 def identity_attention_kernel(extra_options: dict):
     """The attention over the 16 identity tokens, as attend(q, k, v, heads): ComfyUI's SDPA attention
-    (`attention_pytorch`, its default on GPUs), as the reference IP-Adapter processor computes it. The kernels
-    ComfyUI picks elsewhere to bound memory over long key sequences (sub-quadratic on the CPU, split) cost 1.6 to 4
-    times more on 16 keys, where the scores are a few MB at most; attention overrides other packs register in the
-    call's options still apply."""
+    (`attention_pytorch`, its default on GPUs), as the reference IP-Adapter processor computes it, whatever kernel
+    ComfyUI picked for long key sequences (sub-quadratic on the CPU, split): over 16 keys the scores take a few MB at
+    most, so bounding their memory buys nothing. Attention overrides other packs register in the call's options
+    still apply."""
     options = {"attn_precision": extra_options.get("attn_precision"), "transformer_options": extra_options}
 
     def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:

@@ -103,11 +103,12 @@ def test_an_attn2_replace_patch_is_called_with_the_options_the_pack_reads(pack, 
     relied_on(q_shape[-1] == k_shape[-1], "q, k and v reach the patch projected, [batch, tokens, heads*dim]")
     import comfy.ldm.modules.attention as attention
 
-    accepted = inspect.signature(attention.optimized_attention).parameters
-    relied_on(
-        "attn_precision" in accepted and any(p.kind is p.VAR_KEYWORD for p in accepted.values()),
-        "optimized_attention(q, k, v, heads, attn_precision=..., **kwargs)",
-    )
+    for name in ("optimized_attention", "attention_pytorch"):
+        accepted = inspect.signature(getattr(attention, name)).parameters
+        relied_on(
+            "attn_precision" in accepted and any(p.kind is p.VAR_KEYWORD for p in accepted.values()),
+            f"{name}(q, k, v, heads, attn_precision=..., **kwargs)",
+        )
 
 
 def test_patches_are_kept_where_the_pack_reads_them_and_their_models_load_with_the_unet(base):
