@@ -131,7 +131,7 @@ class IdentityKV(torch.nn.Module):
         if layout is None:
             if len(self._layouts) >= MAX_LAYOUTS:
                 self._layouts.clear()
-            pairs = {int(i): (self.k[i], self.v[i]) for i in self.k}
+            pairs = {int(i): self.layer(int(i)) for i in self.k}
             layout = self._layouts[key] = KVLayout(pairs, chunks, rows, device, dtype)
         return layout
 
@@ -286,11 +286,10 @@ class IdentityAttention:
         gate = self.gate.state(call.sigmas)
         if gate is False:
             return None
-        index = self.adapter_index[key]
-        layout = self.kv.laid_out(call.chunks, q.shape[0] // len(call.chunks), q.device, q.dtype)
+        index, rows = self.adapter_index[key], q.shape[0] // len(call.chunks)
+        layout = self.kv.laid_out(call.chunks, rows, q.device, q.dtype)
         term = call.attend(q, layout.k[index], layout.values(gate)[index], heads)
         if self.region is not None:
-            rows = q.shape[0] // len(call.chunks)
             region = self.region.for_layer(
                 *call.layer_hw,
                 rows,

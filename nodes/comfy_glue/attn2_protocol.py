@@ -30,11 +30,16 @@ ATTN2_INPUT = "instantid_attn2_input"
 """extra_options key: the cross-attention's input, kept by the guard in case our replace patch was replaced."""
 
 
+def kernel_options(extra_options: dict) -> dict:
+    """The keyword arguments ComfyUI's attention kernels take from a layer call: its precision and its options."""
+    return {"attn_precision": extra_options.get("attn_precision"), "transformer_options": extra_options}
+
+
 def layer_attention(module: torch.nn.Module, extra_options: dict):
     """The attention an unpatched cross-attention layer runs, as attend(q, k, v, heads): ComfyUI's
     `optimized_attention` with the call's precision and options, and the layer's own kernel where the host gives
     layers one (`comfy_attention`, passed on as `preferred_attention`)."""
-    options = {"attn_precision": extra_options.get("attn_precision"), "transformer_options": extra_options}
+    options = kernel_options(extra_options)
     preferred = getattr(module, "comfy_attention", None)
     if preferred is not None:
         options["preferred_attention"] = preferred
@@ -51,7 +56,7 @@ def identity_attention_kernel(extra_options: dict):
     ComfyUI picked for long key sequences (sub-quadratic on the CPU, split): over 16 keys the scores take a few MB at
     most, so bounding their memory buys nothing. Attention overrides other packs register in the call's options
     still apply."""
-    options = {"attn_precision": extra_options.get("attn_precision"), "transformer_options": extra_options}
+    options = kernel_options(extra_options)
 
     def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
         return comfy_attention.attention_pytorch(q, k, v, heads, **options)
