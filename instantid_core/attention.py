@@ -7,8 +7,9 @@ takes explicit arguments (the batch layout, the sigmas, the layer's and the late
 reading them from a host's per-call options is the host glue's job.
 
 A layer call costs one attention over the 16 identity tokens and one addition into the layer's output; what
-can be made ahead is: the K/V laid out for a batch layout once (`IdentityKV.laid_out`), the gate decided once per
-model call (`SigmaGate.state`), the region resized once per layer size (`RegionMask.for_layer`).
+can be made ahead is: the K/V laid out by head for a batch layout once (`IdentityKV.laid_out`), the gate decided once
+per model call (`SigmaGate.state`), the region resized once per layer size (`RegionMask.for_layer`). The term is
+computed by head and added through a view of the output, so no layer-sized tensor is reshaped.
 """
 
 import math
@@ -23,8 +24,29 @@ from .errors import InstantIDError
 from .keypoints import FaceRegion
 from .unet_layers import CrossAttentionLayer
 
-Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int], torch.Tensor]
-"""attend(q, k, v, heads) -> out, shapes [B, tokens, heads*dim]: the attention kernel the host runs the term on."""
+Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+"""attend(q, k, v) -> out, all [B, heads, tokens, dim] (q a view of the layer's [B, tokens, heads*dim]): the attention
+kernel the host runs the term on."""
+
+
+def attend_few_keys(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, upcast: bool = False) -> torch.Tensor:
+    """Softmax attention over a few keys, [B, heads, tokens, dim] each: two batched matrix products with a float32
+    softmax between them. Over 16 keys the scores are only tokens × 16 per head, so a fused kernel's tiling buys
+    nothing; on a CPU this takes about half the time of PyTorch's fused attention. The scores are computed in q's dtype
+    (as ComfyUI's own CPU kernels do) or, with `upcast`, in float32."""
+    if upcast:
+        scores = torch.matmul(q.float(), k.float().transpose(-1, -2))
+    else:
+        scores = torch.matmul(q, k.transpose(-1, -2)).float()
+    weights = torch.softmax(scores.mul_(q.shape[-1] ** -0.5), dim=-1)
+    return torch.matmul(weights.to(v.dtype), v)
+
+
+def by_head(t: torch.Tensor, heads: int) -> torch.Tensor:
+    """A [B, tokens, heads*dim] tensor as a [B, heads, tokens, dim] view."""
+    b, tokens, width = t.shape
+    return t.view(b, tokens, heads, width // heads).transpose(1, 2)
+
 
 WEIGHT_TYPES = (
     "linear",
@@ -66,16 +88,26 @@ MAX_LAYOUTS = 4
 
 
 class KVLayout:
-    """Every layer's identity K/V laid out for one batch layout: [halves * rows, tokens, width] per adapter index,
-    the V of all layers in one flat buffer, so that a gate decided on the device zeroes them all in one operation
-    per model call."""
+    """Every layer's identity K/V laid out for one batch layout: [halves * rows, heads, tokens, dim] per adapter index
+    (contiguous, as the kernels read them), the V of all layers in one flat buffer, so that a gate decided on the
+    device zeroes them all in one operation per model call."""
 
     def __init__(
-        self, kv: dict[int, tuple[torch.Tensor, torch.Tensor]], chunks: tuple[int, ...], rows: int, device, dtype
+        self,
+        kv: dict[int, tuple[torch.Tensor, torch.Tensor]],
+        heads: dict[int, int],
+        chunks: tuple[int, ...],
+        rows: int,
+        device,
+        dtype,
     ):
         rows_of = torch.tensor(chunks).repeat_interleave(rows)
-        self.k = {i: k[rows_of.to(k.device)].to(device, dtype) for i, (k, _) in kv.items()}
-        values = [v[rows_of.to(v.device)].to(device, dtype) for _, v in kv.values()]
+
+        def lay_out(t: torch.Tensor, index: int) -> torch.Tensor:
+            return by_head(t[rows_of.to(t.device)], heads[index]).to(device, dtype).contiguous()
+
+        self.k = {i: lay_out(k, i) for i, (k, _) in kv.items()}
+        values = [lay_out(v, i) for i, (_, v) in kv.items()]
         self.v_flat = torch.cat([v.reshape(-1) for v in values])
         self._shapes = {i: v.shape for i, v in zip(kv, values, strict=True)}
         self.v = self._views(self.v_flat)
@@ -103,14 +135,16 @@ class KVLayout:
 
 class IdentityKV(torch.nn.Module):
     """The identity keys and values of every layer, [2, tokens, width] each (row 0 cond, row 1 uncond), V already
-    multiplied by its layer's scale; a host's model manager moves them with the UNet.
+    multiplied by its layer's scale, and the number of heads of each layer's attention; a host's model manager moves
+    them with the UNet.
 
-    Per batch layout (the K/V row each batch half uses, images per half, device, dtype) they are laid out once and
-    kept (`KVLayout`); moving the module drops those copies, so none stays behind on a device the K/V left.
+    Per batch layout (the K/V row each batch half uses, images per half, device, dtype) they are laid out by head once
+    and kept (`KVLayout`); moving the module drops those copies, so none stays behind on a device the K/V left.
     """
 
-    def __init__(self, kv: dict[int, tuple[torch.Tensor, torch.Tensor]]):
+    def __init__(self, kv: dict[int, tuple[torch.Tensor, torch.Tensor]], heads: dict[int, int]):
         super().__init__()
+        self.heads = dict(heads)
         self.k = torch.nn.ParameterDict(
             {str(i): torch.nn.Parameter(k, requires_grad=False) for i, (k, _) in kv.items()}
         )
@@ -132,7 +166,7 @@ class IdentityKV(torch.nn.Module):
             if len(self._layouts) >= MAX_LAYOUTS:
                 self._layouts.clear()
             pairs = {int(i): self.layer(int(i)) for i in self.k}
-            layout = self._layouts[key] = KVLayout(pairs, chunks, rows, device, dtype)
+            layout = self._layouts[key] = KVLayout(pairs, self.heads, chunks, rows, device, dtype)
         return layout
 
     def _apply(self, fn, *args, **kwargs):
@@ -277,8 +311,26 @@ class IdentityAttention:
     region: RegionMask | None
 
     def identity_term(self, key, q: torch.Tensor, heads: int, call: LayerCall) -> torch.Tensor | None:
-        """gate · mask · attn(q, K_id, scale · V_id) for one layer call, in q's dtype; None when the gate is known to
-        be closed (the term is then exactly zero).
+        """gate · mask · attn(q, K_id, scale · V_id) for one layer call, [B, tokens, heads*dim] in q's dtype; None when
+        the gate is known to be closed (the term is then exactly zero)."""
+        term = self.term_by_head(key, q, heads, call)
+        return None if term is None else term.transpose(1, 2).reshape(q.shape)
+
+    def add_to(
+        self, out: torch.Tensor, key, q: torch.Tensor, heads: int, call: LayerCall, *, own: bool
+    ) -> torch.Tensor:
+        """out + the identity term of this layer call; in place, through a by-head view of out, when `own` (out is a
+        fresh tensor of the caller's, in q's dtype)."""
+        term = self.term_by_head(key, q, heads, call)
+        if term is None:
+            return out
+        if own:
+            by_head(out, heads).add_(term)
+            return out
+        return out + term.transpose(1, 2).reshape(out.shape)
+
+    def term_by_head(self, key, q: torch.Tensor, heads: int, call: LayerCall) -> torch.Tensor | None:
+        """The identity term as [B, heads, tokens, dim]; None when the gate is known to be closed.
 
         A gate decided on the device zeroes V_id (16 tokens) rather than the layer-sized output, as attention is
         linear in V: the term is then exactly zero, chosen without a host synchronisation.
@@ -288,7 +340,7 @@ class IdentityAttention:
             return None
         index, rows = self.adapter_index[key], q.shape[0] // len(call.chunks)
         layout = self.kv.laid_out(call.chunks, rows, q.device, q.dtype)
-        term = call.attend(q, layout.k[index], layout.values(gate)[index], heads)
+        term = call.attend(by_head(q, heads), layout.k[index], layout.values(gate)[index])
         if self.region is not None:
             region = self.region.for_layer(
                 *call.layer_hw,
@@ -299,15 +351,5 @@ class IdentityAttention:
                 faces_mode="nearest",
                 halves=len(call.chunks),
             )
-            term = term.mul_(region)
+            term = term.mul_(region.unsqueeze(1))
         return term
-
-    def add_to(
-        self, out: torch.Tensor, key, q: torch.Tensor, heads: int, call: LayerCall, *, own: bool
-    ) -> torch.Tensor:
-        """out + the identity term of this layer call; in place when `own` (out is a fresh tensor of the caller's, in
-        q's dtype)."""
-        term = self.identity_term(key, q, heads, call)
-        if term is None:
-            return out
-        return out.add_(term) if own else out + term

@@ -96,7 +96,9 @@ class InstantIDAdapter:
         multipliers = layer_multipliers(weight_type, layers)
         scales = {adapter_index[layer.key]: weight * m for layer, m in zip(layers, multipliers, strict=True)}
         return IdentityAttention(
-            kv=IdentityKV(self.identity_kv(tokens, dtype, scales)),
+            kv=IdentityKV(
+                self.identity_kv(tokens, dtype, scales), {adapter_index[layer.key]: layer.heads for layer in layers}
+            ),
             adapter_index=adapter_index,
             gate=gate,
             region=region,

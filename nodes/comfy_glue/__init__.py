@@ -21,7 +21,10 @@ on every host the suite runs against:
 - extra_options of a layer call: `n_heads`, `cond_or_uncond`, `sigmas`, `activations_shape`, `original_shape`,
   `block`, `block_index`, `attn_precision`; `optimized_attention(q, k, v, heads, attn_precision=...,
   transformer_options=...)`, which newer ComfyUI also gives a layer's own kernel (`attn2.comfy_attention`, where
-  present) as `preferred_attention=`; `attention_pytorch` (the same arguments), ComfyUI's SDPA attention;
+  present) as `preferred_attention=`; `attention_pytorch` (the same arguments, and `skip_reshape` /
+  `skip_output_reshape` for [B, heads, tokens, dim] in and out), ComfyUI's SDPA attention; `get_attn_precision
+  (attn_precision, dtype)`, its precision rule; an `optimized_attention_override` in the options, through which
+  ComfyUI's kernels hand every attention to another pack;
 - one dict per block call: the attn2 patches, the attn2 replace patch and the attn2 output patches of one transformer
   block call receive the same `extra_options` dict, so what one writes into it the next reads (the guard's contract);
 - cloning: `ModelPatcher.clone()` copies `model_options` (0.3.x deep-copies patch objects, 0.33+ shares them) and

@@ -17,12 +17,13 @@ call, so a flag set by the replace patch (`APPLIED`) and the input kept by the a
 by the output patch.
 """
 
+import functools
 from collections.abc import Callable
 
 import comfy.ldm.modules.attention as comfy_attention
 import torch
 
-from ...instantid_core.attention import IdentityAttention, LayerCall
+from ...instantid_core.attention import Attend, IdentityAttention, LayerCall, attend_few_keys
 
 APPLIED = "instantid_applied"
 """extra_options key: ids of the IdentityAttention whose replace patch ran in this layer call."""
@@ -50,28 +51,38 @@ def layer_attention(module: torch.nn.Module, extra_options: dict):
     return attend
 
 
-def identity_attention_kernel(extra_options: dict):
-    """The attention over the 16 identity tokens, as attend(q, k, v, heads): ComfyUI's SDPA attention
-    (`attention_pytorch`, its default on GPUs), as the reference IP-Adapter processor computes it, whatever kernel
-    ComfyUI picked for long key sequences (sub-quadratic on the CPU, split): over 16 keys the scores take a few MB at
-    most, so bounding their memory buys nothing. Attention overrides other packs register in the call's options
-    still apply."""
-    options = kernel_options(extra_options)
+OVERRIDE = "optimized_attention_override"
+"""transformer_options key under which a pack replaces every ComfyUI attention kernel (read by `wrap_attn`)."""
 
-    def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
-        return comfy_attention.attention_pytorch(q, k, v, heads, **options)
+
+def identity_attention_kernel(extra_options: dict, q: torch.Tensor) -> Attend:
+    """The attention over the 16 identity tokens, by head (`Attend`), whatever kernel ComfyUI picked for long key
+    sequences (over 16 keys the scores take a few MB at most, so bounding their memory buys nothing): on a CPU the
+    core's `attend_few_keys`, at the precision ComfyUI's rule gives the layer (`get_attn_precision`); elsewhere
+    ComfyUI's SDPA attention (`attention_pytorch`, its default on GPUs), as the reference IP-Adapter processor computes
+    it. An attention override another pack registered in the call's options is honoured: the term then goes through
+    ComfyUI's kernel, which hands it to the override."""
+    options = kernel_options(extra_options)
+    if q.device.type == "cpu" and OVERRIDE not in extra_options:
+        precision = comfy_attention.get_attn_precision(options["attn_precision"], q.dtype)
+        return functools.partial(attend_few_keys, upcast=precision == torch.float32)
+
+    def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return comfy_attention.attention_pytorch(
+            q, k, v, q.shape[1], skip_reshape=True, skip_output_reshape=True, **options
+        )
 
     return attend
 
 
-def layer_call(extra_options: dict) -> LayerCall:
-    """The core's view of one layer call, read from ComfyUI's extra_options."""
+def layer_call(extra_options: dict, q: torch.Tensor) -> LayerCall:
+    """The core's view of one layer call of query q, read from ComfyUI's extra_options."""
     return LayerCall(
         chunks=tuple(extra_options["cond_or_uncond"]),
         sigmas=extra_options["sigmas"],
         layer_hw=tuple(extra_options["activations_shape"][-2:]),
         latent_hw=tuple(extra_options["original_shape"][-2:]),
-        attend=identity_attention_kernel(extra_options),
+        attend=identity_attention_kernel(extra_options, q),
     )
 
 
@@ -169,7 +180,7 @@ class IdentityAttentionPatch:
     def add_identity(self, out: torch.Tensor, q, extra_options: dict, own: bool) -> torch.Tensor:
         """out plus this layer's identity term (in place when `own`), and the layer marked as done for the guard."""
         extra_options.setdefault(APPLIED, set()).add(id(self.shared))
-        return self.shared.add_to(out, self.key, q, extra_options["n_heads"], layer_call(extra_options), own=own)
+        return self.shared.add_to(out, self.key, q, extra_options["n_heads"], layer_call(extra_options, q), own=own)
 
     def models(self) -> list:
         """Models the host must load with the UNet: ours (the K/V) and the previous patch's."""
@@ -213,7 +224,7 @@ class IdentityAttentionGuard:
             return out
         attn2 = self.attn2_modules[key]
         q = attn2.to_q(extra_options[ATTN2_INPUT])
-        term = self.shared.identity_term(key, q, extra_options["n_heads"], layer_call(extra_options))
+        term = self.shared.identity_term(key, q, extra_options["n_heads"], layer_call(extra_options, q))
         if term is None:
             return out
         projection = attn2.to_out[0]

@@ -25,6 +25,17 @@ def softmax_attention(q, k, v, heads):
     return (weights @ split(v)).transpose(1, 2).reshape(b, tq, width)
 
 
+def by_head_attention(q, k, v):
+    """Plain softmax attention over [B, heads, tokens, dim] (the identity term's kernel contract)."""
+    weights = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1)
+    return weights @ v
+
+
+def by_head(t, heads=HEADS):
+    """[B, tokens, heads*dim] as [B, heads, tokens, dim]."""
+    return t.reshape(t.shape[0], t.shape[1], heads, -1).transpose(1, 2)
+
+
 def randn(*shape, seed):
     """Seeded normal noise."""
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
@@ -35,6 +46,7 @@ IDENTITY_KV = {
     OTHER_INDEX: (randn(2, 3, WIDTH, seed=3), randn(2, 3, WIDTH, seed=4)),
 }
 SCALES = {INDEX: SCALE, OTHER_INDEX: OTHER_SCALE}
+HEADS_OF = {INDEX: HEADS, OTHER_INDEX: HEADS}
 
 
 def scaled_kv(kv=IDENTITY_KV) -> dict:

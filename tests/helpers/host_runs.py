@@ -1,6 +1,7 @@
 """Running the tiny models the way the host tests need: faces, one denoising step, recording identity calls, the hint
 IdentityNet receives and its residuals with and without a region."""
 
+import dataclasses
 import inspect
 from pathlib import Path
 from typing import NamedTuple
@@ -154,24 +155,31 @@ def check_residuals_in_region(limited: dict, unlimited: dict, box_mask: np.ndarr
 
 
 class IdentityCall(NamedTuple):
-    """One identity-term computation: the layer, the term, the layer call (its batch layout, sigmas and sizes) and
-    which identity it was."""
+    """One identity-term computation: the layer, the term, the layer call (its batch layout, sigmas and sizes), which
+    identity it was, and (when asked for) the same term computed without the region."""
 
     key: tuple
-    term: torch.Tensor
+    term: torch.Tensor | None
     call: object
     identity: object
+    unlimited: torch.Tensor | None = None
 
 
-def record_identity_calls(monkeypatch, pack) -> list[IdentityCall]:
-    """Replace IdentityAttention.identity_term with a recording wrapper; returns the list of calls it records."""
+def record_identity_calls(monkeypatch, pack, unlimited: bool = False) -> list[IdentityCall]:
+    """Wrap IdentityAttention.term_by_head (every layer call's term goes through it) with a recorder; returns the
+    list of calls it records, each term as [B, tokens, heads*dim] (None where the gate was closed), with
+    `unlimited` also the term without the identity's region."""
     calls = []
-    original = pack.attention.IdentityAttention.identity_term
+    original = pack.attention.IdentityAttention.term_by_head
+
+    def flat(term, q):
+        return None if term is None else term.transpose(1, 2).reshape(q.shape).clone()
 
     def recording(self, key, q, heads, call):
         term = original(self, key, q, heads, call)
-        calls.append(IdentityCall(key, term, call, self))
+        plain = original(dataclasses.replace(self, region=None), key, q, heads, call) if unlimited else None
+        calls.append(IdentityCall(key, flat(term, q), call, self, flat(plain, q)))
         return term
 
-    monkeypatch.setattr(pack.attention.IdentityAttention, "identity_term", recording)
+    monkeypatch.setattr(pack.attention.IdentityAttention, "term_by_head", recording)
     return calls

@@ -9,6 +9,7 @@ import torch
 
 from helpers.attention_cases import (
     HEADS,
+    HEADS_OF,
     IDENTITY_KV,
     INDEX,
     KEY,
@@ -18,10 +19,13 @@ from helpers.attention_cases import (
     WIDTH,
     H,
     W,
+    by_head,
+    by_head_attention,
     expected_identity,
     half_mask,
     inputs,
     left_tokens,
+    randn,
     scaled_kv,
     softmax_attention,
 )
@@ -48,7 +52,7 @@ class Layer(torch.nn.Module):
 def make_patch(protocol, core, gate=None, region=None, kv=None, **kwargs):
     """A replace patch for the tests' layer; the gate is open from sigma 10 to 1 unless one is given."""
     shared = core.IdentityAttention(
-        kv=core.IdentityKV(scaled_kv() if kv is None else kv),
+        kv=core.IdentityKV(scaled_kv() if kv is None else kv, HEADS_OF),
         adapter_index={KEY: INDEX, OTHER_KEY: OTHER_INDEX},
         gate=gate or core.SigmaGate(10.0, 1.0),
         region=region,
@@ -174,6 +178,40 @@ def test_the_patch_returns_the_query_dtype(protocol, core):
     torch.testing.assert_close(
         out.float(), softmax_attention(q, k, v, HEADS).float() + expected_identity(q.float(), (1, 0)), atol=5e-2, rtol=0
     )
+
+
+def by_head_inputs(dtype=torch.bfloat16):
+    """q of the tests' layer and 16 identity K/V, [B, heads, tokens, dim] each, and q as the layer holds it."""
+    q, _, _ = inputs(dtype=dtype)
+    k, v = (randn(q.shape[0], 16, WIDTH, seed=40 + i).to(dtype) * 2 for i in range(2))
+    return q, *(by_head(t) for t in (q, k, v))
+
+
+@pytest.mark.parametrize("precision, upcast", [(None, False), (torch.float32, True)])
+def test_on_the_cpu_the_identity_term_runs_on_the_few_key_kernel_at_the_layers_precision(
+    protocol, core, precision, upcast
+):
+    q, q_h, k_h, v_h = by_head_inputs()
+
+    term = protocol.identity_attention_kernel({"attn_precision": precision}, q)(q_h, k_h, v_h)
+
+    assert torch.equal(term, core.attend_few_keys(q_h, k_h, v_h, upcast=upcast))
+    assert not torch.equal(term, core.attend_few_keys(q_h, k_h, v_h, upcast=not upcast))
+
+
+def test_an_attention_override_another_pack_registers_computes_the_identity_term(protocol):
+    q, q_h, k_h, v_h = by_head_inputs(torch.float32)
+    seen = []
+
+    def override(kernel, *args, **kwargs):
+        seen.append(kernel.__name__)
+        return kernel(*args, **kwargs)
+
+    options = {"attn_precision": None, protocol.OVERRIDE: override}
+    term = protocol.identity_attention_kernel(options, q)(q_h, k_h, v_h)
+
+    assert seen == ["attention_pytorch"]
+    torch.testing.assert_close(term, by_head_attention(q_h, k_h, v_h), atol=1e-5, rtol=0)
 
 
 def test_the_layers_own_kernel_is_passed_on_to_the_hosts_attention(protocol, core, monkeypatch):

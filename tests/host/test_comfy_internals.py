@@ -109,6 +109,15 @@ def test_an_attn2_replace_patch_is_called_with_the_options_the_pack_reads(pack, 
             "attn_precision" in accepted and any(p.kind is p.VAR_KEYWORD for p in accepted.values()),
             f"{name}(q, k, v, heads, attn_precision=..., **kwargs)",
         )
+    accepted = inspect.signature(attention.attention_pytorch).parameters
+    relied_on(
+        {"skip_reshape", "skip_output_reshape"} <= set(accepted),
+        "attention_pytorch(..., skip_reshape=, skip_output_reshape=) takes and gives [B, heads, tokens, dim]",
+    )
+    relied_on(
+        attention.get_attn_precision(torch.float32, torch.bfloat16) in (torch.float32, None),
+        "get_attn_precision(attn_precision, dtype), ComfyUI's attention precision rule",
+    )
 
 
 def test_patches_are_kept_where_the_pack_reads_them_and_their_models_load_with_the_unet(base):

@@ -152,18 +152,12 @@ def test_two_identities_with_disjoint_masks_each_act_only_inside_their_own(pack,
     left[..., :64], right[..., 64:] = 1.0, 1.0
     first = with_identity(pack, adapter, base, seed=1, mask=left)
     second = with_identity(pack, adapter, first, seed=2, mask=right)
-    terms = {}  # IdentityAttention -> [(key, term, layer call)]
-    original = pack.attention.IdentityAttention.identity_term
-
-    def recording(self, key, q, heads, call):
-        term = original(self, key, q, heads, call)
-        terms.setdefault(self.region.mask[0, 0, 0].item(), []).append((key, term, call))
-        return term
-
-    monkeypatch.setattr(pack.attention.IdentityAttention, "identity_term", recording)
-
+    calls = record_identity_calls(monkeypatch, pack)
     denoise(second)
 
+    terms = {}  # the identity's mask value at its top-left pixel -> [(key, term, layer call)]
+    for key, term, call, identity, _ in calls:
+        terms.setdefault(identity.region.mask[0, 0, 0].item(), []).append((key, term, call))
     assert sorted(terms) == [0.0, 1.0] and all(len(calls) == 70 for calls in terms.values())
     for left_mask_value, calls in terms.items():  # 1.0: the left-half mask, 0.0: the right-half mask
         for key, term, call in calls:

@@ -54,8 +54,8 @@ def test_outside_start_end_the_output_equals_the_unpatched_model_bit_for_bit(pac
 def plain_formulation(pack, adapter, model, tokens, weight, weight_type, sigma_range, mask):
     """The model with the identity attention computed the plain way at every layer call, written here apart from
     the pack: K/V concatenated per batch half, V times the layer's scale, the gate decided from sigmas[0], the region
-    resized and multiplied in, out + term; with the same attention kernels (ComfyUI's for the text, its SDPA for the
-    16 identity tokens)."""
+    resized and multiplied in, out + term; with the same attention kernels (ComfyUI's for the text, the one the glue
+    picks for the 16 identity tokens)."""
     import comfy.ldm.modules.attention as comfy_attention
     import torch.nn.functional as F
 
@@ -77,7 +77,9 @@ def plain_formulation(pack, adapter, model, tokens, weight, weight_type, sigma_r
             v_id = torch.cat([v_all[c : c + 1].expand(rows, -1, -1) for c in chunks]) * (weight * scales[key])
             if not end <= float(extra_options["sigmas"][0]) <= start:
                 return out
-            term = comfy_attention.attention_pytorch(q, k_id, v_id, heads, **options)
+            attend = pack.attn2_protocol.identity_attention_kernel(extra_options, q)
+            q_h, k_h, v_h = (t.reshape(t.shape[0], t.shape[1], heads, -1).transpose(1, 2) for t in (q, k_id, v_id))
+            term = attend(q_h, k_h.contiguous(), v_h.contiguous()).transpose(1, 2).reshape(q.shape)
             if mask is not None:
                 h, w = extra_options["activations_shape"][-2:]
                 region = F.interpolate(mask[:, None], size=(h, w), mode="bilinear", align_corners=False)
@@ -117,7 +119,7 @@ def test_identity_attention_is_zero_outside_the_mask_in_every_layer(pack, adapte
     denoise(patched)
 
     assert len(calls) == 70
-    for key, term, call, _ in calls:
+    for key, term, call, *_ in calls:
         h, w = call.layer_hw
         grid = term.reshape(term.shape[0], h, w, -1)
         assert torch.count_nonzero(grid[:, :, w // 2 + 1 :]) == 0, key  # right of the mask's edge: nothing

@@ -66,20 +66,7 @@ def run_people(comfy_host, pack, adapter, monkeypatch, people, layout, pose=None
     masks = masks.numpy()
     run = PeopleRun(masks, [[] for _ in people], [[] for _ in people])
 
-    original_term = pack.attention.IdentityAttention.identity_term
-    calls = record_identity_calls(monkeypatch, pack)
-    record_term = pack.attention.IdentityAttention.identity_term
-
-    def term_and_unlimited(self, key, q, heads, call):
-        term = record_term(self, key, q, heads, call)
-        unlimited = original_term(dataclasses.replace(self, region=None), key, q, heads, call)
-        grid = (term.shape[0], *call.layer_hw, -1)  # [rows, h*w, C] as [rows, C, h, w]
-        run.terms[owner(masks, self.region)].append(
-            (key, term.reshape(grid).movedim(-1, 1), unlimited.reshape(grid).movedim(-1, 1))
-        )
-        return term
-
-    monkeypatch.setattr(pack.attention.IdentityAttention, "identity_term", term_and_unlimited)
+    calls = record_identity_calls(monkeypatch, pack, unlimited=True)
     original_control = pack.controlnet.IdentityNetControl.get_control
 
     def own_residuals(self, x_noisy, t, cond, batched_number, transformer_options):
@@ -95,6 +82,11 @@ def run_people(comfy_host, pack, adapter, monkeypatch, people, layout, pose=None
     monkeypatch.setattr(pack.controlnet.IdentityNetControl, "get_control", own_residuals)
     denoise(model, positive, negative, latent=(1, 4, SIZE[1] // 8, SIZE[0] // 8))
     assert len(calls) == 70 * len(people)
+    for key, term, call, identity, unlimited in calls:
+        grid = (term.shape[0], *call.layer_hw, -1)  # [rows, h*w, C] as [rows, C, h, w]
+        run.terms[owner(masks, identity.region)].append(
+            (key, term.reshape(grid).movedim(-1, 1), unlimited.reshape(grid).movedim(-1, 1))
+        )
     return run
 
 

@@ -2,7 +2,6 @@
 the keypoint image reaches IdentityNet drawn at the generation size whichever node made it, and the face region keeps
 IdentityNet's residuals and the identity attention inside the face box at every layer."""
 
-import dataclasses
 import logging
 
 import cv2
@@ -218,21 +217,12 @@ def face_region_run(comfy_host, face_pack, adapter, pack, monkeypatch, standins)
     and IdentityNet residuals, each with the same computation without the region, and the face box as drawn."""
     model, positive, negative = apply_node(comfy_host, "InstantIDApply", adapter, face_pack, face_photo(standins))
     (layout,) = positive[0][1]["control"].keypoints
-    original_term = pack.attention.IdentityAttention.identity_term
-    calls = record_identity_calls(monkeypatch, pack)
-    unlimited_terms = []
-    record_term = pack.attention.IdentityAttention.identity_term
-
-    def term_and_unlimited(self, key, q, heads, call):
-        unlimited_terms.append(original_term(dataclasses.replace(self, region=None), key, q, heads, call))
-        return record_term(self, key, q, heads, call)
-
-    monkeypatch.setattr(pack.attention.IdentityAttention, "identity_term", term_and_unlimited)
+    calls = record_identity_calls(monkeypatch, pack, unlimited=True)
     residuals = record_identitynet_residuals(monkeypatch, pack)
 
     denoise(model, positive, negative, latent=(1, 4, REGION_SIZE[1] // 8, REGION_SIZE[0] // 8))
 
-    return calls, unlimited_terms, residuals, layout.box_mask(REGION_SIZE)
+    return calls, residuals, layout.box_mask(REGION_SIZE)
 
 
 def test_the_face_region_is_the_reference_demos_face_box_at_the_generation_size(face_region_run, face_pack, standins):
@@ -244,10 +234,10 @@ def test_the_face_region_is_the_reference_demos_face_box_at_the_generation_size(
 
 
 def test_with_face_region_the_identity_attention_is_zero_outside_the_face_box_and_unchanged_inside(face_region_run):
-    calls, unlimited_terms, _, box_mask = face_region_run
+    calls, _, box_mask = face_region_run
 
-    assert len(calls) == 70 and len(unlimited_terms) == 70
-    for (key, term, call, _), unlimited in zip(calls, unlimited_terms, strict=True):
+    assert len(calls) == 70
+    for key, term, call, _, unlimited in calls:
         grid = (term.shape[0], *call.layer_hw, -1)  # [rows, h*w, C] as [rows, C, h, w]
         check_region(term.reshape(grid).movedim(-1, 1), unlimited.reshape(grid).movedim(-1, 1), box_mask, key)
 
@@ -255,12 +245,12 @@ def test_with_face_region_the_identity_attention_is_zero_outside_the_face_box_an
 def test_with_face_region_the_identity_term_is_the_reference_attentions_at_every_layer_edge_cells_included(
     face_region_run, face_pack, standins
 ):
-    calls, unlimited_terms, _, _ = face_region_run
+    calls, _, _ = face_region_run
     (face,) = face_pack.analyze(face_photo(standins).numpy()).chosen_faces
     box_mask = reference_box_mask(face.bbox, face.image_size, REGION_SIZE)
 
     edge_cells = 0
-    for (key, term, call, _), unlimited in zip(calls, unlimited_terms, strict=True):
+    for key, term, call, _, unlimited in calls:
         tokens = term.shape[1]
         region = torch.from_numpy(reference_attention_region(box_mask, tokens)).to(term.dtype)
         expected = unlimited * region[None, :, None]
@@ -272,7 +262,7 @@ def test_with_face_region_the_identity_term_is_the_reference_attentions_at_every
 
 
 def test_with_face_region_identitynets_residuals_are_zero_outside_the_face_box_and_unchanged_inside(face_region_run):
-    _, _, residuals, box_mask = face_region_run
+    _, residuals, box_mask = face_region_run
 
     ((limited, unlimited),) = residuals
     check_residuals_in_region(limited, unlimited, box_mask)

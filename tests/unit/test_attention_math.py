@@ -9,18 +9,22 @@ import torch
 
 from helpers.attention_cases import (
     HEADS,
-    IDENTITY_KV,
+    HEADS_OF,
     INDEX,
     KEY,
     OTHER_INDEX,
     OTHER_KEY,
     ROWS,
+    WIDTH,
     H,
     W,
+    by_head,
+    by_head_attention,
     expected_identity,
     half_mask,
     inputs,
     left_tokens,
+    randn,
     scaled_kv,
     softmax_attention,
 )
@@ -33,6 +37,7 @@ from instantid_core.attention import (
     LayerCall,
     RegionMask,
     SigmaGate,
+    attend_few_keys,
     layer_multipliers,
 )
 from instantid_core.errors import InstantIDError
@@ -44,14 +49,14 @@ pytestmark = pytest.mark.unit
 def shared(gate=None, region=None, kv=None) -> IdentityAttention:
     """The shared identity attention of the tests; the gate is open from sigma 10 to 1 unless one is given."""
     return IdentityAttention(
-        kv=IdentityKV(scaled_kv() if kv is None else kv),
+        kv=IdentityKV(scaled_kv() if kv is None else kv, HEADS_OF),
         adapter_index={KEY: INDEX, OTHER_KEY: OTHER_INDEX},
         gate=gate or SigmaGate(10.0, 1.0),
         region=region,
     )
 
 
-def call(cond_or_uncond=(1, 0), sigma=5.0, device="cpu", attend=softmax_attention) -> LayerCall:
+def call(cond_or_uncond=(1, 0), sigma=5.0, device="cpu", attend=by_head_attention) -> LayerCall:
     """One layer call of the tests' layer, at `sigma`."""
     b = len(cond_or_uncond) * ROWS
     return LayerCall(
@@ -281,19 +286,20 @@ def test_a_mask_of_another_aspect_ratio_names_both_sizes():
 
 
 def test_the_kv_are_laid_out_once_per_batch_layout_half_by_half():
-    kv = IdentityKV(scaled_kv())
+    kv = IdentityKV(scaled_kv(), HEADS_OF)
 
     layout = kv.laid_out((1, 0), ROWS, torch.device("cpu"), torch.float32)
 
     assert kv.laid_out((1, 0), ROWS, torch.device("cpu"), torch.float32) is layout
     k_all, v_all = scaled_kv()[INDEX]
-    assert torch.equal(layout.k[INDEX], torch.cat([k_all[1:2]] * ROWS + [k_all[0:1]] * ROWS))
-    assert torch.equal(layout.v[INDEX], torch.cat([v_all[1:2]] * ROWS + [v_all[0:1]] * ROWS))
+    assert torch.equal(layout.k[INDEX], by_head(torch.cat([k_all[1:2]] * ROWS + [k_all[0:1]] * ROWS)))
+    assert torch.equal(layout.v[INDEX], by_head(torch.cat([v_all[1:2]] * ROWS + [v_all[0:1]] * ROWS)))
+    assert layout.k[INDEX].is_contiguous() and layout.v[INDEX].is_contiguous()
     assert kv.laid_out((0, 1), ROWS, torch.device("cpu"), torch.float32) is not layout
 
 
 def test_the_laid_out_kv_take_the_asked_dtype_and_a_device_gate_zeroes_every_layers_v_at_once():
-    layout = IdentityKV(scaled_kv()).laid_out((0,), 1, torch.device("cpu"), torch.bfloat16)
+    layout = IdentityKV(scaled_kv(), HEADS_OF).laid_out((0,), 1, torch.device("cpu"), torch.bfloat16)
     closed, open_ = torch.zeros(1, 1, 1, dtype=torch.bool), torch.ones(1, 1, 1, dtype=torch.bool)
 
     assert layout.k[INDEX].dtype == torch.bfloat16 and layout.v[OTHER_INDEX].dtype == torch.bfloat16
@@ -304,7 +310,7 @@ def test_the_laid_out_kv_take_the_asked_dtype_and_a_device_gate_zeroes_every_lay
 
 
 def test_the_layouts_kept_are_bounded_and_moving_the_kv_drops_them():
-    kv = IdentityKV(scaled_kv())
+    kv = IdentityKV(scaled_kv(), HEADS_OF)
     layouts = [kv.laid_out((0,), rows, torch.device("cpu"), torch.float32) for rows in range(1, MAX_LAYOUTS + 2)]
 
     assert len(kv._layouts) <= MAX_LAYOUTS and kv._layouts  # noqa: SLF001 (the bound is the point)
@@ -418,14 +424,39 @@ def test_a_gated_term_never_reads_a_tensor_back_to_the_host():
     assert out.shape == q.shape and out.device.type == "meta"
 
 
-def test_the_layer_calls_attention_kernel_is_the_one_used():
+def test_the_layer_calls_attention_kernel_is_the_one_used_by_head():
     q, _, _ = inputs()
     seen = []
 
-    def kernel(q, k, v, heads):
-        seen.append((k.shape, v.shape, heads))
-        return softmax_attention(q, k, v, heads)
+    def kernel(q, k, v):
+        seen.append((q.shape, k.shape, v.shape))
+        return by_head_attention(q, k, v)
 
     shared().identity_term(KEY, q, HEADS, call(attend=kernel))
 
-    assert seen == [((2 * ROWS, 3, IDENTITY_KV[INDEX][0].shape[-1]),) * 2 + (HEADS,)]
+    dim = WIDTH // HEADS
+    assert seen == [((2 * ROWS, HEADS, H * W, dim), (2 * ROWS, HEADS, 3, dim), (2 * ROWS, HEADS, 3, dim))]
+
+
+@pytest.mark.parametrize(
+    "dtype, upcast, atol", [(torch.float32, False, 3e-5), (torch.bfloat16, False, 3e-2), (torch.bfloat16, True, 3e-2)]
+)
+def test_attention_over_a_few_keys_is_softmax_attention(dtype, upcast, atol):
+    q, k, v = (by_head(randn(3, n, 16, seed=20 + i), heads=2).to(dtype) for i, n in enumerate((40, 16, 16)))
+
+    out = attend_few_keys(q, k, v, upcast=upcast)
+
+    assert out.dtype == dtype and out.shape == q.shape
+    expected = by_head_attention(q.double(), k.double(), v.double())
+    torch.testing.assert_close(out.double(), expected, atol=atol, rtol=0)
+
+
+def test_upcast_attention_over_a_few_keys_keeps_the_scores_in_float32():
+    q, k, v = (
+        by_head(randn(2, n, 16, seed=30 + i) * 4, heads=2).to(torch.bfloat16) for i, n in enumerate((64, 16, 16))
+    )
+    expected = by_head_attention(q.double(), k.double(), v.double())
+
+    error = {up: (attend_few_keys(q, k, v, upcast=up).double() - expected).abs().mean() for up in (False, True)}
+
+    assert error[True] < error[False]
