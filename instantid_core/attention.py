@@ -48,6 +48,33 @@ def by_head(t: torch.Tensor, heads: int) -> torch.Tensor:
     return t.view(b, tokens, heads, width // heads).transpose(1, 2)
 
 
+def identity_rows(
+    chunks: tuple[int, ...],
+    images: int,
+    identities: int,
+    pictures: tuple[int, ...] | None = None,
+    owner: str = "the InstantID node",
+) -> tuple[int, ...]:
+    """The row of the stacked identity tokens (identities 0..N-1, then the unconditional row N) each image of a model
+    call uses. The call holds len(chunks) halves of `images` images (ComfyUI's cond_or_uncond: 0 a conditional half,
+    1 an unconditional one); in a conditional half picture j takes identity j (all take identity 0 when there is
+    one), in an unconditional half every image takes row N. `pictures` are the batch indices of the call's images
+    where ComfyUI runs the batch in windows (None: 0..images-1). An error naming `owner` when N identities meet a
+    batch of another size."""
+    if identities == 1:
+        own = (0,) * images
+    else:
+        own = tuple(range(images)) if pictures is None else tuple(pictures)
+        if (pictures is None and images != identities) or max(own) >= identities:
+            batch = f"{images} pictures" if pictures is None else f"picture {max(own) + 1} or more"
+            raise InstantIDError(
+                f"{owner} has {identities} identities, one per picture ('per picture'), but the batch being generated "
+                f"has {batch}: make the latent batch {identities} pictures (its batch_size), or give one face per "
+                "picture."
+            )
+    return tuple(index for chunk in chunks for index in (own if chunk == 0 else (identities,) * images))
+
+
 WEIGHT_TYPES = (
     "linear",
     "ease in",
@@ -83,12 +110,13 @@ def layer_multipliers(weight_type: str, layers: list[CrossAttentionLayer]) -> li
     return [profiles[weight_type](t, g) for t, g in zip(depth, groups, strict=False)]
 
 
-MAX_LAYOUTS = 4
-"""Batch layouts IdentityKV keeps laid out at once (a sampling uses one or two: cond+uncond, or each alone)."""
+MAX_LAYOUTS = 8
+"""Batch layouts IdentityKV keeps laid out at once: a sampling uses one or two (cond+uncond, or each alone), one or
+two per window where ComfyUI runs the batch in windows."""
 
 
 class KVLayout:
-    """Every layer's identity K/V laid out for one batch layout: [halves * rows, heads, tokens, dim] per adapter index
+    """Every layer's identity K/V laid out for one batch layout: [images, heads, tokens, dim] per adapter index
     (contiguous, as the kernels read them), the V of all layers in one flat buffer, so that a gate decided on the
     device zeroes them all in one operation per model call."""
 
@@ -96,12 +124,11 @@ class KVLayout:
         self,
         kv: dict[int, tuple[torch.Tensor, torch.Tensor]],
         heads: dict[int, int],
-        chunks: tuple[int, ...],
-        rows: int,
+        rows: tuple[int, ...],
         device,
         dtype,
     ):
-        rows_of = torch.tensor(chunks).repeat_interleave(rows)
+        rows_of = torch.tensor(rows)
 
         def lay_out(t: torch.Tensor, index: int) -> torch.Tensor:
             return by_head(t[rows_of.to(t.device)], heads[index]).to(device, dtype).contiguous()
@@ -134,17 +161,18 @@ class KVLayout:
 
 
 class IdentityKV(torch.nn.Module):
-    """The identity keys and values of every layer, [2, tokens, width] each (row 0 cond, row 1 uncond), V already
-    multiplied by its layer's scale, and the number of heads of each layer's attention; a host's model manager moves
-    them with the UNet.
+    """The identity keys and values of every layer, [N + 1, tokens, width] each (rows 0..N-1 the identities, row N
+    the unconditional one, see `identity_rows`), V already multiplied by its layer's scale, and the number of heads
+    of each layer's attention; a host's model manager moves them with the UNet.
 
-    Per batch layout (the K/V row each batch half uses, images per half, device, dtype) they are laid out by head once
-    and kept (`KVLayout`); moving the module drops those copies, so none stays behind on a device the K/V left.
+    Per batch layout (the row each image of a model call uses, device, dtype) they are laid out by head once and kept
+    (`KVLayout`); moving the module drops those copies, so none stays behind on a device the K/V left.
     """
 
     def __init__(self, kv: dict[int, tuple[torch.Tensor, torch.Tensor]], heads: dict[int, int]):
         super().__init__()
         self.heads = dict(heads)
+        self.identities = next(iter(kv.values()))[0].shape[0] - 1  # every row but the unconditional one
         self.k = torch.nn.ParameterDict(
             {str(i): torch.nn.Parameter(k, requires_grad=False) for i, (k, _) in kv.items()}
         )
@@ -154,19 +182,19 @@ class IdentityKV(torch.nn.Module):
         self._layouts: dict[tuple, KVLayout] = {}
 
     def layer(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys and values of one adapter index, [2, tokens, width] each."""
+        """Keys and values of one adapter index, [N + 1, tokens, width] each."""
         return self.k[str(index)], self.v[str(index)]
 
-    def laid_out(self, chunks: tuple[int, ...], rows: int, device: torch.device, dtype: torch.dtype) -> KVLayout:
-        """Every layer's K/V for a batch of len(chunks) halves of `rows` images, half h using row chunks[h], on
-        `device` in `dtype`: made once per layout."""
-        key = (chunks, rows, device, dtype)
+    def laid_out(self, rows: tuple[int, ...], device: torch.device, dtype: torch.dtype) -> KVLayout:
+        """Every layer's K/V for a model call whose image i uses K/V row rows[i], on `device` in `dtype`: made once
+        per layout."""
+        key = (rows, device, dtype)
         layout = self._layouts.get(key)
         if layout is None:
             if len(self._layouts) >= MAX_LAYOUTS:
                 self._layouts.clear()
             pairs = {int(i): self.layer(int(i)) for i in self.k}
-            layout = self._layouts[key] = KVLayout(pairs, self.heads, chunks, rows, device, dtype)
+            layout = self._layouts[key] = KVLayout(pairs, self.heads, rows, device, dtype)
         return layout
 
     def _apply(self, fn, *args, **kwargs):
@@ -247,11 +275,13 @@ class RegionMask:
         *,
         faces_mode: str,
         halves: int = 1,
+        pictures: tuple[int, ...] | None = None,
     ) -> torch.Tensor:
-        """The region at the layer's h×w as [halves * rows, h*w, 1]: row i of each half uses mask i modulo the mask
-        batch; the face region resized with interpolation `faces_mode` ("nearest" or "bilinear"). Made once per
-        layer size, batch layout, device and dtype."""
-        key = (h, w, rows, halves, tuple(latent_hw), device, dtype, faces_mode)
+        """The region at the layer's h×w as [halves * rows, h*w, 1]: row i of each half uses mask i (or, where
+        ComfyUI runs the batch in windows, mask pictures[i]) modulo the mask batch; the face region resized with
+        interpolation `faces_mode` ("nearest" or "bilinear"). Made once per layer size, batch layout, device and
+        dtype."""
+        key = (h, w, rows, halves, pictures, tuple(latent_hw), device, dtype, faces_mode)
         cached = self._cache.get(key)
         if cached is not None:
             return cached
@@ -266,7 +296,8 @@ class RegionMask:
             corners = {} if faces_mode == "nearest" else {"align_corners": False}
             parts.append(F.interpolate(faces, size=(h, w), mode=faces_mode, **corners))
         m = math.prod(parts)
-        m = m.reshape(m.shape[0], h * w, 1)[torch.arange(rows) % m.shape[0]].repeat(halves, 1, 1)
+        images = torch.arange(rows) if pictures is None else torch.tensor(pictures)
+        m = m.reshape(m.shape[0], h * w, 1)[images % m.shape[0]].repeat(halves, 1, 1)
         if len(self._cache) >= MAX_REGION_SIZES:
             self._cache.clear()
         self._cache[key] = m.to(device=device, dtype=dtype)
@@ -290,25 +321,29 @@ batch layouts, and a long session of changing sizes never grows it further."""
 
 @dataclass(frozen=True)
 class LayerCall:
-    """What the identity term of one layer call depends on besides q: the batch layout (the K/V row each batch
-    half uses), the sigmas of the step, the layer's h×w and the latent's h×w (for the region), and the attention
-    kernel to run the term on."""
+    """What the identity term of one layer call depends on besides q: the batch layout (whether each batch half is
+    conditional or not, and which pictures of the batch the call holds where ComfyUI runs the batch in windows),
+    the sigmas of the step, the layer's h×w and the latent's h×w (for the region), and the attention kernel to run
+    the term on."""
 
     chunks: tuple[int, ...]
     sigmas: torch.Tensor
     layer_hw: tuple[int, int]
     latent_hw: tuple[int, int]
     attend: Attend
+    pictures: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
 class IdentityAttention:
-    """What every patched layer of one InstantID apply shares: K/V (V scaled per layer), gate, region."""
+    """What every patched layer of one InstantID apply shares: K/V (V scaled per layer), gate, region, and the node
+    that made it (named in errors)."""
 
     kv: IdentityKV
     adapter_index: dict[tuple[str, int, int], int]
     gate: SigmaGate
     region: RegionMask | None
+    owner: str = "the InstantID node"
 
     def identity_term(self, key, q: torch.Tensor, heads: int, call: LayerCall) -> torch.Tensor | None:
         """gate · mask · attn(q, K_id, scale · V_id) for one layer call, [B, tokens, heads*dim] in q's dtype; None when
@@ -339,7 +374,8 @@ class IdentityAttention:
         if gate is False:
             return None
         index, rows = self.adapter_index[key], q.shape[0] // len(call.chunks)
-        layout = self.kv.laid_out(call.chunks, rows, q.device, q.dtype)
+        kv_rows = identity_rows(call.chunks, rows, self.kv.identities, call.pictures, self.owner)
+        layout = self.kv.laid_out(kv_rows, q.device, q.dtype)
         term = call.attend(by_head(q, heads), layout.k[index], layout.values(gate)[index])
         if self.region is not None:
             region = self.region.for_layer(
@@ -350,6 +386,7 @@ class IdentityAttention:
                 term.dtype,
                 faces_mode="nearest",
                 halves=len(call.chunks),
+                pictures=call.pictures,
             )
             term = term.mul_(region.unsqueeze(1))
         return term

@@ -19,7 +19,9 @@ EMBEDDING_SIZE = 512
 UNKNOWN_RECOGNIZER = Recognizer("an unknown recogniser", True)
 """Faces made without a face pack (tests, hand-built values): taken as they are."""
 CHOICE_MODES = ("largest", "index")
-COMBINE_METHODS = ("average", "norm average", "concat", "joint")
+PER_PICTURE = "per picture"
+"""The combination that keeps every face as its own identity: picture i of the batch gets face i."""
+COMBINE_METHODS = ("average", "norm average", "concat", "joint", PER_PICTURE)
 
 
 def _frozen(array, shape: tuple[int, ...], name: str) -> np.ndarray:
@@ -162,6 +164,31 @@ class InstantIDFaces:
         return embeddings
 
 
+def join_faces(batches: Sequence[InstantIDFaces]) -> InstantIDFaces:
+    """The faces of several INSTANTID_FACE values as one, in order (photo i of the result is the i-th photo of them
+    all); their recognisers must be the same, as their embeddings must live in one space. Weights per photo carry
+    over; a value without them counts each of its photos 1."""
+    if not batches:
+        raise InstantIDError("No faces to join: connect at least one face.")
+    recognizers = {faces.recognizer.name for faces in batches}
+    if len(recognizers) > 1:
+        raise InstantIDError(
+            f"These faces were analysed with different recognisers ({', '.join(sorted(recognizers))}): their "
+            "embeddings live in different spaces and cannot be used side by side. Analyse (or save) every face with "
+            "the same face models."
+        )
+    results = [result for faces in batches for result in faces.results]
+    weighted = any(faces.photo_weights is not None for faces in batches)
+    return InstantIDFaces(
+        results=tuple(dataclasses.replace(result, batch_index=i) for i, result in enumerate(results)),
+        recognizer=batches[0].recognizer,
+        refuse_other_recognizer=any(faces.refuse_other_recognizer for faces in batches),
+        photo_weights=tuple(w for faces in batches for w in (faces.photo_weights or (1.0,) * len(faces.results)))
+        if weighted
+        else None,
+    )
+
+
 ROW_GAP = 0.4
 """Two rows of faces are told apart by a gap between their box centres of at least this many face heights."""
 MIN_ROW = 3
@@ -231,12 +258,13 @@ def choose_face(faces: Sequence[DetectedFace], mode: str, index: int) -> int:
 
 
 def combine_embeddings(embeddings, method: str, weights: Sequence[float] | None = None):
-    """Combine (N, D) raw embeddings into (1, D) ('average', 'norm average'), keep all N rows ('concat') or stack
-    them as one sample of N inputs, (1, N, D) ('joint'). `weights` (one per row, default equal) make the averages
+    """Combine (N, D) raw embeddings into (1, D) ('average', 'norm average'), keep all N rows ('concat', 'per
+    picture') or stack them as one sample of N inputs, (1, N, D) ('joint'). `weights` (one per row, default equal) make the averages
     weighted: a photo of weight 2 counts as two photos of weight 1.
 
     'average' is the mean of the raw embeddings; 'norm average' averages the L2-normalised embeddings and rescales
-    the direction to the mean raw norm; 'concat' returns the N rows unchanged (each becomes its own tokens); 'joint'
+    the direction to the mean raw norm; 'concat' returns the N rows unchanged (each becomes its own tokens, all
+    attended to together); 'per picture' too (each becomes the identity of one picture of the batch); 'joint'
     is the reference pipeline's input for several faces: the Resampler attends over all N at once and gives one set
     of tokens. A torch tensor comes back as a tensor on the same device and dtype, anything else as a float32 numpy
     array.

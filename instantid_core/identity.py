@@ -17,7 +17,8 @@ import torch
 
 from .adapter import AdapterWeights, compute_identity_kv, load_adapter
 from .attention import IdentityAttention, IdentityKV, RegionMask, SigmaGate, layer_multipliers
-from .faces import combine_embeddings
+from .errors import InstantIDError
+from .faces import PER_PICTURE, InstantIDFaces, combine_embeddings
 from .resampler import Resampler
 from .unet_layers import CrossAttentionLayer, assign_adapter_indices
 
@@ -29,13 +30,21 @@ NOISE_SEED = 0x1D
 
 @dataclass(frozen=True)
 class IdentityTokens:
-    """Conditional and unconditional identity tokens, (1, tokens, token_dim) each, float32 on the CPU."""
+    """Identity tokens, float32 on the CPU: the conditional tokens of each identity, (N, tokens, token_dim), and the
+    unconditional tokens they share, (1, tokens, token_dim). N is 1 unless every picture of a batch has its own
+    identity ('per picture')."""
 
     cond: torch.Tensor
     uncond: torch.Tensor
 
+    @property
+    def identities(self) -> int:
+        """How many identities: 1, or one per picture of the batch."""
+        return self.cond.shape[0]
+
     def stacked(self) -> torch.Tensor:
-        """(2, tokens, token_dim): row 0 conditional, row 1 unconditional (the order IdentityKV keeps)."""
+        """(N + 1, tokens, token_dim): rows 0..N-1 the identities, row N the unconditional tokens (the order
+        IdentityKV and IdentityNet keep; see `identity_rows`)."""
         return torch.cat([self.cond, self.uncond])
 
 
@@ -61,15 +70,32 @@ class InstantIDAdapter:
         weights: Sequence[float] | None = None,
     ) -> IdentityTokens:
         """Identity tokens of (N, 512) raw face embeddings, combined by `combine` (the averages weighted by
-        `weights`, one per face); `noise` > 0 perturbs the zeros the unconditional tokens are made from. 'concat' keeps each face's tokens (N × tokens in all); 'joint' runs
-        the Resampler once on all N faces as one (1, N, 512) sample, and on zeros of that shape for the unconditional
-        tokens, as the reference pipeline does."""
+        `weights`, one per face); `noise` > 0 perturbs the zeros the unconditional tokens are made from. 'concat'
+        keeps each face's tokens (N × tokens in all); 'joint' runs the Resampler once on all N faces as one
+        (1, N, 512) sample, and on zeros of that shape for the unconditional tokens, as the reference pipeline does;
+        'per picture' makes N identities, each with the tokens its face alone gives, sharing one unconditional set."""
         rows = torch.from_numpy(np.asarray(combine_embeddings(embeddings, combine, weights), dtype=np.float32))
-        generator = torch.Generator().manual_seed(NOISE_SEED)
-        negative = torch.rand(rows.shape, generator=generator) * noise if noise > 0 else torch.zeros_like(rows)
+        per_picture = combine == PER_PICTURE
+        negative = torch.zeros(rows[:1].shape if per_picture else rows.shape)
+        if noise > 0:
+            negative = torch.rand(negative.shape, generator=torch.Generator().manual_seed(NOISE_SEED)) * noise
         cond = self.resampler.tokens(rows, torch.float32)
         uncond = self.resampler.tokens(negative, torch.float32)
+        if per_picture:
+            return IdentityTokens(cond=cond, uncond=uncond)
         return IdentityTokens(cond=cond.reshape(1, -1, cond.shape[-1]), uncond=uncond.reshape(1, -1, uncond.shape[-1]))
+
+    def face_tokens(self, faces: InstantIDFaces, combine: str = "average", noise: float = 0.0) -> IdentityTokens:
+        """Identity tokens of analysed faces, their recogniser checked and their weights applied; 'per picture' needs
+        a face in every photo (photo i is picture i's identity)."""
+        skipped = faces.skipped_indices
+        if combine == PER_PICTURE and skipped:
+            raise InstantIDError(
+                f"'per picture' gives picture i of the batch the face of photo i, but photo(s) "
+                f"{', '.join(str(i + 1) for i in skipped)} of {len(faces.results)} have no face: remove them from the "
+                "batch (and the latent batch with them), or choose a combination of all faces."
+            )
+        return self.tokens(faces.identity_embeddings(), combine, noise, faces.weights)
 
     def identity_kv(
         self, tokens: IdentityTokens, dtype: torch.dtype, scales: dict[int, float] | None = None
@@ -87,11 +113,12 @@ class InstantIDAdapter:
         gate: SigmaGate,
         region: RegionMask | None,
         dtype: torch.dtype,
+        owner: str = "the InstantID node",
     ) -> IdentityAttention:
         """What every patched layer of one apply shares, for the model's cross-attention `layers` (in the UNet's
         input → middle → output walk): the layers paired one to one with this adapter's K/V weights (or an error
         before anything is computed), the identity K/V computed once in `dtype` with each layer's V multiplied by
-        its scale (`weight` by `weight_type`'s profile), the gate and the region."""
+        its scale (`weight` by `weight_type`'s profile), the gate and the region; `owner` names the node in errors."""
         adapter_index = assign_adapter_indices(layers, self.weights.layer_widths, self.weights.token_dim)
         multipliers = layer_multipliers(weight_type, layers)
         scales = {adapter_index[layer.key]: weight * m for layer, m in zip(layers, multipliers, strict=True)}
@@ -102,4 +129,5 @@ class InstantIDAdapter:
             adapter_index=adapter_index,
             gate=gate,
             region=region,
+            owner=owner,
         )

@@ -57,7 +57,7 @@ class InstantIDPatchAttention(PercentRangeNode):
     ) -> io.NodeOutput:
         """Make the tokens and patch a clone of the model."""
         cls.check_percents(start_percent, end_percent)
-        tokens = instantid.tokens(face.identity_embeddings(), combine_embeds, noise, face.weights)
+        tokens = instantid.face_tokens(face, combine_embeds, noise)
         return io.NodeOutput(
             unet_patching.apply_identity_attention(
                 model, instantid, tokens, weight, start_percent, end_percent, weight_type, mask, cls.label()

@@ -53,7 +53,7 @@ class CompatPercentRangeNode(PercentRangeNode):
 def _face_tokens(insightface: FaceModels, instantid: InstantIDAdapter, image, noise: float, combine: str = "average"):
     """Identity tokens of the largest face of each reference photo (an error names a photo without one)."""
     faces = insightface.analyze(to_uint8_rgb(image), "largest", 0, "error")
-    return instantid.tokens(faces.identity_embeddings(), combine, noise)
+    return instantid.face_tokens(faces, combine, noise)
 
 
 class InstantIDModelLoaderCompat(io.ComfyNode):

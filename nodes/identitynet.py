@@ -107,7 +107,7 @@ class InstantIDApplyIdentityNet(PercentRangeNode):
         controlnet.check_identitynet(control_net)
         image, layouts = identitynet_keypoints(image, kps, cls.label())
         region = faces_region_of(layouts, cls.label()) if face_region else None
-        tokens = instantid.tokens(face.identity_embeddings(), combine_embeds, noise, face.weights)
+        tokens = instantid.face_tokens(face, combine_embeds, noise)
         return io.NodeOutput(
             *controlnet.apply_identitynet(
                 positive,

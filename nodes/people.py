@@ -165,7 +165,7 @@ class InstantIDApplyPeople(PercentRangeNode):
         size = (width, height)
         regions = PeopleRegions(person_layouts(people, layout, face_fraction, pose), margin, feather)
         regions.check(size)
-        tokens = [instantid.tokens(p.identity_embeddings(), "average", 0.0, p.weights) for p in people]
+        tokens = [instantid.face_tokens(p) for p in people]
         node = cls.label()
         for index, (person_layout, person_tokens) in enumerate(zip(regions.layouts, tokens, strict=True)):
             region = regions.region(index)

@@ -51,6 +51,8 @@ def layer_attention(module: torch.nn.Module, extra_options: dict):
     return attend
 
 
+CONTEXT_WINDOW = "context_window"
+"""transformer_options key of the window ComfyUI runs a model call on when it splits a batch into context windows."""
 OVERRIDE = "optimized_attention_override"
 """transformer_options key under which a pack replaces every ComfyUI attention kernel (read by `wrap_attn`)."""
 
@@ -75,6 +77,15 @@ def identity_attention_kernel(extra_options: dict, q: torch.Tensor) -> Attend:
     return attend
 
 
+def batch_pictures(transformer_options: dict) -> tuple[int, ...] | None:
+    """The pictures of the batch a model call holds where ComfyUI runs the batch in windows (a context window over
+    the batch dimension, its `index_list`); None when the call holds the whole batch."""
+    window = transformer_options.get(CONTEXT_WINDOW)
+    if window is None or getattr(window, "dim", 0) != 0:
+        return None
+    return tuple(int(i) for i in window.index_list)
+
+
 def layer_call(extra_options: dict, q: torch.Tensor) -> LayerCall:
     """The core's view of one layer call of query q, read from ComfyUI's extra_options."""
     return LayerCall(
@@ -83,6 +94,7 @@ def layer_call(extra_options: dict, q: torch.Tensor) -> LayerCall:
         layer_hw=tuple(extra_options["activations_shape"][-2:]),
         latent_hw=tuple(extra_options["original_shape"][-2:]),
         attend=identity_attention_kernel(extra_options, q),
+        pictures=batch_pictures(extra_options),
     )
 
 

@@ -9,31 +9,36 @@ import comfy.controlnet
 import torch
 from comfy.ldm.modules.attention import BasicTransformerBlock
 
-from ...instantid_core.attention import RegionMask
+from ...instantid_core.attention import RegionMask, identity_rows
 from ...instantid_core.errors import InstantIDError
 from ...instantid_core.identity import IdentityTokens
 from ...instantid_core.keypoints import FaceRegion, KeypointLayout, draw_layouts
 from ...instantid_core.model_facts import IDENTITYNET, IDENTITYNET_SHAPE
+from .attn2_protocol import batch_pictures
 
 log = logging.getLogger(__name__)
 
-MAX_DRAWINGS = 2
-"""Keypoint drawings an IdentityNet keeps, one per generation size (a hires pass alternates two)."""
+MAX_HINTS = 8
+"""Hints an IdentityNet keeps, one per generation size and window of the batch (a hires pass alternates two sizes;
+ComfyUI's context windows each take their own pictures)."""
 
 
 class IdentityNetControl(comfy.controlnet.ControlNet):
     """IdentityNet: a ComfyUI ControlNet whose cross-attention context is the face tokens, not the text.
 
-    The tokens travel with the ControlNet object (row 0 conditional, row 1 unconditional, picked per batch half by
-    `cond_or_uncond`), so ControlNets chained before or after it keep their own context, and two identities can
-    each have their own IdentityNet. An optional region limits its residuals. A keypoint image drawn by an InstantID
-    node comes with its layouts: the hint is then drawn anew at the size being generated, as IdentityNet was trained.
+    The tokens travel with the ControlNet object (the identities, then the unconditional row, picked per image of a
+    model call by `identity_rows`), so ControlNets chained before or after it keep their own context, two identities
+    can each have their own IdentityNet, and every picture of a batch can have its own. An optional region limits its
+    residuals. A keypoint image drawn by an InstantID node comes with its layouts: the hint is then drawn anew at the
+    size being generated, as IdentityNet was trained.
     """
 
     identity_tokens: torch.Tensor
     region: RegionMask | None
     keypoints: tuple[KeypointLayout, ...] | None
-    drawings: dict[tuple[int, int], torch.Tensor]
+    given_hint: torch.Tensor
+    owner: str
+    hints: dict[tuple, torch.Tensor]
 
     @classmethod
     def from_controlnet(
@@ -41,53 +46,71 @@ class IdentityNetControl(comfy.controlnet.ControlNet):
         control_net,
         tokens: torch.Tensor,
         region: RegionMask | None,
-        keypoints: tuple[KeypointLayout, ...] | None = None,
-        drawings: dict | None = None,
+        keypoints: tuple[KeypointLayout, ...] | None,
+        given_hint: torch.Tensor,
+        owner: str,
+        hints: dict | None = None,
     ):
-        """A copy of a loaded ControlNet that runs as IdentityNet with these (2, T, D) tokens (and keypoint layouts
-        to draw its hint from, with the drawings already made of them)."""
+        """A copy of a loaded ControlNet that runs as IdentityNet with these (N + 1, T, D) tokens, the keypoint
+        layouts to draw its hint from (or None) and the hint it was given ([B, 3, H, W]), with the hints already
+        made of them; `owner` names the node in errors."""
         copy = comfy.controlnet.ControlNet.copy(control_net)
         copy.__class__ = cls
         copy.identity_tokens = tokens
         copy.region = region
         copy.keypoints = keypoints
-        copy.drawings = {} if drawings is None else drawings
+        copy.given_hint = given_hint
+        copy.owner = owner
+        copy.hints = {} if hints is None else hints
         return copy
 
     def copy(self):
-        """ComfyUI copies ControlNets per sampling; the copy stays an IdentityNet with the same tokens and drawings."""
+        """ComfyUI copies ControlNets per sampling; the copy stays an IdentityNet with the same tokens and hints."""
         return IdentityNetControl.from_controlnet(
-            self, self.identity_tokens, self.region, self.keypoints, self.drawings
+            self, self.identity_tokens, self.region, self.keypoints, self.given_hint, self.owner, self.hints
         )
 
-    def draw_hint(self, width: int, height: int) -> None:
-        """Make the hint the keypoint drawing at width×height, so ComfyUI's resize of it to the generation size
-        leaves it as drawn. Each size is drawn once (a sampling that alternates sizes reuses its drawings); when the
-        hint changes, the hint ComfyUI prepared from the previous one is dropped: `cond_hint`, and the prepared
-        hints newer ComfyUI keeps per latent size in `cond_hints`."""
-        if self.keypoints is None:
+    def use_hint(self, width: int, height: int, pictures: tuple[int, ...] | None) -> None:
+        """Make the hint the one for a model call at width×height holding `pictures` of the batch (None: all): the
+        keypoint drawing at that size, so ComfyUI's resize of it to the generation size leaves it as drawn; without
+        keypoints, the given hint (where ComfyUI runs the batch in windows, its pictures of it). Each is made once;
+        when the hint changes, the hint ComfyUI prepared from the previous one is dropped: `cond_hint`, and the
+        prepared hints newer ComfyUI keeps per latent size in `cond_hints`."""
+        if self.keypoints is None and (pictures is None or self.given_hint.shape[0] == 1):
             return
-        drawing = self.drawings.get((height, width))
-        if drawing is None:
-            if len(self.drawings) >= MAX_DRAWINGS:
-                self.drawings.pop(next(iter(self.drawings)))
-            pictures = torch.from_numpy(draw_layouts(self.keypoints, (width, height)))
-            drawing = self.drawings[(height, width)] = pictures.movedim(-1, 1).float() / 255.0
-        if self.cond_hint_original is not drawing:
-            self.cond_hint_original = drawing
+        key = (height, width, pictures)
+        hint = self.hints.get(key)
+        if hint is None:
+            if len(self.hints) >= MAX_HINTS:
+                self.hints.pop(next(iter(self.hints)))
+            hint = self.hints[key] = self._hint(width, height, pictures)
+        if self.cond_hint_original is not hint:
+            self.cond_hint_original = hint
             self.cond_hint = None
             prepared = getattr(self, "cond_hints", None)
             if prepared:
                 prepared.clear()
 
+    def _hint(self, width: int, height: int, pictures: tuple[int, ...] | None) -> torch.Tensor:
+        """The keypoints of `pictures` (None: all) drawn at width×height, or the given hint's `pictures`, as
+        [B, 3, H, W]; a batch shorter than the pictures repeats."""
+        if self.keypoints is None:
+            return self.given_hint[[p % self.given_hint.shape[0] for p in pictures]]
+        layouts = self.keypoints
+        if pictures is not None:
+            layouts = tuple(layouts[p % len(layouts)] for p in pictures)
+        return torch.from_numpy(draw_layouts(layouts, (width, height))).movedim(-1, 1).float() / 255.0
+
     def get_control(self, x_noisy, t, cond, batched_number, transformer_options):
         """The previous ControlNets' residuals (with the text context) plus ours (with the face tokens)."""
-        self.draw_hint(x_noisy.shape[-1] * self.compression_ratio, x_noisy.shape[-2] * self.compression_ratio)
+        pictures = batch_pictures(transformer_options)
+        self.use_hint(x_noisy.shape[-1] * self.compression_ratio, x_noisy.shape[-2] * self.compression_ratio, pictures)
         previous = self.previous_controlnet
         control_prev = previous.get_control(x_noisy, t, cond, batched_number, transformer_options) if previous else None
         chunks = transformer_options["cond_or_uncond"]
         rows = x_noisy.shape[0] // len(chunks)
-        context = torch.cat([self.identity_tokens[c : c + 1].expand(rows, -1, -1) for c in chunks])
+        identities = self.identity_tokens.shape[0] - 1
+        context = self.identity_tokens[list(identity_rows(chunks, rows, identities, pictures, self.owner))]
         self.previous_controlnet = None  # our own residuals only; the previous ones are merged below
         try:
             own = super().get_control(
@@ -97,18 +120,14 @@ class IdentityNetControl(comfy.controlnet.ControlNet):
             self.previous_controlnet = previous
         if own is not None and self.region is not None:
             latent_hw = tuple(x_noisy.shape[-2:])
-            own = {
-                name: [
-                    None
-                    if r is None
-                    else r
-                    * self.region.for_layer(*r.shape[-2:], rows, latent_hw, r.device, r.dtype, faces_mode="bilinear")
-                    .reshape(rows, 1, *r.shape[-2:])
-                    .repeat(len(chunks), 1, 1, 1)
-                    for r in residuals
-                ]
-                for name, residuals in own.items()
-            }
+
+            def limited(r):
+                region = self.region.for_layer(
+                    *r.shape[-2:], rows, latent_hw, r.device, r.dtype, faces_mode="bilinear", pictures=pictures
+                )
+                return r * region.reshape(rows, 1, *r.shape[-2:]).repeat(len(chunks), 1, 1, 1)
+
+            own = {name: [None if r is None else limited(r) for r in residuals] for name, residuals in own.items()}
         return _sum_controls(own, control_prev)
 
 
@@ -213,7 +232,7 @@ def apply_identitynet(
         for embedding, options in conditioning:
             previous = options.get("control")
             if previous not in copies:  # one copy per previous ControlNet, shared by positive and negative
-                net = IdentityNetControl.from_controlnet(control_net, stacked, region, layouts)
+                net = IdentityNetControl.from_controlnet(control_net, stacked, region, layouts, hint, node)
                 net = net.set_cond_hint(hint, strength, (start_percent, end_percent), vae=vae)
                 net.set_previous_controlnet(previous)
                 copies[previous] = net

@@ -140,11 +140,14 @@ def apply_identity_attention(
         sigma_gate(model, start_percent, end_percent),
         RegionMask.from_mask(mask, node, face_region),
         model_compute_dtype(model),
+        node,
     )
     log.info(
-        "InstantID: identity attention on %d cross-attention layers (%s, %.2f MB of K/V)",
+        "InstantID: identity attention on %d cross-attention layers (%s, %d identit%s, %.2f MB of K/V)",
         len(layers),
         weight_type,
+        tokens.identities,
+        "y" if tokens.identities == 1 else "ies",
         sum(p.numel() * p.element_size() for p in shared.kv.parameters()) / 2**20,
     )
     return patch_cross_attention(model, shared, modules, managed_kv(shared.kv))

@@ -55,9 +55,9 @@ def owner(masks: np.ndarray, region) -> int:
     return person
 
 
-def run_people(comfy_host, pack, adapter, monkeypatch, people, layout, pose=None) -> PeopleRun:
-    """Apply InstantID (People) to tiny models at SIZE and denoise one step, recording every identity term and every
-    person's own IdentityNet residuals."""
+def run_people(comfy_host, pack, adapter, monkeypatch, people, layout, pose=None, pictures=1) -> PeopleRun:
+    """Apply InstantID (People) to tiny models at SIZE and denoise one step of a batch of `pictures`, recording every
+    identity term and every person's own IdentityNet residuals."""
     graph = (adapter, tiny_controlnet(seed=4), tiny_sdxl(), sdxl_conditioning(1), sdxl_conditioning(2))
     settings = (layout, *SIZE, 0.35, 0.8, 0.3, 0.8, 0.8, 0.0, 1.0)
     optional = dict(zip(("person_3", "person_4"), people[2:], strict=False))
@@ -80,7 +80,7 @@ def run_people(comfy_host, pack, adapter, monkeypatch, people, layout, pose=None
         return original_control(self, x_noisy, t, cond, batched_number, transformer_options)
 
     monkeypatch.setattr(pack.controlnet.IdentityNetControl, "get_control", own_residuals)
-    denoise(model, positive, negative, latent=(1, 4, SIZE[1] // 8, SIZE[0] // 8))
+    denoise(model, positive, negative, latent=(pictures, 4, SIZE[1] // 8, SIZE[0] // 8))
     assert len(calls) == 70 * len(people)
     for key, term, call, identity, unlimited in calls:
         grid = (term.shape[0], *call.layer_hw, -1)  # [rows, h*w, C] as [rows, C, h, w]
@@ -115,10 +115,13 @@ def check_people(run: PeopleRun) -> None:
             assert_only_in_own_region(run, person, residual, (person, name))
 
 
-def test_two_people_of_the_group_photo_each_act_only_in_their_own_region(comfy_host, pack, adapter, group, monkeypatch):
+@pytest.mark.parametrize("pictures", [1, 2])
+def test_two_people_of_the_group_photo_each_act_only_in_their_own_region(
+    comfy_host, pack, adapter, group, monkeypatch, pictures
+):
     people = [person(group, 1), person(group, 2)]
 
-    run = run_people(comfy_host, pack, adapter, monkeypatch, people, "as in their photos")
+    run = run_people(comfy_host, pack, adapter, monkeypatch, people, "as in their photos", pictures=pictures)
 
     check_people(run)
     cores = run.masks == 1

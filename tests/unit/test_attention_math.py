@@ -38,6 +38,7 @@ from instantid_core.attention import (
     RegionMask,
     SigmaGate,
     attend_few_keys,
+    identity_rows,
     layer_multipliers,
 )
 from instantid_core.errors import InstantIDError
@@ -193,6 +194,17 @@ def test_the_region_mask_is_resized_to_the_layer_and_flattened_per_row():
     assert all(torch.equal(m[i].float(), expected_row) for i in range(3))
 
 
+def test_in_a_window_of_the_batch_each_row_uses_its_pictures_mask():
+    masks = torch.stack([torch.full((8, 8), float(i)) for i in range(3)])  # mask i is all i
+
+    m = RegionMask(masks).for_layer(
+        2, 2, rows=2, latent_hw=(8, 8), device="cpu", dtype=torch.float32, faces_mode="nearest", halves=2,
+        pictures=(2, 4),
+    )  # fmt: skip
+
+    assert [float(row.mean()) for row in m] == [2.0, 1.0, 2.0, 1.0]  # pictures 2 and 4 (mask 4 modulo 3), per half
+
+
 def test_each_row_uses_its_mask_modulo_the_mask_batch():
     masks = torch.stack([half_mask(8, 8)[0], 1 - half_mask(8, 8)[0]])
 
@@ -285,21 +297,22 @@ def test_a_mask_of_another_aspect_ratio_names_both_sizes():
 # --- the K/V laid out per batch layout ------------------------------------------------------------------------------
 
 
-def test_the_kv_are_laid_out_once_per_batch_layout_half_by_half():
+def test_the_kv_are_laid_out_once_per_batch_layout_image_by_image():
     kv = IdentityKV(scaled_kv(), HEADS_OF)
+    rows = (1,) * ROWS + (0,) * ROWS  # an unconditional half, then a conditional one
 
-    layout = kv.laid_out((1, 0), ROWS, torch.device("cpu"), torch.float32)
+    layout = kv.laid_out(rows, torch.device("cpu"), torch.float32)
 
-    assert kv.laid_out((1, 0), ROWS, torch.device("cpu"), torch.float32) is layout
+    assert kv.laid_out(rows, torch.device("cpu"), torch.float32) is layout
     k_all, v_all = scaled_kv()[INDEX]
     assert torch.equal(layout.k[INDEX], by_head(torch.cat([k_all[1:2]] * ROWS + [k_all[0:1]] * ROWS)))
     assert torch.equal(layout.v[INDEX], by_head(torch.cat([v_all[1:2]] * ROWS + [v_all[0:1]] * ROWS)))
     assert layout.k[INDEX].is_contiguous() and layout.v[INDEX].is_contiguous()
-    assert kv.laid_out((0, 1), ROWS, torch.device("cpu"), torch.float32) is not layout
+    assert kv.laid_out(rows[::-1], torch.device("cpu"), torch.float32) is not layout
 
 
 def test_the_laid_out_kv_take_the_asked_dtype_and_a_device_gate_zeroes_every_layers_v_at_once():
-    layout = IdentityKV(scaled_kv(), HEADS_OF).laid_out((0,), 1, torch.device("cpu"), torch.bfloat16)
+    layout = IdentityKV(scaled_kv(), HEADS_OF).laid_out((0,), torch.device("cpu"), torch.bfloat16)
     closed, open_ = torch.zeros(1, 1, 1, dtype=torch.bool), torch.ones(1, 1, 1, dtype=torch.bool)
 
     assert layout.k[INDEX].dtype == torch.bfloat16 and layout.v[OTHER_INDEX].dtype == torch.bfloat16
@@ -311,12 +324,50 @@ def test_the_laid_out_kv_take_the_asked_dtype_and_a_device_gate_zeroes_every_lay
 
 def test_the_layouts_kept_are_bounded_and_moving_the_kv_drops_them():
     kv = IdentityKV(scaled_kv(), HEADS_OF)
-    layouts = [kv.laid_out((0,), rows, torch.device("cpu"), torch.float32) for rows in range(1, MAX_LAYOUTS + 2)]
+    layouts = [kv.laid_out((0,) * n, torch.device("cpu"), torch.float32) for n in range(1, MAX_LAYOUTS + 2)]
 
     assert len(kv._layouts) <= MAX_LAYOUTS and kv._layouts  # noqa: SLF001 (the bound is the point)
     kv.to(torch.float64)
     assert not kv._layouts  # noqa: SLF001
-    assert kv.laid_out((0,), 1, torch.device("cpu"), torch.float32) is not layouts[0]
+    assert kv.laid_out((0,), torch.device("cpu"), torch.float32) is not layouts[0]
+
+
+# --- which identity each image of a model call takes ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "chunks, images, identities, pictures, expected",
+    [
+        ((0, 1), 3, 1, None, (0, 0, 0, 1, 1, 1)),  # one identity: every conditional image takes it
+        ((1, 0), 2, 1, None, (1, 1, 0, 0)),
+        ((0, 1), 3, 3, None, (0, 1, 2, 3, 3, 3)),  # one per picture: picture j takes identity j
+        ((1, 0), 3, 3, None, (3, 3, 3, 0, 1, 2)),
+        ((0,), 4, 4, None, (0, 1, 2, 3)),  # cond alone (ComfyUI ran the halves in separate calls)
+        ((1,), 4, 4, None, (4, 4, 4, 4)),
+        ((0, 1), 2, 4, (2, 3), (2, 3, 4, 4)),  # a window of the batch: its pictures' identities
+        ((0, 0, 1), 2, 2, None, (0, 1, 0, 1, 2, 2)),  # two conditional entries batched together
+    ],
+)
+def test_each_image_takes_its_pictures_identity_and_unconditional_images_the_shared_row(
+    chunks, images, identities, pictures, expected
+):
+    assert identity_rows(chunks, images, identities, pictures) == expected
+
+
+@pytest.mark.parametrize(
+    "images, identities, pictures, said",
+    [
+        (3, 4, None, "4 identities, one per picture ('per picture'), but the batch being generated has 3 pictures"),
+        (2, 4, (3, 4), "has picture 5 or more"),
+    ],
+)
+def test_identities_for_another_batch_size_are_an_error_naming_the_node_and_both_numbers(
+    images, identities, pictures, said
+):
+    with pytest.raises(InstantIDError) as raised:
+        identity_rows((0, 1), images, identities, pictures, owner="Apply InstantID (node #7)")
+
+    assert str(raised.value).startswith("Apply InstantID (node #7) has ") and said in str(raised.value)
 
 
 # --- the identity term of a layer call -----------------------------------------------------------------------------

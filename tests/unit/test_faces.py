@@ -5,12 +5,15 @@ import pytest
 import torch
 
 from instantid_core.errors import InstantIDError
+from instantid_core.face_pack import Recognizer
 from instantid_core.faces import (
+    COMBINE_METHODS,
     DetectedFace,
     FaceAnalysisResult,
     InstantIDFaces,
     choose_face,
     combine_embeddings,
+    join_faces,
     parse_weights,
     sort_reading_order,
 )
@@ -156,7 +159,7 @@ def expected_combination(rows: np.ndarray, method: str) -> np.ndarray:
     return rows
 
 
-@pytest.mark.parametrize("method", ["average", "norm average", "concat", "joint"])
+@pytest.mark.parametrize("method", COMBINE_METHODS)
 def test_combining_numpy_embeddings_gives_float32_numpy(method):
     combined = combine_embeddings(ROWS, method)
 
@@ -165,7 +168,7 @@ def test_combining_numpy_embeddings_gives_float32_numpy(method):
     assert np.allclose(combined, expected_combination(ROWS, method), atol=1e-5)
 
 
-@pytest.mark.parametrize("method", ["average", "norm average", "concat", "joint"])
+@pytest.mark.parametrize("method", COMBINE_METHODS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
 def test_combining_torch_embeddings_gives_a_tensor_of_the_same_dtype_and_device(method, dtype):
     combined = combine_embeddings(torch.from_numpy(ROWS).to(dtype), method)
@@ -188,7 +191,7 @@ def test_norm_average_has_the_mean_direction_and_the_mean_norm():
 def test_a_single_embedding_is_unchanged_by_every_method():
     row = ROWS[:1]
 
-    for method in ("average", "norm average", "concat", "joint"):
+    for method in COMBINE_METHODS:
         assert np.allclose(combine_embeddings(row, method).reshape(row.shape), row, atol=1e-6)
 
 
@@ -309,3 +312,32 @@ def test_weights_are_read_from_text_and_a_skipped_photo_drops_its_weight():
         parse_weights("1, a")
     with pytest.raises(InstantIDError, match="2 weights for 3 reference picture"):
         faces.with_weights([1, 2])
+
+
+def test_joined_faces_are_every_photo_of_the_faces_in_order_renumbered():
+    a, b, c = (face(0, 0, 10, 10, seed=s) for s in (1, 2, 3))
+    first, second = InstantIDFaces([result(0, a), result(1)]), InstantIDFaces([result(0, b), result(1, c)])
+
+    joined = join_faces([first, second, first])
+
+    assert [r.batch_index for r in joined.results] == [0, 1, 2, 3, 4, 5]
+    assert joined.chosen_faces == (a, b, c, a) and joined.skipped_indices == (1, 5)
+    assert joined.photo_weights is None and joined.recognizer == first.recognizer
+
+
+def test_joined_faces_keep_their_weights_and_refusal_and_count_unweighted_photos_once():
+    a, b = face(0, 0, 10, 10, seed=1), face(0, 0, 10, 10, seed=2)
+    weighted = InstantIDFaces([result(0, a), result(1, b)]).with_weights([2.0, 0.5])
+    strict = InstantIDFaces([result(0, b)], refuse_other_recognizer=True)
+
+    joined = join_faces([weighted, strict])
+
+    assert joined.photo_weights == (2.0, 0.5, 1.0) and joined.refuse_other_recognizer
+
+
+def test_faces_of_different_recognisers_are_not_joined():
+    a = face(0, 0, 10, 10, seed=1)
+    other = Recognizer("w600k_mbf.onnx", False)
+
+    with pytest.raises(InstantIDError, match="different recognisers"):
+        join_faces([InstantIDFaces([result(0, a)]), InstantIDFaces([result(0, a)], recognizer=other)])

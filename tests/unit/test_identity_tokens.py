@@ -6,7 +6,15 @@ import pytest
 import torch
 from adapter_fixtures import TINY_LAYER_WIDTHS, TinyDims, instantid_nested, save_bin
 
-from instantid_core.faces import COMBINE_METHODS, combine_embeddings
+from instantid_core.errors import InstantIDError
+from instantid_core.faces import (
+    COMBINE_METHODS,
+    PER_PICTURE,
+    DetectedFace,
+    FaceAnalysisResult,
+    InstantIDFaces,
+    combine_embeddings,
+)
 from instantid_core.identity import NOISE_SEED, InstantIDAdapter
 
 pytestmark = pytest.mark.unit
@@ -65,7 +73,7 @@ def test_joint_tokens_of_one_face_equal_average(adapter, noise):
     assert torch.equal(joint.cond, average.cond) and torch.equal(joint.uncond, average.uncond)
 
 
-@pytest.mark.parametrize("method", COMBINE_METHODS)
+@pytest.mark.parametrize("method", [m for m in COMBINE_METHODS if m != PER_PICTURE])
 def test_noise_makes_the_unconditional_tokens_from_seeded_uniform_noise_of_the_conditional_inputs_shape(
     adapter, method
 ):
@@ -93,3 +101,33 @@ def test_large_norm_embeddings_give_finite_tokens_and_finite_half_precision_keys
         for keys, values in adapter.identity_kv(tokens, dtype).values():
             assert keys.dtype == values.dtype == dtype
             assert torch.isfinite(keys).all() and torch.isfinite(values).all(), (norm, dtype)
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.3])
+def test_per_picture_tokens_are_each_faces_own_tokens_sharing_one_unconditional_set(adapter, noise):
+    faces = embeddings(3)
+
+    tokens = adapter.tokens(faces, PER_PICTURE, noise)
+
+    assert tokens.identities == 3 and tokens.cond.shape == (3, DIMS.num_queries, DIMS.output_dim)
+    assert tokens.stacked().shape == (4, DIMS.num_queries, DIMS.output_dim)
+    for i in range(3):
+        alone = adapter.tokens(faces[i : i + 1], "average", noise)
+        torch.testing.assert_close(tokens.cond[i : i + 1], alone.cond, atol=1e-5, rtol=1e-5)
+        assert torch.equal(tokens.uncond, alone.uncond)
+    assert not torch.allclose(tokens.cond[0], tokens.cond[1], atol=1e-3)
+
+
+def test_per_picture_tokens_refuse_a_photo_without_a_face(adapter):
+    results = [
+        FaceAnalysisResult(faces=(), chosen=None, batch_index=0),
+        FaceAnalysisResult(faces=(face(np.ones(512)),), chosen=0, batch_index=1),
+    ]
+
+    with pytest.raises(InstantIDError, match=r"photo\(s\) 1 of 2 have no face"):  # before any token is made
+        adapter.face_tokens(InstantIDFaces(results), PER_PICTURE)
+
+
+def face(embedding) -> DetectedFace:
+    """A detected face with this embedding."""
+    return DetectedFace(embedding=embedding, kps=np.ones((5, 2)), bbox=[0, 0, 9, 9], det_score=0.9, image_size=(64, 64))
