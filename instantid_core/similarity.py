@@ -55,20 +55,36 @@ def check_comparable(reference: InstantIDFaces, candidates: InstantIDFaces) -> N
         )
 
 
-def score_images(reference: InstantIDFaces, candidates: InstantIDFaces) -> list[ImageScore]:
-    """Each candidate picture's score: the best of its faces against the references' combined identity."""
+PAIRINGS = ("all references", "picture i to reference i")
+"""How pictures meet references: each against the references' combined identity, or picture i against reference i
+(a batch generated with one identity per picture)."""
+
+
+def score_images(reference: InstantIDFaces, candidates: InstantIDFaces, per_picture: bool = False) -> list[ImageScore]:
+    """Each candidate picture's score: the best of its faces against the references' combined identity, or, with
+    `per_picture`, against reference i for picture i (one reference face per picture, or an error)."""
     check_comparable(reference, candidates)
     references = unit(reference.embeddings())
-    identity = unit(references.mean(axis=0))
+    if per_picture:
+        pictures = len(candidates.results)
+        if reference.skipped_indices or len(references) != pictures:
+            raise InstantIDError(
+                f"'{PAIRINGS[1]}' scores each picture against its own reference, but there are "
+                f"{len(references)} reference face(s) for {pictures} picture(s): give one reference face per picture, "
+                f"in the order of the batch (as 'per picture' generated it), or score against '{PAIRINGS[0]}'."
+            )
+        targets = references
+    else:
+        targets = np.repeat(unit(references.mean(axis=0))[None], len(candidates.results), axis=0)
     scores = []
-    for result in candidates.results:
+    for result, target in zip(candidates.results, targets, strict=True):
         if result.skipped or not result.faces:
             scores.append(ImageScore(result.batch_index, None))
             continue
         faces = unit(np.stack([face.embedding for face in result.faces]))
-        combined = faces @ identity
+        combined = faces @ target
         best = int(np.argmax(combined))
-        per_reference = tuple(float(v) for v in references @ faces[best])
+        per_reference = (float(combined[best]),) if per_picture else tuple(float(v) for v in references @ faces[best])
         scores.append(ImageScore(result.batch_index, float(combined[best]), best, per_reference))
     return scores
 
@@ -78,9 +94,14 @@ def ranking(scores: list[ImageScore]) -> list[ImageScore]:
     return sorted(scores, key=lambda s: (s.score is None, -(s.score or 0.0), s.index))
 
 
-def summary(scores: list[ImageScore], references: int) -> str:
-    """A text report, best first: each picture's score, its face, and the per-reference scores."""
-    lines = [f"Face similarity to the reference ({references} photo{'s' if references != 1 else ''}), best first:"]
+def summary(scores: list[ImageScore], references: int, per_picture: bool = False) -> str:
+    """A text report, best first: each picture's score, its face, and the per-reference scores (with
+    `per_picture`, each picture against its own reference)."""
+    if per_picture:
+        lines = ["Face similarity of each picture to its own reference (image i to reference i), best first:"]
+        references = 1  # one score per picture: no per-reference breakdown
+    else:
+        lines = [f"Face similarity to the reference ({references} photo{'s' if references != 1 else ''}), best first:"]
     for rank, s in enumerate(ranking(scores)):
         if s.score is None:
             lines.append(f"{rank + 1}. image {s.index}: no face found")

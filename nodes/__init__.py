@@ -10,7 +10,7 @@ from .compat import COMPAT_NODES
 from .doctor import InstantIDDoctor
 from .download import InstantIDDownloadModels
 from .face_crop import InstantIDFaceCrop, InstantIDFacePaste
-from .faces import InstantIDAnalyzeFaces
+from .faces import InstantIDAnalyzeFaces, InstantIDJoinFaces
 from .identitynet import InstantIDApplyIdentityNet
 from .keypoint_editor import InstantIDKeypointsEditor
 from .keypoints import InstantIDKeypoints, InstantIDTransformKeypoints
@@ -23,6 +23,7 @@ NODE_CLASSES: list[type[io.ComfyNode]] = [
     InstantIDLoadAdapter,
     InstantIDLoadFaceAnalysis,
     InstantIDAnalyzeFaces,
+    InstantIDJoinFaces,
     InstantIDKeypoints,
     InstantIDKeypointsEditor,
     InstantIDTransformKeypoints,

@@ -5,9 +5,11 @@ from dataclasses import dataclass
 
 from comfy_api.latest import io
 
+from ..instantid_core.errors import InstantIDError
 from ..instantid_core.face_analysis import ERROR, PASS_THROUGH, SKIP
+from ..instantid_core.faces import PER_PICTURE
 from ..instantid_core.images import to_image_batch, to_uint8_rgb
-from ..instantid_core.keypoints import KeypointLayout, face_boxes_region
+from ..instantid_core.keypoints import KeypointLayout, draw_layouts, face_boxes_region
 from ..instantid_core.photo_prep import reference_sizes
 from .comfy_glue import controlnet, unet_patching
 from .io_types import (
@@ -87,7 +89,7 @@ def apply_instantid(inputs: InstantIDInputs, settings: InstantIDSettings, node: 
         faces
         if inputs.image_kps is None
         else inputs.face_models.analyze(
-            to_uint8_rgb(inputs.image_kps[:1]), settings.face_choice, settings.face_index, policy, POSE_PHOTO, hint
+            to_uint8_rgb(inputs.image_kps), settings.face_choice, settings.face_index, policy, POSE_PHOTO, hint
         )
     )
     usable = [result for result in pose.results if not result.skipped]
@@ -98,13 +100,13 @@ def apply_instantid(inputs: InstantIDInputs, settings: InstantIDSettings, node: 
             "reference photos" if not faces.chosen_faces else "pose photo",
         )
         return inputs.model, inputs.positive, inputs.negative
-    layout = KeypointLayout.of(usable[0], "as in source")
-    # IdentityNet draws it again at the generation size; until then it stands at the size the reference pipeline
-    # would generate from this photo (long side 1280), not at a phone photo's 12 megapixels.
-    _, drawn_size = reference_sizes(*layout.source_size)
-    keypoints = to_image_batch([layout.draw(drawn_size)])
-    face_region = face_boxes_region([layout]) if settings.face_region else None
-    tokens = inputs.adapter.tokens(faces.identity_embeddings(), settings.combine_embeds, settings.noise, faces.weights)
+    tokens = inputs.adapter.face_tokens(faces, settings.combine_embeds, settings.noise)
+    layouts = [KeypointLayout.of(result, "as in source") for result in pose_results(pose, inputs, settings)]
+    # IdentityNet draws them again at the generation size; until then they stand at the size the reference pipeline
+    # would generate from the first photo (long side 1280), not at a phone photo's 12 megapixels.
+    _, drawn_size = reference_sizes(*layouts[0].source_size)
+    keypoints = to_image_batch(list(draw_layouts(layouts, drawn_size)))
+    face_region = face_boxes_region(layouts) if settings.face_region else None
     patched = unet_patching.apply_identity_attention(
         inputs.model,
         inputs.adapter,
@@ -129,9 +131,26 @@ def apply_instantid(inputs: InstantIDInputs, settings: InstantIDSettings, node: 
         inputs.mask,
         node=node,
         face_region=face_region,
-        layouts=[layout],
+        layouts=layouts,
     )
     return patched, positive, negative
+
+
+def pose_results(pose, inputs: InstantIDInputs, settings: InstantIDSettings) -> list:
+    """The analysed faces whose poses IdentityNet takes, one per picture: every pose photo's (picture i takes
+    photo i's, repeated when the batch is longer), or, without pose photos, each reference photo's under 'per
+    picture' and the first one's otherwise. A pose photo without a face among several is an error: it has no
+    pose to give its picture."""
+    if inputs.image_kps is None and settings.combine_embeds != PER_PICTURE:
+        return [next(result for result in pose.results if not result.skipped)]
+    if pose.skipped_indices:
+        what = "reference photo(s)" if inputs.image_kps is None else "pose photo(s)"
+        raise InstantIDError(
+            f"Each picture takes the pose of its own photo, but {what} "
+            f"{', '.join(str(i + 1) for i in pose.skipped_indices)} have no face: remove them, or give photos "
+            "where the face is clearly visible."
+        )
+    return list(pose.results)
 
 
 def graph_inputs(face_input: str = "face_analysis") -> list:

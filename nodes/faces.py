@@ -4,7 +4,7 @@ import torch
 from comfy_api.latest import io, ui
 
 from ..instantid_core.face_analysis import NO_FACE_POLICIES, draw_preview
-from ..instantid_core.faces import parse_weights
+from ..instantid_core.faces import join_faces, parse_weights
 from ..instantid_core.images import to_image_batch, to_uint8_rgb
 from .io_types import CATEGORY, FACEANALYSIS, INSTANTID_FACE, face_choice_inputs
 
@@ -73,3 +73,45 @@ class InstantIDAnalyzeFaces(io.ComfyNode):
         height, width = pictures[0].shape[:2]
         face_mask = torch.from_numpy(faces.box_masks(width, height))
         return io.NodeOutput(faces, preview, face_mask, ui=ui.PreviewImage(preview, cls=cls))
+
+
+JOINED_FACES = 4
+"""Face inputs of 'InstantID Join Faces' (chain it for more: a joined batch goes into face_1 of the next)."""
+
+
+class InstantIDJoinFaces(io.ComfyNode):
+    """Joins faces from face analysis and saved faces, in order, into one batch of faces."""
+
+    @classmethod
+    def define_schema(cls):
+        """Node schema."""
+        return io.Schema(
+            node_id="InstantIDJoinFaces",
+            display_name="InstantID Join Faces",
+            category=CATEGORY,
+            description="One batch of faces from several: photo i of the result is the i-th photo of face_1, face_2, "
+            "… in order. With combine_embeds 'per picture', picture i of the batch gets face i. The faces must come "
+            "from the same recogniser.",
+            inputs=[
+                INSTANTID_FACE.Input(
+                    f"face_{i}",
+                    optional=i > 1,
+                    tooltip=f"Faces from 'InstantID Face Analysis', 'InstantID Load Face' or another join; they come "
+                    f"{'first' if i == 1 else f'after those of face_{i - 1}'}.",
+                )
+                for i in range(1, JOINED_FACES + 1)
+            ],
+            outputs=[
+                INSTANTID_FACE.Output(
+                    display_name="face",
+                    tooltip="All the faces in order, for the InstantID nodes (combine_embeds 'per picture': one per "
+                    "picture of the batch).",
+                )
+            ],
+        )
+
+    @classmethod
+    def execute(cls, face_1, **more) -> io.NodeOutput:
+        """Join the connected faces in input order."""
+        later = (more.get(f"face_{i}") for i in range(2, JOINED_FACES + 1))
+        return io.NodeOutput(join_faces([face_1, *(face for face in later if face is not None)]))

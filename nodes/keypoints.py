@@ -62,15 +62,25 @@ class InstantIDKeypoints(io.ComfyNode):
                     default=False,
                     tooltip="Draw every face found in that photo (e.g. two people), not only the chosen one.",
                 ),
+                io.Boolean.Input(
+                    "each_photo",
+                    optional=True,
+                    default=False,
+                    tooltip="One keypoint image per photo of the faces, in order (reference_index is then not "
+                    "used): picture i of the batch takes the pose of photo i, as with combine_embeds 'per picture'.",
+                ),
             ],
             outputs=keypoint_outputs(),
         )
 
     @classmethod
-    def execute(cls, face, width, height, placement, face_fraction, reference_index, all_faces) -> io.NodeOutput:
-        """Render the keypoint image and the face boxes' mask."""
-        layout = KeypointLayout.of(face.result(reference_index), placement, face_fraction, all_faces)
-        return keypoints_output(PlacedKeypoints((layout,), (width, height)))
+    def execute(
+        cls, face, width, height, placement, face_fraction, reference_index, all_faces, each_photo=False
+    ) -> io.NodeOutput:
+        """Render the keypoint image(s) and the face boxes' mask."""
+        photos = range(len(face.results)) if each_photo else (reference_index,)
+        layouts = tuple(KeypointLayout.of(face.result(i), placement, face_fraction, all_faces) for i in photos)
+        return keypoints_output(PlacedKeypoints(layouts, (width, height)))
 
 
 def keypoints_output(placed: PlacedKeypoints, ui=None) -> io.NodeOutput:

@@ -4,7 +4,7 @@ from comfy_api.latest import io, ui
 
 from ..instantid_core.face_analysis import NO_FACE_POLICIES, SKIP
 from ..instantid_core.images import to_image_batch, to_uint8_rgb
-from ..instantid_core.similarity import draw_score, ranking, score_images, summary
+from ..instantid_core.similarity import PAIRINGS, draw_score, ranking, score_images, summary
 from .io_types import CATEGORY, FACEANALYSIS, INSTANTID_FACE
 
 NO_SCORE = -1.0
@@ -36,6 +36,14 @@ class InstantIDFaceSimilarity(io.ComfyNode):
                     tooltip="A picture without a face: rank it last as 'no face' (best_score is "
                     f"{NO_SCORE} when no picture has one), or stop with an error naming it.",
                 ),
+                io.Combo.Input(
+                    "pairing",
+                    options=list(PAIRINGS),
+                    default=PAIRINGS[0],
+                    optional=True,
+                    tooltip="Score every picture against all references combined, or picture i against reference i "
+                    "(a batch generated 'per picture': one person per picture, references in the batch's order).",
+                ),
             ],
             outputs=[
                 io.Image.Output(display_name="ranked", tooltip="The pictures, best first."),
@@ -47,14 +55,15 @@ class InstantIDFaceSimilarity(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, face_analysis, reference, images, no_face) -> io.NodeOutput:
+    def execute(cls, face_analysis, reference, images, no_face, pairing=PAIRINGS[0]) -> io.NodeOutput:
         """Analyse the pictures, score them and rank them."""
         pictures = to_uint8_rgb(images)
         candidates = face_analysis.analyze(pictures, "largest", 0, no_face, photo="Image")
-        scores = score_images(reference, candidates)
+        per_picture = pairing == PAIRINGS[1]
+        scores = score_images(reference, candidates, per_picture)
         order = ranking(scores)
         ranked = images[[s.index for s in order]]
         preview = to_image_batch([draw_score(pictures[s.index], s) for s in order])
-        text = summary(scores, len(reference.chosen_faces))
+        text = summary(scores, len(reference.chosen_faces), per_picture)
         best_score = order[0].score if order[0].score is not None else NO_SCORE
         return io.NodeOutput(ranked, ranked[:1], preview, best_score, text, ui=ui.PreviewImage(preview, cls=cls))

@@ -75,3 +75,20 @@ def test_the_score_is_written_on_a_copy_of_the_picture():
     drawn = draw_score(picture, score)
 
     assert drawn.shape == picture.shape and drawn.any() and not picture.any()
+
+
+def test_picture_i_scores_against_reference_i_when_paired_per_picture():
+    references = pictures((PERSON,), (OTHER,), (THIRD,))
+    generated = pictures((OTHER, PERSON), (OTHER,), (PERSON,))  # picture 2 shows the wrong person
+
+    scores = score_images(references, generated, per_picture=True)
+
+    assert [s.score for s in scores] == pytest.approx([1.0, 1.0, cosine(THIRD, PERSON)])
+    assert scores[0].face == 1 and scores[0].per_reference == pytest.approx((1.0,))
+    assert ranking(scores)[-1].index == 2
+    assert "each picture to its own reference" in summary(scores, 3, per_picture=True)
+
+
+def test_per_picture_pairing_needs_one_reference_face_per_picture():
+    with pytest.raises(InstantIDError, match=r"2 reference face\(s\) for 3 picture\(s\)"):
+        score_images(pictures((PERSON,), (OTHER,)), pictures((PERSON,), (OTHER,), (THIRD,)), per_picture=True)
