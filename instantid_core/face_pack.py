@@ -50,6 +50,10 @@ class Recognizer:
         return self.name == other.name
 
 
+STANDIN_RECOGNIZER = Recognizer("glintr100 (stand-in, random weights)", True)
+"""The recogniser of the project's stand-in antelopev2 pack (random weights)."""
+
+
 @dataclass(frozen=True)
 class PackModels:
     """The detector and recogniser of a face pack folder, loaded by insightface, and which recogniser it is."""
@@ -80,7 +84,7 @@ def identify_recognizer(path: Path, model) -> Recognizer:
         return Recognizer("glintr100 (antelopev2)", True)
     meta = model.session.get_modelmeta()
     if meta.graph_name == STANDIN_GLINTR100_GRAPH and "standin" in meta.custom_metadata_map:
-        return Recognizer("glintr100 (stand-in, random weights)", True)
+        return STANDIN_RECOGNIZER
     return Recognizer(
         f"{Path(path).name} ({Path(path).stat().st_size / 1e6:.1f} MB; not antelopev2's glintr100)", False
     )

@@ -9,6 +9,8 @@
                                              its own weights (~0.55 GB, fp16): the canny workflow's second ControlNet
     $INSTANTID_CACHE/standins/models/instantid/ip-adapter.bin                    InstantID adapter (~1.7 GB, fp32)
     $INSTANTID_CACHE/standins/models/insightface/models/antelopev2/*.onnx         face pack (small ONNX graphs)
+    $INSTANTID_CACHE/standins/models/instantid/faces/person_1..4.safetensors   four saved faces (random
+                                             embeddings; written on every run, a few KB)
     $INSTANTID_CACHE/standins/input/*.png, *.jpg                                 stand-in photos with stand-in faces
 
 Every file has the real format and random weights: it is a stand-in, never a real model. A `COMPLETE` marker holding the
@@ -33,6 +35,7 @@ from scripts.harness.paths import (
     FACE_PACK,
     IDENTITYNET,
     MID_CONTROLNET,
+    SAVED_FACES,
     STANDINS,
 )
 from scripts.standins.adapter import write_ip_adapter
@@ -40,6 +43,7 @@ from scripts.standins.face_pack import write_face_pack
 from scripts.standins.identitynet import write_identitynet
 from scripts.standins.images import write_input_images
 from scripts.standins.mid_controlnet import write_mid_controlnet
+from scripts.standins.saved_faces import write_saved_faces
 from scripts.standins.sdxl import write_sdxl_checkpoint
 
 logger = logging.getLogger("make_standins")
@@ -83,6 +87,7 @@ def make_standins(root: Path, force: bool = False) -> dict:
     if not force and marker.is_file() and json.loads(marker.read_text()).get("version") == GENERATOR_VERSION:
         logger.info("stand-in models are already complete in %s (delete it or pass --force to rebuild)", root)
         link_aliases(root / "models")
+        write_saved_faces(root / "models" / SAVED_FACES)
         return json.loads(marker.read_text())
     marker.unlink(missing_ok=True)
     models = root / "models"
@@ -94,6 +99,7 @@ def make_standins(root: Path, force: bool = False) -> dict:
     _write_face_pack(models / FACE_PACK)
     write_input_images(root / "input")
     link_aliases(models)
+    write_saved_faces(models / SAVED_FACES)
     summary = {
         "version": GENERATOR_VERSION,
         "note": "stand-in models with random weights, not real models",

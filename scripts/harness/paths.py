@@ -22,6 +22,8 @@ IDENTITYNET = Path("controlnet/instantid/diffusion_pytorch_model.safetensors")
 MID_CONTROLNET = Path("controlnet/diffusers_xl_canny_mid.safetensors")
 """A "mid" SDXL ControlNet with its own weights: the canny workflow's second ControlNet."""
 ADAPTER = Path("instantid/ip-adapter.bin")
+SAVED_FACES = Path("instantid/faces")
+"""Where the stand-in saved faces lie (scripts/standins/saved_faces.py), as 'InstantID Save Face' keeps faces."""
 FACE_PACK = Path("insightface/models/antelopev2")
 
 COMPAT = REPO / "tests" / "data" / "compat"

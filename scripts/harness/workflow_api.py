@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from instantid_core.faces import PER_PICTURE
+
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 VIRTUAL_NODES = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
 MUTED, BYPASSED = 2, 4
@@ -126,13 +128,15 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
 
 def lowered_prompt(workflow: dict, object_info: dict, size: int, steps: int, max_batch: int | None = None) -> dict:
     """The workflow as the frontend would queue it, with every empty latent at size×size (and, given `max_batch`, at
-    most that many pictures a batch), every face crop `size` pixels on its long side and every KSampler at `steps`
-    steps (for a CPU); nothing else changes."""
+    most that many pictures a batch, unless each picture has its own identity: 'per picture' needs one picture per
+    face), every face crop `size` pixels on its long side and every KSampler at `steps` steps (for a CPU); nothing
+    else changes."""
     prompt = ui_to_api(workflow, object_info)
+    per_picture = any(node["inputs"].get("combine_embeds") == PER_PICTURE for node in prompt.values())
     for node in prompt.values():
         if node["class_type"] == "EmptyLatentImage":
             node["inputs"] |= {"width": size, "height": size}
-            if max_batch is not None:
+            if max_batch is not None and not per_picture:
                 node["inputs"]["batch_size"] = min(node["inputs"]["batch_size"], max_batch)
         if node["class_type"] == "InstantIDFaceCrop":
             node["inputs"]["size"] = size

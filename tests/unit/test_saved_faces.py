@@ -6,9 +6,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from instantid_core.errors import InstantIDError
-from instantid_core.face_pack import Recognizer
+from instantid_core.face_pack import STANDIN_RECOGNIZER, Recognizer
 from instantid_core.faces import DetectedFace, FaceAnalysisResult, InstantIDFaces
 from instantid_core.saved_faces import load_faces, save_faces
+from scripts.standins.saved_faces import write_saved_faces
 
 pytestmark = pytest.mark.unit
 
@@ -78,3 +79,14 @@ def test_a_saved_face_with_missing_data_is_called_damaged(tmp_path):
 
     with pytest.raises(InstantIDError, match="damaged saved face: its 'kps' data"):
         load_faces(path)
+
+
+def test_the_standin_saved_faces_are_four_different_people_of_the_standin_recogniser(tmp_path):
+    write_saved_faces(tmp_path)
+
+    people = [load_faces(tmp_path / f"person_{i}.safetensors") for i in range(1, 5)]
+
+    assert all(p.recognizer == STANDIN_RECOGNIZER and len(p.chosen_faces) == 1 for p in people)
+    embeddings = np.stack([p.embeddings()[0] for p in people])
+    units = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+    assert np.abs(units @ units.T - np.eye(4)).max() < 0.3  # four people, not one

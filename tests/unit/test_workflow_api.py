@@ -2,7 +2,7 @@
 
 import pytest
 
-from scripts.harness.workflow_api import WorkflowError, ui_to_api
+from scripts.harness.workflow_api import WorkflowError, lowered_prompt, ui_to_api
 
 pytestmark = pytest.mark.unit
 
@@ -86,3 +86,20 @@ def test_an_unknown_node_type_or_a_missing_required_widget_value_is_an_error():
         ui_to_api({"nodes": [node(1, "Mystery", [])], "links": []}, OBJECT_INFO)
     with pytest.raises(WorkflowError, match="no widget value for required input 'steps'"):
         ui_to_api({"nodes": [node(2, "Sampler", [1, "fixed"])], "links": []}, OBJECT_INFO)
+
+
+def test_lowering_caps_the_batch_unless_each_picture_has_its_own_identity():
+    info = OBJECT_INFO | {
+        "EmptyLatentImage": {
+            "input": {"required": {name: ["INT", {}] for name in ("width", "height", "batch_size")}},
+            "input_order": {"required": ["width", "height", "batch_size"]},
+        },
+        "Patch": {"input": {"required": {"combine_embeds": [["average", "per picture"]]}}},
+    }
+
+    def lowered(combine: str) -> dict:
+        workflow = {"nodes": [node(1, "EmptyLatentImage", [1024, 1024, 4]), node(2, "Patch", [combine])], "links": []}
+        return lowered_prompt(workflow, info, 128, 1, max_batch=2)["1"]["inputs"]
+
+    assert lowered("average") == {"width": 128, "height": 128, "batch_size": 2}
+    assert lowered("per picture") == {"width": 128, "height": 128, "batch_size": 4}  # one picture per face
