@@ -25,6 +25,10 @@ on every host the suite runs against:
   `skip_output_reshape` for [B, heads, tokens, dim] in and out), ComfyUI's SDPA attention; `get_attn_precision
   (attn_precision, dtype)`, its precision rule; an `optimized_attention_override` in the options, through which
   ComfyUI's kernels hand every attention to another pack;
+- context windows: where ComfyUI runs a batch in windows (`comfy.context_windows`, *Context Windows (Manual)*), a
+  model call's options hold the window as `context_window`, whose `dim` 0 means the batch dimension and whose
+  `get_tensor(batch, dim=0)` picks the call's pictures from the batch (its `index_list`, with an anchor picture first
+  on newer ComfyUI);
 - one dict per block call: the attn2 patches, the attn2 replace patch and the attn2 output patches of one transformer
   block call receive the same `extra_options` dict, so what one writes into it the next reads (the guard's contract);
 - cloning: `ModelPatcher.clone()` copies `model_options` (0.3.x deep-copies patch objects, 0.33+ shares them) and

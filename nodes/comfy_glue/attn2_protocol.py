@@ -79,11 +79,13 @@ def identity_attention_kernel(extra_options: dict, q: torch.Tensor) -> Attend:
 
 def batch_pictures(transformer_options: dict) -> tuple[int, ...] | None:
     """The pictures of the batch a model call holds where ComfyUI runs the batch in windows (a context window over
-    the batch dimension, its `index_list`); None when the call holds the whole batch."""
+    the batch dimension), as the window itself picks them from the batch (`get_tensor`: its `index_list`, after the
+    anchor picture newer ComfyUI puts first); None when the call holds the whole batch."""
     window = transformer_options.get(CONTEXT_WINDOW)
     if window is None or getattr(window, "dim", 0) != 0:
         return None
-    return tuple(int(i) for i in window.index_list)
+    batch = torch.arange(max(window.index_list) + 2)  # as long as any batch the window could index
+    return tuple(int(i) for i in window.get_tensor(batch, dim=0).tolist())
 
 
 def layer_call(extra_options: dict, q: torch.Tensor) -> LayerCall:

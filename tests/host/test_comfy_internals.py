@@ -118,6 +118,14 @@ def test_an_attn2_replace_patch_is_called_with_the_options_the_pack_reads(pack, 
         attention.get_attn_precision(torch.float32, torch.bfloat16) in (torch.float32, None),
         "get_attn_precision(attn_precision, dtype), ComfyUI's attention precision rule",
     )
+    import comfy.context_windows as context_windows
+
+    takes_total = "total_frames" in inspect.signature(context_windows.IndexListContextWindow).parameters
+    window = context_windows.IndexListContextWindow([2, 3], dim=0, **({"total_frames": 6} if takes_total else {}))
+    relied_on(
+        window.dim == 0 and window.get_tensor(torch.arange(6), dim=0).tolist() == [2, 3],
+        "IndexListContextWindow(index_list, dim).get_tensor(batch, dim=0) picks a window's pictures",
+    )
 
 
 def test_patches_are_kept_where_the_pack_reads_them_and_their_models_load_with_the_unet(base):
