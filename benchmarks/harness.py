@@ -51,6 +51,9 @@ DEFAULTS = {
         "scaling_steps": 3,
         "load_runs": 3,
         "face_runs": 10,
+        "identities": [1, 4, 16],
+        "identity_batch": 4,
+        "identity_runs": 2,
     },
     "cuda": {
         "dtype": "fp16",
@@ -63,6 +66,9 @@ DEFAULTS = {
         "scaling_steps": 6,
         "load_runs": 3,
         "face_runs": 20,
+        "identities": [1, 4, 16],
+        "identity_batch": 4,
+        "identity_runs": 3,
     },
 }
 """Per device; every one can be overridden on the command line."""
@@ -213,6 +219,28 @@ def configure(stack: Stack, config: str, width: int, height: int) -> tuple[objec
         positive, negative, stack.control_net, stack.tokens, kps, STRENGTH, 0.0, 1.0
     )
     return (stack.model if config == "identitynet" else stack.patched), positive, negative
+
+
+def identity_embeddings(stack: Stack, people: int) -> np.ndarray:
+    """(people, 512) embeddings: the analysed face's, then seeded variations of it (as many stand-in people)."""
+    face = stack.face.embeddings()[0]
+    noise = np.random.default_rng(SEED).normal(0, float(np.linalg.norm(face)) / 20, (people, face.size))
+    noise[0] = 0
+    return (face + noise).astype(np.float32)
+
+
+def configure_identities(stack: Stack, tokens, width: int, height: int) -> tuple[object, list, list]:
+    """(model, positive, negative) of full InstantID with these identity tokens (one or one per picture): the
+    attention patch made from them and IdentityNet with them as context, the analysed face's keypoints for every
+    picture."""
+    patched = stack.module("nodes.comfy_glue.unet_patching").apply_identity_attention(
+        stack.model, stack.adapter, tokens, STRENGTH, 0.0, PATCH_END
+    )
+    positive, negative = stack.module("nodes.comfy_glue.controlnet").apply_identitynet(
+        sdxl_conditioning(1), sdxl_conditioning(2), stack.control_net, tokens, keypoint_batch(stack, width, height),
+        STRENGTH, 0.0, 1.0,
+    )  # fmt: skip
+    return patched, positive, negative
 
 
 def patch_bytes(model) -> int:

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/measure.py PHASE SETTINGS_JSON OUT_JSON
 
 Phases: steps (interleaved step times, and synchronisations on CUDA), memory (one configuration), scaling, faces
-(face analysis latency and load times).
+(face analysis latency and load times), identities (several identities in one batch).
 """
 
 from __future__ import annotations
@@ -176,7 +176,52 @@ def real_faces_latency(s: dict, providers: list[str]) -> dict:
     }
 
 
-PHASES = {"steps": steps_phase, "memory": memory_phase, "scaling": scaling_phase, "faces": faces_phase}
+def identities_phase(s: dict) -> dict:
+    """Several identities in one batch ('per picture'): for N identities, the time of an apply (identity tokens, the
+    identity K/V of every layer and the patch) and the K/V's size; then the step time of a batch of identity_batch
+    pictures with one identity per picture against the same batch with one identity, interleaved round by round."""
+    host = h.start_host(s["device"], s["dtype"])
+    stack = h.load_stack(host, h.NEEDS["instantid"], s["keep_dtype"])
+    unet_patching = stack.module("nodes.comfy_glue.unet_patching")
+    applies = []
+    for people in s["identities"]:
+        embeddings = h.identity_embeddings(stack, people)
+
+        def apply(embeddings=embeddings):
+            tokens = stack.adapter.tokens(embeddings, "per picture")
+            return unet_patching.apply_identity_attention(stack.model, stack.adapter, tokens, h.STRENGTH, 0.0, 1.0)
+
+        seconds = []
+        for _ in range(s["load_runs"]):
+            patched, elapsed = h.timed(apply)
+            seconds.append(elapsed)
+        applies.append({"identities": people, "apply_seconds": seconds, "kv_bytes": h.patch_bytes(patched)})
+        log.info("%d identities: apply %.2f s, K/V %.1f MiB", people, fmean(seconds), applies[-1]["kv_bytes"] / 2**20)
+    size, batch = s["size"], s["identity_batch"]
+    one = stack.adapter.tokens(h.identity_embeddings(stack, 1), "average")
+    each = stack.adapter.tokens(h.identity_embeddings(stack, batch), "per picture")
+    setups = {
+        "one": h.configure_identities(stack, one, size, size),
+        "each": h.configure_identities(stack, each, size, size),
+    }
+    stack.drop_adapter()
+    for setup in setups.values():
+        h.sample(setup, size, size, batch, 2)
+    rounds = {name: [] for name in setups}
+    for number in range(s["identity_runs"]):
+        for name, setup in setups.items():
+            rounds[name].append(h.step_seconds(setup, size, size, batch, s["steps"]))
+        log.info("identities round %d: %s", number + 1, {k: round(fmean(v[-1]["wall"]), 2) for k, v in rounds.items()})
+    return {"applies": applies, "batch": batch, "rounds": rounds}
+
+
+PHASES = {
+    "steps": steps_phase,
+    "memory": memory_phase,
+    "scaling": scaling_phase,
+    "faces": faces_phase,
+    "identities": identities_phase,
+}
 
 
 def main() -> None:

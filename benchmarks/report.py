@@ -531,6 +531,52 @@ def scaling_section(s: dict, results: dict) -> list[str]:
     return lines
 
 
+def identities_section(s: dict, results: dict) -> list[str]:
+    """Several identities in one batch: apply time and K/V size per number of identities, and a batch's step time
+    with one identity per picture against one identity for all."""
+    found = results.get("identities")
+    if found is None:
+        return []
+    one_kv = next(a["kv_bytes"] for a in found["applies"] if a["identities"] == 1)
+    apply_rows = [
+        [
+            str(a["identities"]),
+            spread(a["apply_seconds"]),
+            mib(a["kv_bytes"]),
+            f"{a['kv_bytes'] / one_kv:.2f}",
+        ]
+        for a in found["applies"]
+    ]
+    means = {name: [fmean(run["wall"]) for run in runs] for name, runs in found["rounds"].items()}
+    batch, size = found["batch"], s["size"]
+    ratios = [e / o for e, o in zip(means["each"], means["one"], strict=True)]
+    step_rows = [
+        [f"{batch} pictures, one identity for all", spread(means["one"]), ""],
+        [
+            f"{batch} pictures, one identity per picture ('per picture')",
+            spread(means["each"]),
+            f"{statistics.median(ratios):.3f} ({min(ratios):.3f}–{max(ratios):.3f})",
+        ],
+    ]
+    return [
+        "",
+        "## 6. Several identities in one batch",
+        "",
+        "For N identities ('per picture': one per picture of a batch), the time of one apply (the identity tokens, the "
+        f"identity K/V of every layer, the patch; {len(found['applies'][0]['apply_seconds'])} applies each) and the "
+        "K/V it hands to the model manager: the N conditional rows and the unconditional row they share, so N "
+        "identities hold (N + 1) / 2 times one identity's K/V and nothing else grows with N.",
+        "",
+        *table(["Identities", "apply s", "identity K/V", "× one identity's"], apply_rows),
+        "",
+        f"Step time of a batch of {batch} at {size}², full InstantID, the two configurations interleaved round by round "
+        f"({len(ratios)} rounds, each a sample of {s['steps']} steps whose first is not timed): a different identity "
+        "per picture costs the per-picture K/V rows and IdentityNet contexts, not another sampling run.",
+        "",
+        *table(["Configuration", "wall s/step", "per picture / one (per round)"], step_rows),
+    ]
+
+
 def share_verdicts(results: dict) -> list[list[str]]:
     """Target rows of the patch's share at each size of SHARE_TARGETS the scaling measured (batch 1)."""
     rows = []
@@ -573,6 +619,7 @@ def render(env: dict, settings: dict, results: dict, command: str) -> str:
         memory_section(settings, env, results),
         face_section(settings, results),
         scaling_section(settings, results),
+        identities_section(settings, results),
         targets_section(settings, results),
     )
     return "\n".join(line for section in sections for line in section) + "\n"

@@ -1,4 +1,4 @@
-"""`make bench`: InstantID's step time, synchronisations, memory, face analysis and scaling, into RESULTS.md.
+"""`make bench`: InstantID's step time, synchronisations, memory, face analysis, scaling and batch identities.
 
 Measured on the full-size stand-in models (scripts/make_standins.py), in-process on the provisioned ComfyUI.
 
@@ -99,6 +99,7 @@ def measure_all(settings: dict) -> dict:
         "memory": {config: run_phase("memory", settings | {"config": config}) for config in h.CONFIGS},
         "scaling": run_phase("scaling", settings),
         "faces": run_phase("faces", settings),
+        "identities": run_phase("identities", settings),
     }
 
 
