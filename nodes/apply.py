@@ -16,6 +16,7 @@ from .io_types import (
     CATEGORY,
     FACEANALYSIS,
     INSTANTID,
+    INSTANTID_FACE,
     PercentRangeNode,
     adapter_weight_input,
     face_choice_inputs,
@@ -70,6 +71,22 @@ class InstantIDInputs:
     negative: list
     image_kps: object = None
     mask: object = None
+    face: object = None  # analysed faces (INSTANTID_FACE) in place of `image`
+
+
+def reference_faces(inputs: InstantIDInputs, settings: InstantIDSettings, policy: str, hint: str, node: str):
+    """The reference faces: the `face` input as it is, or the analysis of the `image` photos; exactly one of the two
+    must be connected."""
+    if (inputs.image is None) == (inputs.face is None):
+        raise InstantIDError(
+            f"{node}: connect the reference photos to 'image', or faces already analysed (InstantID Face Analysis, "
+            "Load Face or Join Faces) to 'face': one of the two."
+        )
+    if inputs.face is not None:
+        return inputs.face
+    return inputs.face_models.analyze(
+        to_uint8_rgb(inputs.image), settings.face_choice, settings.face_index, policy, no_face_hint=hint
+    )
 
 
 def apply_instantid(inputs: InstantIDInputs, settings: InstantIDSettings, node: str = "the InstantID node"):
@@ -82,9 +99,7 @@ def apply_instantid(inputs: InstantIDInputs, settings: InstantIDSettings, node: 
     controlnet.check_identitynet(inputs.control_net)
     policy = SKIP if settings.no_face == PASS_THROUGH else ERROR
     hint = "" if settings.no_face is None else PASS_THROUGH_HINT
-    faces = inputs.face_models.analyze(
-        to_uint8_rgb(inputs.image), settings.face_choice, settings.face_index, policy, no_face_hint=hint
-    )
+    faces = reference_faces(inputs, settings, policy, hint, node)
     pose = (
         faces
         if inputs.image_kps is None
@@ -153,14 +168,20 @@ def pose_results(pose, inputs: InstantIDInputs, settings: InstantIDSettings) -> 
     return list(pose.results)
 
 
-def graph_inputs(face_input: str = "face_analysis") -> list:
+def graph_inputs(face_input: str = "face_analysis", faces_instead: bool = False) -> list:
     """The inputs the all-in-one nodes (and their ComfyUI_InstantID aliases) take from the graph, in that order;
-    face_input names the face models' input."""
+    face_input names the face models' input; with `faces_instead` the photos may give way to analysed faces
+    (`faces_input`)."""
     return [
         INSTANTID.Input("instantid", tooltip="The InstantID adapter, from 'Load InstantID Adapter'."),
         FACEANALYSIS.Input(face_input, tooltip="The face models, from 'Load InstantID Face Analysis'."),
         identitynet_input(),
-        io.Image.Input("image", tooltip="One or more reference photos of the person."),
+        io.Image.Input(
+            "image",
+            optional=faces_instead,
+            tooltip="One or more reference photos of the person"
+            + (" (or connect analysed faces to 'face' instead)." if faces_instead else "."),
+        ),
         io.Model.Input("model", tooltip="An SDXL model."),
         io.Conditioning.Input("positive", tooltip="Positive conditioning (the prompt)."),
         io.Conditioning.Input("negative", tooltip="Negative conditioning."),
@@ -208,6 +229,16 @@ def optional_inputs() -> list:
     ]
 
 
+def faces_input() -> INSTANTID_FACE.Input:
+    """Analysed faces in place of the reference photos."""
+    return INSTANTID_FACE.Input(
+        "face",
+        optional=True,
+        tooltip="Faces already analysed, in place of 'image': from 'InstantID Face Analysis', 'InstantID Load Face' "
+        "or 'InstantID Join Faces' (with combine_embeds 'per picture', picture i gets face i).",
+    )
+
+
 OUTPUTS = [
     io.Model.Output(display_name="MODEL", tooltip="The model with the identity attention, for the KSampler."),
     io.Conditioning.Output(
@@ -246,7 +277,7 @@ class InstantIDApply(AllInOneNode):
             "reference pipeline, the keypoints are drawn at the size being generated and, with face_region (on by "
             "default), the identity acts inside the face's box while the prompt sets the rest.",
             inputs=[
-                *graph_inputs(),
+                *graph_inputs(faces_instead=True),
                 io.Float.Input(
                     "weight",
                     default=0.8,
@@ -259,6 +290,7 @@ class InstantIDApply(AllInOneNode):
                 _no_face_input(),
                 _face_region_input(),
                 *optional_inputs(),
+                faces_input(),
             ],
             outputs=list(OUTPUTS),
         )
@@ -269,7 +301,6 @@ class InstantIDApply(AllInOneNode):
         instantid,
         face_analysis,
         control_net,
-        image,
         model,
         positive,
         negative,
@@ -277,13 +308,15 @@ class InstantIDApply(AllInOneNode):
         start_percent,
         end_percent,
         no_face,
+        image=None,
         face_region=True,
         image_kps=None,
         mask=None,
+        face=None,
     ) -> io.NodeOutput:
         """Apply InstantID."""
         inputs = InstantIDInputs(
-            face_analysis, instantid, control_net, image, model, positive, negative, image_kps, mask
+            face_analysis, instantid, control_net, image, model, positive, negative, image_kps, mask, face
         )
         settings = InstantIDSettings(
             adapter_weight=weight,
@@ -311,7 +344,7 @@ class InstantIDApplyAdvanced(AllInOneNode):
             "InstantID's reference pipeline, the keypoints are drawn at the size being generated and, with "
             "face_region (on by default), the identity acts inside the face's box while the prompt sets the rest.",
             inputs=[
-                *graph_inputs(),
+                *graph_inputs(faces_instead=True),
                 adapter_weight_input("adapter_weight", "Strength of the identity attention in the UNet (likeness)."),
                 identitynet_strength_input("identitynet_strength", "Strength of IdentityNet (face shape and pose)."),
                 *percent_inputs("InstantID"),
@@ -321,6 +354,7 @@ class InstantIDApplyAdvanced(AllInOneNode):
                 _no_face_input(),
                 _face_region_input(),
                 *optional_inputs(),
+                faces_input(),
             ],
             outputs=list(OUTPUTS),
         )
@@ -331,7 +365,6 @@ class InstantIDApplyAdvanced(AllInOneNode):
         instantid,
         face_analysis,
         control_net,
-        image,
         model,
         positive,
         negative,
@@ -345,13 +378,15 @@ class InstantIDApplyAdvanced(AllInOneNode):
         face_choice,
         face_index,
         no_face,
+        image=None,
         face_region=True,
         image_kps=None,
         mask=None,
+        face=None,
     ) -> io.NodeOutput:
         """Apply InstantID."""
         inputs = InstantIDInputs(
-            face_analysis, instantid, control_net, image, model, positive, negative, image_kps, mask
+            face_analysis, instantid, control_net, image, model, positive, negative, image_kps, mask, face
         )
         settings = InstantIDSettings(
             adapter_weight=adapter_weight,

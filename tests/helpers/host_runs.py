@@ -100,8 +100,9 @@ class HintSeen(Exception):
     """Raised by the ControlNet spy once it has the hint: nothing else of the sampling step needs to run."""
 
 
-def hint_received(model, positive, negative, size: tuple[int, int]) -> torch.Tensor:
-    """The hint IdentityNet's control model is called with when sampling a width×height picture."""
+def hint_received(model, positive, negative, size: tuple[int, int], pictures: int = 1) -> torch.Tensor:
+    """The hint IdentityNet's control model is called with when sampling a batch of `pictures` width×height
+    pictures."""
     control = positive[0][1]["control"]
     seen = []
 
@@ -111,7 +112,7 @@ def hint_received(model, positive, negative, size: tuple[int, int]) -> torch.Ten
 
     with pytest.MonkeyPatch.context() as patch, pytest.raises(HintSeen):
         patch.setattr(type(control.control_model), "forward", spy)
-        denoise(model, positive, negative, latent=(1, 4, size[1] // 8, size[0] // 8))
+        denoise(model, positive, negative, latent=(pictures, 4, size[1] // 8, size[0] // 8))
     return seen[0]
 
 

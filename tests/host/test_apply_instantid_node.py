@@ -33,7 +33,7 @@ def run(comfy_host, face_pack, adapter, photo, no_face="error", image_kps=None, 
     }
     node = comfy_host.node(node_id)
     result = node.execute(
-        adapter, face_pack, tiny_controlnet(seed=4), photo, *inputs, *settings[node_id], image_kps=image_kps
+        adapter, face_pack, tiny_controlnet(seed=4), *inputs, *settings[node_id], image=photo, image_kps=image_kps
     ).result
     return result, inputs
 

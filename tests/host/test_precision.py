@@ -28,10 +28,12 @@ def run(comfy_host, adapter, face_pack, standins, storage, compute):
     """Apply InstantID to the tiny models in this precision and denoise one step; the latent and the patch's K/V."""
     model = tiny_sdxl(seed=0, dtype=storage, manual_cast=compute)
     control_net = tiny_controlnet(seed=4, dtype=storage, manual_cast=compute)
-    graph = (adapter, face_pack, control_net, face_photo(standins), model)
+    graph = (adapter, face_pack, control_net, model)
     conditioning = (sdxl_conditioning(1), sdxl_conditioning(2))
     patched, positive, negative = (
-        comfy_host.node("InstantIDApply").execute(*graph, *conditioning, 0.8, 0.0, 1.0, "error").result
+        comfy_host.node("InstantIDApply")
+        .execute(*graph, *conditioning, 0.8, 0.0, 1.0, "error", image=face_photo(standins))
+        .result
     )
     (patch, *_) = patched.model_options["transformer_options"]["patches_replace"]["attn2"].values()
     latent = denoise(patched, positive, negative, latent=LATENT)

@@ -48,9 +48,12 @@ def apply_node(comfy_host, node_id: str, adapter, face_pack, reference: torch.Te
     """(model, positive, negative) from an all-in-one node (or its ComfyUI_InstantID alias) on tiny models, weight
     0.8 over the whole schedule; `options` are the node's optional inputs (e.g. face_region)."""
     settings = {"InstantIDApply": (0.8, 0.0, 1.0, "error"), "ApplyInstantID": (0.8, 0.0, 1.0)}[node_id]
-    graph = (adapter, face_pack, tiny_controlnet(seed=4), reference, tiny_sdxl())
     conditioning = (sdxl_conditioning(1), sdxl_conditioning(2))
-    return comfy_host.node(node_id).execute(*graph, *conditioning, *settings, **options).result
+    if node_id == "ApplyInstantID":  # ComfyUI_InstantID's order: the photo among the graph inputs
+        graph = (adapter, face_pack, tiny_controlnet(seed=4), reference, tiny_sdxl())
+        return comfy_host.node(node_id).execute(*graph, *conditioning, *settings, **options).result
+    graph = (adapter, face_pack, tiny_controlnet(seed=4), tiny_sdxl())
+    return comfy_host.node(node_id).execute(*graph, *conditioning, *settings, image=reference, **options).result
 
 
 @pytest.mark.parametrize("photo_size", PHOTOS)

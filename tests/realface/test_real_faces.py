@@ -163,12 +163,12 @@ def test_the_all_in_one_node_passes_a_photo_without_a_face_through_when_asked(co
     model, positive, negative = tiny_sdxl(), sdxl_conditioning(1), sdxl_conditioning(2)
     no_face = torch.from_numpy(photo(real, "mask_white.jpg")).float().unsqueeze(0) / 255
     node = comfy_host.node("InstantIDApply")
-    graph = (adapter, face_models, tiny_controlnet(seed=4), no_face, model, positive, negative, 0.8, 0.0, 1.0)
+    graph = (adapter, face_models, tiny_controlnet(seed=4), model, positive, negative, 0.8, 0.0, 1.0)
 
-    assert node.execute(*graph, "pass through").result == (model, positive, negative)
+    assert node.execute(*graph, "pass through", image=no_face).result == (model, positive, negative)
     errors = comfy_host.pack_module("instantid_core.errors")
     with pytest.raises(errors.InstantIDError, match="no face found"):
-        node.execute(*graph, "error")
+        node.execute(*graph, "error", image=no_face)
 
 
 def test_turning_off_the_reference_resize_still_finds_every_face_of_the_six_people_photo(models, real):
