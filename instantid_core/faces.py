@@ -259,8 +259,8 @@ def choose_face(faces: Sequence[DetectedFace], mode: str, index: int) -> int:
 
 def combine_embeddings(embeddings, method: str, weights: Sequence[float] | None = None):
     """Combine (N, D) raw embeddings into (1, D) ('average', 'norm average'), keep all N rows ('concat', 'per
-    picture') or stack them as one sample of N inputs, (1, N, D) ('joint'). `weights` (one per row, default equal) make the averages
-    weighted: a photo of weight 2 counts as two photos of weight 1.
+    picture') or stack them as one sample of N inputs, (1, N, D) ('joint'). `weights` (one per row, default equal)
+    make the averages weighted: a photo of weight 2 counts as two photos of weight 1.
 
     'average' is the mean of the raw embeddings; 'norm average' averages the L2-normalised embeddings and rescales
     the direction to the mean raw norm; 'concat' returns the N rows unchanged (each becomes its own tokens, all
