@@ -10,7 +10,7 @@ from comfy_api.latest import io
 from ..instantid_core.attention import WEIGHT_TYPES
 from ..instantid_core.errors import InstantIDError
 from ..instantid_core.face_analysis import PROVIDERS, FaceModels
-from ..instantid_core.faces import COMBINE_METHODS
+from ..instantid_core.faces import COMBINE_METHODS, PER_PICTURE
 from ..instantid_core.identity import InstantIDAdapter
 from ..instantid_core.images import to_image_batch, to_uint8_rgb
 from ..instantid_core.keypoints import KeypointLayout, draw_layouts, layouts_of, with_layouts
@@ -25,8 +25,9 @@ COMPAT_PROVIDERS = ("CPU", "CUDA", "ROCM", "CoreML")
 PROVIDER_NAMES = {name: {ours.casefold(): ours for ours in PROVIDERS}[name.casefold()] for name in COMPAT_PROVIDERS}
 """ComfyUI_InstantID's provider options -> the core's PROVIDERS of the same name in any case (one missing fails the
 import)."""
-COMBINE_OPTIONS = tuple(method for method in COMBINE_METHODS if method != "joint")
-"""ComfyUI_InstantID's combine_embeds options: the core's COMBINE_METHODS but this pack's own 'joint'."""
+COMBINE_OPTIONS = tuple(method for method in COMBINE_METHODS if method not in ("joint", PER_PICTURE))
+"""ComfyUI_InstantID's combine_embeds options: the core's COMBINE_METHODS but this pack's own 'joint' and 'per
+picture'."""
 COMPAT_NOISE = 0.35
 """ComfyUI_InstantID's Apply InstantID perturbs the negative identity by this much (not exposed as a widget)."""
 FACE_PACK = "antelopev2"
