@@ -77,13 +77,14 @@ class IdentityNetControl(comfy.controlnet.ControlNet):
         when the hint changes, the hint ComfyUI prepared from the previous one is dropped: `cond_hint`, and the
         prepared hints newer ComfyUI keeps per latent size in `cond_hints`."""
         if self.keypoints is None and (pictures is None or self.given_hint.shape[0] == 1):
-            return
-        key = (height, width, pictures)
-        hint = self.hints.get(key)
-        if hint is None:
-            if len(self.hints) >= MAX_HINTS:
-                self.hints.pop(next(iter(self.hints)))
-            hint = self.hints[key] = self._hint(width, height, pictures)
+            hint = self.given_hint  # also after a window's pictures of it, in an earlier sampling
+        else:
+            key = (height, width, pictures)
+            hint = self.hints.get(key)
+            if hint is None:
+                if len(self.hints) >= MAX_HINTS:
+                    self.hints.pop(next(iter(self.hints)))
+                hint = self.hints[key] = self._hint(width, height, pictures)
         if self.cond_hint_original is not hint:
             self.cond_hint_original = hint
             self.cond_hint = None

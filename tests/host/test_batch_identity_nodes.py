@@ -116,3 +116,17 @@ def test_identitynet_draws_each_pictures_keypoints_at_the_generation_size(comfy_
     assert hint.shape[0] == 4 and not torch.equal(drawn[0], drawn[1])
     for row, picture in zip(hint, (0, 1, 0, 1), strict=True):  # the cond half, then the uncond half
         assert torch.equal(row, drawn[picture])
+
+
+def test_a_windows_pictures_of_a_given_hint_do_not_outlive_the_window(pack, adapter):
+    hint = torch.rand(2, 64, 64, 3)
+    tokens = adapter.tokens(make_faces(pack, (1, 2)).embeddings(), "per picture")
+    positive, _ = pack.controlnet.apply_identitynet(
+        sdxl_conditioning(1), sdxl_conditioning(2), tiny_controlnet(seed=4), tokens, hint, 0.9, 0.0, 1.0
+    )
+    net = positive[0][1]["control"]
+
+    net.use_hint(64, 64, (1,))  # a context window holding picture 1
+    assert torch.equal(net.cond_hint_original, hint.movedim(-1, 1)[1:2])
+    net.use_hint(64, 64, None)  # a later sampling of the whole batch
+    assert torch.equal(net.cond_hint_original, hint.movedim(-1, 1))
