@@ -12,6 +12,7 @@ per model call (`SigmaGate.state`), the region resized once per layer size (`Reg
 computed by head and added through a view of the output, so no layer-sized tensor is reshaped.
 """
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ def by_head(t: torch.Tensor, heads: int) -> torch.Tensor:
     return t.view(b, tokens, heads, width // heads).transpose(1, 2)
 
 
+@functools.lru_cache(maxsize=64)
 def identity_rows(
     chunks: tuple[int, ...],
     images: int,
@@ -60,7 +62,7 @@ def identity_rows(
     1 an unconditional one); in a conditional half picture j takes identity j (all take identity 0 when there is
     one), in an unconditional half every image takes row N. `pictures` are the batch indices of the call's images
     where ComfyUI runs the batch in windows (None: 0..images-1). An error naming `owner` when N identities meet a
-    batch of another size."""
+    batch of another size. Kept per layout: every layer of a model call asks the same question."""
     if identities == 1:
         own = (0,) * images
     else:

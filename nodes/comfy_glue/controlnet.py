@@ -108,7 +108,7 @@ class IdentityNetControl(comfy.controlnet.ControlNet):
         self.use_hint(x_noisy.shape[-1] * self.compression_ratio, x_noisy.shape[-2] * self.compression_ratio, pictures)
         previous = self.previous_controlnet
         control_prev = previous.get_control(x_noisy, t, cond, batched_number, transformer_options) if previous else None
-        chunks = transformer_options["cond_or_uncond"]
+        chunks = tuple(transformer_options["cond_or_uncond"])
         rows = x_noisy.shape[0] // len(chunks)
         identities = self.identity_tokens.shape[0] - 1
         context = self.identity_tokens[list(identity_rows(chunks, rows, identities, pictures, self.owner))]
