@@ -196,7 +196,8 @@ MIN_ROW = 3
 
 
 def sort_reading_order(faces: Sequence[DetectedFace]) -> tuple[DetectedFace, ...]:
-    """Faces numbered as a person would number them: rows top to bottom, each row left to right.
+    """Faces numbered as a person would number them: rows top to bottom, each row left to right. Only their face
+    boxes (`bbox`) count, so a body pose's faces are numbered the same way.
 
     A group whose heads stand at different heights is one row (read left to right); rows are told apart only where
     the box centres leave a clear vertical gap (ROW_GAP face heights) with at least MIN_ROW faces on each side, or

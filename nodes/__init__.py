@@ -16,6 +16,7 @@ from .keypoint_editor import InstantIDKeypointsEditor
 from .keypoints import InstantIDKeypoints, InstantIDTransformKeypoints
 from .loaders import InstantIDLoadAdapter, InstantIDLoadFaceAnalysis
 from .people import InstantIDApplyPeople
+from .pose import InstantIDAngleSheet, InstantIDKeypointsFromPose, InstantIDPoseFromJSON
 from .saved_faces import InstantIDLoadFace, InstantIDSaveFace
 from .similarity import InstantIDFaceSimilarity
 
@@ -27,6 +28,9 @@ NODE_CLASSES: list[type[io.ComfyNode]] = [
     InstantIDKeypoints,
     InstantIDKeypointsEditor,
     InstantIDTransformKeypoints,
+    InstantIDKeypointsFromPose,
+    InstantIDPoseFromJSON,
+    InstantIDAngleSheet,
     InstantIDApplyIdentityNet,
     InstantIDPatchAttention,
     InstantIDApply,

@@ -17,6 +17,9 @@ INSTANTID_FACE = io.Custom("INSTANTID_FACE")
 """What face analysis found: per reference image the faces, keypoints, boxes, embeddings and the chosen face."""
 INSTANTID_KEYPOINTS = io.Custom("INSTANTID_KEYPOINTS")
 """Placed face keypoints (one layout per picture) and their frame: from the keypoint nodes to transforms."""
+POSE_KEYPOINT = io.Custom("POSE_KEYPOINT")
+"""People's body poses (OpenPose's JSON layout, one entry per picture), as comfyui_controlnet_aux's pose estimators
+give them."""
 INSTANTID_STITCH = io.Custom("INSTANTID_STITCH")
 """How 'InstantID Face Crop' took its crop from the photo: what 'InstantID Face Paste' needs to put it back."""
 
