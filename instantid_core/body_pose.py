@@ -17,7 +17,9 @@ all lie within 0..1 is read as fractions. A person's right eye is the left one a
 insightface's first keypoint.
 
 Each face takes its eyes from the face points (the pupils, else each eye's six contour points' mean), else from the
-body; its nose tip likewise; its mouth corners from the face points, else from the mean head (head_model).
+body; its nose tip likewise; its mouth corners from the face points, else from the mean head (head_model), whose
+turn, nod, roll and size the eyes and nose fix. The ears are not used: given the eyes and nose they add nothing the
+mean head could use, and estimators often miss them under hair.
 """
 
 from __future__ import annotations
