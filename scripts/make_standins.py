@@ -5,13 +5,16 @@
     $INSTANTID_CACHE/standins/models/checkpoints/sd_xl_base_1.0.safetensors and sdxl/AlbedoBaseXL.safetensors:
                                              links to it, under the names the example and compat workflows load
     $INSTANTID_CACHE/standins/models/controlnet/instantid/diffusion_pytorch_model.safetensors   IdentityNet (~2.5 GB)
+    $INSTANTID_CACHE/standins/models/controlnet/OpenPoseXL2.safetensors   a link to it: the body-pose workflow's
+                                             OpenPose SDXL ControlNet (a full SDXL ControlNet, IdentityNet's format)
     $INSTANTID_CACHE/standins/models/controlnet/diffusers_xl_canny_mid.safetensors   "mid" SDXL canny ControlNet,
                                              its own weights (~0.55 GB, fp16): the canny workflow's second ControlNet
     $INSTANTID_CACHE/standins/models/instantid/ip-adapter.bin                    InstantID adapter (~1.7 GB, fp32)
     $INSTANTID_CACHE/standins/models/insightface/models/antelopev2/*.onnx         face pack (small ONNX graphs)
     $INSTANTID_CACHE/standins/models/instantid/faces/person_1..4.safetensors   four saved faces (random
                                              embeddings; written on every run, a few KB)
-    $INSTANTID_CACHE/standins/input/*.png, *.jpg                                 stand-in photos with stand-in faces
+    $INSTANTID_CACHE/standins/input/*.png, *.jpg                                 stand-in photos with stand-in faces,
+                                             and the body-pose workflow's skeleton picture (written on every run)
 
 Every file has the real format and random weights: it is a stand-in, never a real model. A `COMPLETE` marker holding the
 generator version is written last; a run with a complete, current cache does nothing. `--force` rebuilds.
@@ -32,6 +35,7 @@ from scripts.harness.paths import (
     ADAPTER,
     CHECKPOINT,
     CHECKPOINT_ALIASES,
+    CONTROLNET_ALIASES,
     FACE_PACK,
     IDENTITYNET,
     MID_CONTROLNET,
@@ -39,6 +43,7 @@ from scripts.harness.paths import (
     STANDINS,
 )
 from scripts.standins.adapter import write_ip_adapter
+from scripts.standins.body_pose import write_skeleton_picture
 from scripts.standins.face_pack import write_face_pack
 from scripts.standins.identitynet import write_identitynet
 from scripts.standins.images import write_input_images
@@ -74,11 +79,12 @@ def _write_face_pack(target: Path) -> None:
 
 def link_aliases(models: Path) -> None:
     """Link the file names the example and compat workflows load to the stand-ins (cheap: done on every run)."""
-    for alias in CHECKPOINT_ALIASES:
-        link = models / alias
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.unlink(missing_ok=True)
-        link.symlink_to(os.path.relpath(models / CHECKPOINT, link.parent))
+    for aliases, target in ((CHECKPOINT_ALIASES, CHECKPOINT), (CONTROLNET_ALIASES, IDENTITYNET)):
+        for alias in aliases:
+            link = models / alias
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.unlink(missing_ok=True)
+            link.symlink_to(os.path.relpath(models / target, link.parent))
 
 
 def make_standins(root: Path, force: bool = False) -> dict:
@@ -88,6 +94,7 @@ def make_standins(root: Path, force: bool = False) -> dict:
         logger.info("stand-in models are already complete in %s (delete it or pass --force to rebuild)", root)
         link_aliases(root / "models")
         write_saved_faces(root / "models" / SAVED_FACES)
+        write_skeleton_picture(root / "input")
         return json.loads(marker.read_text())
     marker.unlink(missing_ok=True)
     models = root / "models"
@@ -98,6 +105,7 @@ def make_standins(root: Path, force: bool = False) -> dict:
     _write(models / ADAPTER, write_ip_adapter)
     _write_face_pack(models / FACE_PACK)
     write_input_images(root / "input")
+    write_skeleton_picture(root / "input")
     link_aliases(models)
     write_saved_faces(models / SAVED_FACES)
     summary = {

@@ -19,6 +19,9 @@ CHECKPOINT = Path("checkpoints/sdxl_standin.safetensors")
 CHECKPOINT_ALIASES = (Path("checkpoints/sd_xl_base_1.0.safetensors"), Path("checkpoints/sdxl/AlbedoBaseXL.safetensors"))
 """Links to the checkpoint under the names the example and compat workflows load."""
 IDENTITYNET = Path("controlnet/instantid/diffusion_pytorch_model.safetensors")
+CONTROLNET_ALIASES = (Path("controlnet/OpenPoseXL2.safetensors"),)
+"""Links to the IdentityNet stand-in under the names of full-size SDXL ControlNets the workflows load (an OpenPose
+SDXL ControlNet has exactly IdentityNet's format: a full diffusers SDXL ControlNet)."""
 MID_CONTROLNET = Path("controlnet/diffusers_xl_canny_mid.safetensors")
 """A "mid" SDXL ControlNet with its own weights: the canny workflow's second ControlNet."""
 ADAPTER = Path("instantid/ip-adapter.bin")

@@ -129,15 +129,16 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
 def lowered_prompt(workflow: dict, object_info: dict, size: int, steps: int, max_batch: int | None = None) -> dict:
     """The workflow as the frontend would queue it, with every empty latent at size×size (and, given `max_batch`, at
     most that many pictures a batch, unless each picture has its own identity: 'per picture' needs one picture per
-    face), every face crop `size` pixels on its long side and every KSampler at `steps` steps (for a CPU); nothing
+    face, or a link sets the batch size: an angle sheet's count of views), every face crop `size` pixels on its long side and every KSampler at `steps` steps (for a CPU); nothing
     else changes."""
     prompt = ui_to_api(workflow, object_info)
     per_picture = any(node["inputs"].get("combine_embeds") == PER_PICTURE for node in prompt.values())
     for node in prompt.values():
         if node["class_type"] == "EmptyLatentImage":
             node["inputs"] |= {"width": size, "height": size}
-            if max_batch is not None and not per_picture:
-                node["inputs"]["batch_size"] = min(node["inputs"]["batch_size"], max_batch)
+            batch = node["inputs"]["batch_size"]
+            if max_batch is not None and not per_picture and isinstance(batch, int):
+                node["inputs"]["batch_size"] = min(batch, max_batch)
         if node["class_type"] == "InstantIDFaceCrop":
             node["inputs"]["size"] = size
         if node["class_type"] == "KSampler":

@@ -40,3 +40,10 @@ def test_the_face_swap_replaces_the_largest_face_and_leaves_the_rest_of_the_phot
 
     assert changed[300:420, 670:790].mean() > 0.5  # the largest face: 240 px round (730, 360)
     assert not changed[:, :450].any()  # the other person, and everything left of them
+
+
+def test_the_angle_sheet_generates_one_picture_per_view_in_one_batch(runner):
+    pictures = runner.workflow("instantid_angle_sheet").results()
+
+    assert len(pictures) == 7  # its seven views: the sheet's count is the latent's batch size
+    assert len({picture.tobytes() for picture in pictures}) == 7

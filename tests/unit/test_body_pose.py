@@ -10,6 +10,8 @@ from instantid_core.body_pose import parse_pose_json, pose_layouts, pose_picture
 from instantid_core.errors import InstantIDError
 from instantid_core.head_model import five_points
 from instantid_core.keypoints import place_as_source
+from scripts.harness.paths import REPO
+from scripts.standins.body_pose import PICTURE, body_pose, skeleton_picture
 
 pytestmark = pytest.mark.unit
 
@@ -172,3 +174,22 @@ def test_pose_json_text_one_entry_or_a_list_and_text_that_is_not_json():
     assert parse_pose_json(json.dumps([entry, entry])) == [entry, entry]
     with pytest.raises(InstantIDError, match="not JSON"):
         parse_pose_json('{"people": [')
+
+
+def test_the_body_pose_workflow_holds_the_pose_its_skeleton_picture_is_drawn_from():
+    import json
+
+    workflow = json.loads((REPO / "workflows" / "instantid_body_pose.json").read_text())
+    (node,) = [n for n in workflow["nodes"] if n["type"] == "InstantIDPoseFromJSON"]
+
+    assert parse_pose_json(node["widgets_values"][0]) == body_pose()
+    (layout,) = pose_layouts(body_pose(), 0, False, "error")
+    assert np.array_equal(layout.kps[0][:3], [[372, 160], [408, 158], [398, 178]])  # on the skeleton's head
+
+
+def test_the_shipped_skeleton_picture_is_the_one_drawn_from_that_pose():
+    from PIL import Image
+
+    shipped = np.array(Image.open(REPO / "workflows" / "input" / PICTURE).convert("RGB"))
+
+    assert np.array_equal(shipped, skeleton_picture())

@@ -88,13 +88,14 @@ def test_an_unknown_node_type_or_a_missing_required_widget_value_is_an_error():
         ui_to_api({"nodes": [node(2, "Sampler", [1, "fixed"])], "links": []}, OBJECT_INFO)
 
 
-def test_lowering_caps_the_batch_unless_each_picture_has_its_own_identity():
+def test_lowering_caps_the_batch_unless_each_picture_has_its_own_identity_or_a_link_sets_it():
     info = OBJECT_INFO | {
         "EmptyLatentImage": {
             "input": {"required": {name: ["INT", {}] for name in ("width", "height", "batch_size")}},
             "input_order": {"required": ["width", "height", "batch_size"]},
         },
         "Patch": {"input": {"required": {"combine_embeds": [["average", "per picture"]]}}},
+        "Sheet": {"input": {"required": {}}, "output": ["INT"]},
     }
 
     def lowered(combine: str) -> dict:
@@ -103,3 +104,8 @@ def test_lowering_caps_the_batch_unless_each_picture_has_its_own_identity():
 
     assert lowered("average") == {"width": 128, "height": 128, "batch_size": 2}
     assert lowered("per picture") == {"width": 128, "height": 128, "batch_size": 4}  # one picture per face
+    linked = {
+        "nodes": [node(1, "EmptyLatentImage", [1024, 1024, 4], [("batch_size", "INT", 7)]), node(2, "Sheet")],
+        "links": [[7, 2, 0, 1, 0, "INT"]],
+    }
+    assert lowered_prompt(linked, info, 128, 1, max_batch=2)["1"]["inputs"]["batch_size"] == ["2", 0]
