@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 
-from .errors import InstantIDError
+from .errors import InstantIDError, problem_of
 from .head_model import PRESET_DECIMALS
 from .keypoint_editor import presets
 from .keypoints import KeypointLayout, PlacedKeypoints, estimated_face_box
@@ -49,11 +49,7 @@ def parse_views(text: str) -> tuple[str, ...]:
 
 def views_problem(text: str) -> str | None:
     """What is wrong with a list of views, or None."""
-    try:
-        parse_views(text)
-    except InstantIDError as e:
-        return str(e)
-    return None
+    return problem_of(parse_views, text)
 
 
 def mirrored(points: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InstantIDError
+from .errors import InstantIDError, problem_of
 from .keypoints import FULL_OPACITY, KeypointLayout, as_opacity
 
 VALUE_VERSION = 1
@@ -116,11 +116,7 @@ def parse_editor_value(text: str) -> EditorKeypoints:
 
 def editor_value_problem(text: str) -> str | None:
     """What is wrong with an editor value, or None."""
-    try:
-        parse_editor_value(text)
-    except InstantIDError as e:
-        return str(e)
-    return None
+    return problem_of(parse_editor_value, text)
 
 
 def frame_points(layout: KeypointLayout, size: tuple[int, int]) -> list[list[float]]:

@@ -4,7 +4,7 @@ from comfy_api.latest import io
 
 from ..instantid_core.angle_sheet import angle_sheet, default_views, parse_views, view_names, views_problem
 from ..instantid_core.body_pose import parse_pose_json, pose_layouts
-from ..instantid_core.errors import InstantIDError
+from ..instantid_core.errors import problem_of
 from ..instantid_core.face_analysis import NO_FACE_POLICIES
 from ..instantid_core.keypoints import PlacedKeypoints
 from .io_types import CATEGORY, POSE_KEYPOINT, frame_size_inputs, keypoint_outputs
@@ -93,13 +93,8 @@ class InstantIDPoseFromJSON(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, pose_json=None) -> bool | str:
         """ComfyUI's check of the prompt before it runs: True, or what is wrong with the JSON."""
-        if pose_json is None:
-            return True
-        try:
-            parse_pose_json(pose_json)
-        except InstantIDError as e:
-            return f"InstantID Pose from JSON: {e}"
-        return True
+        problem = problem_of(parse_pose_json, pose_json) if pose_json is not None else None
+        return f"InstantID Pose from JSON: {problem}" if problem else True
 
     @classmethod
     def execute(cls, pose_json) -> io.NodeOutput:
