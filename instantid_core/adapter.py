@@ -49,13 +49,16 @@ def load_adapter(path: str | Path) -> AdapterWeights:
     """Load and validate an InstantID adapter (.bin/.pt/.pth pickle or .safetensors, nested or flattened keys)."""
     path = Path(path)
     if not path.is_file():
-        raise InstantIDError(f"InstantID adapter not found: {path}. Download it from {OFFICIAL_SOURCE}.")
+        raise InstantIDError(
+            f"InstantID adapter not found: {path}. Download it from {OFFICIAL_SOURCE}.", "model_not_found"
+        )
     tensors = model_files.load_tensors(path)
     identity = model_files.identify_shapes({key: tuple(t.shape) for key, t in tensors.items()})
     if identity.kind not in (model_files.FileKind.INSTANTID_ADAPTER, model_files.FileKind.IP_ADAPTER_UNKNOWN):
         raise InstantIDError(
             f"{path} is not an InstantID adapter: it is {identity.description}. "
-            f"Load InstantID's own adapter, from {OFFICIAL_SOURCE}."
+            f"Load InstantID's own adapter, from {OFFICIAL_SOURCE}.",
+            "wrong_model_file",
         )
     weights = _validated(path, tensors)
     logger.info(
@@ -144,7 +147,8 @@ def _invalid(path: Path, problems: list[str]) -> InstantIDError:
     more = f" (and {len(problems) - _MAX_LISTED_PROBLEMS} more)" if len(problems) > _MAX_LISTED_PROBLEMS else ""
     return InstantIDError(
         f"{path} is not a valid InstantID adapter: {listed}{more}. The file is damaged or was altered: "
-        f"download it again from {OFFICIAL_SOURCE}."
+        f"download it again from {OFFICIAL_SOURCE}.",
+        "wrong_model_file",
     )
 
 
@@ -164,7 +168,8 @@ def compute_identity_kv(
     if tokens.ndim != 3 or tokens.shape[-1] != weights.token_dim:
         raise InstantIDError(
             f"Identity tokens of shape {tuple(tokens.shape)} do not fit this InstantID adapter, which expects "
-            f"(batch, {weights.num_tokens}, {weights.token_dim}): use tokens from this adapter's Resampler"
+            f"(batch, {weights.num_tokens}, {weights.token_dim}): use tokens from this adapter's Resampler",
+            "bad_embeddings",
         )
     out_dtype = tokens.dtype if dtype is None else dtype
     tokens32 = tokens.to(torch.float32)

@@ -40,10 +40,14 @@ def parse_views(text: str) -> tuple[str, ...]:
     names = tuple(name.strip() for name in SEPARATORS.split(text or "") if name.strip())
     known = view_names()
     if not names:
-        raise InstantIDError(f"The angle sheet lists no views: write one per line, from: {', '.join(known)}.")
+        raise InstantIDError(
+            f"The angle sheet lists no views: write one per line, from: {', '.join(known)}.", "bad_views"
+        )
     unknown = [name for name in names if name not in known]
     if unknown:
-        raise InstantIDError(f"Unknown view(s) {', '.join(map(repr, unknown))}: the views are {', '.join(known)}.")
+        raise InstantIDError(
+            f"Unknown view(s) {', '.join(map(repr, unknown))}: the views are {', '.join(known)}.", "bad_views"
+        )
     return names
 
 
@@ -64,7 +68,8 @@ def letterboxed(points, size: tuple[int, int], scale: float = 1.0) -> np.ndarray
     width, height = size
     if not (width >= 1 and height >= 1 and scale > 0):
         raise InstantIDError(
-            f"An angle sheet needs a frame of at least 1×1 and a scale above 0, got {width}×{height}, scale {scale:g}"
+            f"An angle sheet needs a frame of at least 1×1 and a scale above 0, got {width}×{height}, scale {scale:g}",
+            "bad_setting",
         )
     side = min(width, height)
     centre = np.array([width / 2, height / 2])

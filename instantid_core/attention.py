@@ -72,7 +72,8 @@ def identity_rows(
             raise InstantIDError(
                 f"{owner} has {identities} identities, one per picture ('per picture'), but the batch being generated "
                 f"has {batch}: make the latent batch {identities} pictures (its batch_size), or give one face per "
-                "picture."
+                "picture.",
+                "batch_mismatch",
             )
     return tuple(index for chunk in chunks for index in (own if chunk == 0 else (identities,) * images))
 
@@ -312,7 +313,8 @@ class RegionMask:
             raise InstantIDError(
                 f"The mask given to {self.owner}: the mask is {mask_w}×{mask_h} but the image being generated is "
                 f"{latent_hw[1] * LATENT_SCALE}×{latent_hw[0] * LATENT_SCALE}: use a mask with the image's aspect "
-                f"ratio (e.g. made at the same size as the empty latent image)."
+                f"ratio (e.g. made at the same size as the empty latent image).",
+                "mask_aspect",
             )
 
 

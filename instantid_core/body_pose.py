@@ -78,7 +78,8 @@ def pose_pictures(pose) -> list[PosePicture]:
     if not isinstance(pictures, list) or not pictures:
         raise InstantIDError(
             "The pose must be a POSE_KEYPOINT value: a list with one entry per picture, each with 'people', "
-            f"'canvas_width' and 'canvas_height' (as the DWPose and OpenPose estimators give it), got {_shown(pose)}"
+            f"'canvas_width' and 'canvas_height' (as the DWPose and OpenPose estimators give it), got {_shown(pose)}",
+            "bad_pose",
         )
     return [_picture(entry, number) for number, entry in enumerate(pictures, 1)]
 
@@ -87,7 +88,9 @@ def pose_layouts(pose, person: int, all_people: bool, on_no_face: str) -> tuple[
     """One keypoint layout per picture of the pose: the face of person `person` (reading order, from 0), or every
     face; people without eyes and nose raise (ERROR) or are left out with a warning (SKIP)."""
     if on_no_face not in NO_FACE_POLICIES:
-        raise InstantIDError(f"Unknown no-face policy {on_no_face!r}: use one of {', '.join(NO_FACE_POLICIES)}.")
+        raise InstantIDError(
+            f"Unknown no-face policy {on_no_face!r}: use one of {', '.join(NO_FACE_POLICIES)}.", "bad_setting"
+        )
     layouts = []
     for number, picture in enumerate(pose_pictures(pose), 1):
         count = len(picture.heads) + len(picture.missing)
@@ -96,12 +99,13 @@ def pose_layouts(pose, person: int, all_people: bool, on_no_face: str) -> tuple[
             if on_no_face == ERROR:
                 raise InstantIDError(
                     f"{where}, so their face cannot be placed. Use a pose where their face shows, or set no_face "
-                    "to 'skip' to leave them out."
+                    "to 'skip' to leave them out.",
+                    "bad_pose",
                 )
             logger.warning("%s: left out.", where)
         heads = picture.heads if all_people else (_chosen(picture, person, number),)
         if not heads:
-            raise InstantIDError(f"Pose picture {number}: none of its {count} people has a face to place.")
+            raise InstantIDError(f"Pose picture {number}: none of its {count} people has a face to place.", "bad_pose")
         for head in heads:
             if head.estimated_mouth:
                 logger.info(
@@ -127,7 +131,9 @@ def parse_pose_json(text: str):
     try:
         value = json.loads(text)
     except (TypeError, ValueError) as e:
-        raise InstantIDError(f"The pose is not JSON ({e}); paste the pose estimator's JSON output.") from None
+        raise InstantIDError(
+            f"The pose is not JSON ({e}); paste the pose estimator's JSON output.", "bad_pose"
+        ) from None
     pose_pictures(value)
     return value if isinstance(value, list) else [value]
 
@@ -137,7 +143,8 @@ def _chosen(picture: PosePicture, person: int, number: int) -> PoseHead:
     if not 0 <= person < len(picture.heads):
         raise InstantIDError(
             f"Pose picture {number} has {len(picture.heads)} people with a face (0 to {len(picture.heads) - 1} in "
-            f"reading order), so there is no person {person}."
+            f"reading order), so there is no person {person}.",
+            "index_out_of_range",
         )
     return picture.heads[person]
 
@@ -146,17 +153,23 @@ def _picture(entry, number: int) -> PosePicture:
     """One picture's entry, checked and read."""
     where = f"Pose picture {number}"
     if not isinstance(entry, dict):
-        raise InstantIDError(f"{where} must be an object with 'people' and the canvas size, got {_shown(entry)}")
+        raise InstantIDError(
+            f"{where} must be an object with 'people' and the canvas size, got {_shown(entry)}", "bad_pose"
+        )
     if "animals" in entry and "people" not in entry:
-        raise InstantIDError(f"{where} is an animal pose: this node reads people's poses (DWPose or OpenPose).")
+        raise InstantIDError(
+            f"{where} is an animal pose: this node reads people's poses (DWPose or OpenPose).", "bad_pose"
+        )
     size = tuple(entry.get(key) for key in ("canvas_width", "canvas_height"))
     if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in size):
-        raise InstantIDError(f"{where}: canvas_width and canvas_height must be whole numbers of pixels, got {size}")
+        raise InstantIDError(
+            f"{where}: canvas_width and canvas_height must be whole numbers of pixels, got {size}", "bad_pose"
+        )
     people = entry.get("people")
     if not isinstance(people, list):
-        raise InstantIDError(f"{where}: 'people' must be a list of people, got {_shown(people)}")
+        raise InstantIDError(f"{where}: 'people' must be a list of people, got {_shown(people)}", "bad_pose")
     if not people:
-        raise InstantIDError(f"{where} has no people: the pose estimator found nobody in that picture.")
+        raise InstantIDError(f"{where} has no people: the pose estimator found nobody in that picture.", "bad_pose")
     points = [_person_points(person, f"{where}, person {index + 1}") for index, person in enumerate(people)]
     scale = np.array(size, dtype=np.float64) if _as_fractions(points) else np.ones(2)
     heads, missing = [], []
@@ -172,7 +185,7 @@ def _picture(entry, number: int) -> PosePicture:
 def _person_points(person, where: str) -> tuple[np.ndarray, np.ndarray | None]:
     """A person's body points (18, 3) and face points (68 or 70, 3; None without a face estimate)."""
     if not isinstance(person, dict):
-        raise InstantIDError(f"{where} must be an object with 'pose_keypoints_2d', got {_shown(person)}")
+        raise InstantIDError(f"{where} must be an object with 'pose_keypoints_2d', got {_shown(person)}", "bad_pose")
     body = _points(person.get("pose_keypoints_2d"), (BODY_POINTS,), f"{where}: pose_keypoints_2d")
     face = person.get("face_keypoints_2d")
     return body, (_points(face, FACE_POINTS, f"{where}: face_keypoints_2d") if face else None)
@@ -185,10 +198,10 @@ def _points(values, counts: tuple[int, ...], where: str) -> np.ndarray:
     expected = " or ".join(f"{3 * n} numbers ({n} points of x, y, confidence)" for n in counts)
     if not isinstance(values, list) or len(values) not in [3 * n for n in counts]:
         length = len(values) if isinstance(values, list) else _shown(values)
-        raise InstantIDError(f"{where} must be {expected}, got {length}")
+        raise InstantIDError(f"{where} must be {expected}, got {length}", "bad_pose")
     bad = next((i for i, v in enumerate(values) if not _finite_number(v)), None)
     if bad is not None:
-        raise InstantIDError(f"{where}: point {bad // 3} has {_shown(values[bad])}, not a finite number")
+        raise InstantIDError(f"{where}: point {bad // 3} has {_shown(values[bad])}, not a finite number", "bad_pose")
     return np.asarray(values, dtype=np.float64).reshape(-1, 3)
 
 

@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 from types import ModuleType
 
-from .errors import InstantIDError
+from .errors import KINDS
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,8 @@ DEPENDENCIES = (
 _BY_MODULE = {dependency.module: dependency for dependency in DEPENDENCIES}
 
 
-class MissingDependency(InstantIDError):
-    """A dependency that cannot be imported."""
+MissingDependency = KINDS["missing_dependency"]
+"""The error of a dependency that cannot be imported (code missing_dependency)."""
 
 
 def install_command(distribution: str) -> str:

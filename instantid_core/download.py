@@ -97,7 +97,8 @@ def download(model: ModelDownload, destination: Path, progress: Progress | None 
         raise InstantIDError(
             f"{model.name}: {destination} exists but is not the published file (size {destination.stat().st_size:,} "
             f"bytes; the published one is {model.size:,} bytes, sha256 {model.sha256}). Nothing was downloaded: move "
-            "it away (InstantID Doctor says what it is) and run the download again."
+            "it away (InstantID Doctor says what it is) and run the download again.",
+            "file_exists",
         )
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = partial_path(destination)
@@ -121,7 +122,8 @@ def download(model: ModelDownload, destination: Path, progress: Progress | None 
         raise InstantIDError(
             f"{model.name}: the download from {model.url} is not the published file (got {done:,} bytes, sha256 "
             f"{digest.hexdigest()}; published: {model.size:,} bytes, sha256 {model.sha256}). It was deleted; run "
-            "the download again, and if it fails the same way, the file on the server has changed."
+            "the download again, and if it fails the same way, the file on the server has changed.",
+            "download_failed",
         )
     os.replace(partial, destination)
     logger.info("%s: downloaded and verified, %s", model.name, destination)
@@ -148,7 +150,8 @@ def _fetch(model: ModelDownload, partial: Path, done: int, digest, progress: Pro
         raise InstantIDError(
             f"{model.name}: {model.url} answered HTTP {e.code} ({e.reason}), so nothing was downloaded: the file may "
             f"have moved. Put it into ComfyUI's models/{model.folder}/{model.relative} by hand (published size "
-            f"{model.size:,} bytes, sha256 {model.sha256})."
+            f"{model.size:,} bytes, sha256 {model.sha256}).",
+            "download_failed",
         ) from e
     except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
         raise _stopped(model, partial, f"{type(e).__name__}: {e}") from e
@@ -161,5 +164,6 @@ def _stopped(model: ModelDownload, partial: Path, why: str) -> InstantIDError:
     kept = f"The part is kept as {partial}: run" if have else "Run"
     return InstantIDError(
         f"{model.name}: the download from {model.url} stopped at {have:,} of {model.size:,} bytes ({why}). {kept} "
-        "the download again to resume it."
+        "the download again to resume it.",
+        "download_failed",
     )

@@ -64,7 +64,9 @@ NO_FACE_COLOUR = (230, 40, 40)
 def resolve_providers(requested: str, available: Sequence[str]) -> tuple[list[str], str | None]:
     """onnxruntime providers for a choice ('auto': the best available), CPU last; and a warning if it fell back."""
     if requested not in PROVIDERS:
-        raise InstantIDError(f"Unknown execution provider {requested!r}: use one of {', '.join(PROVIDERS)}.")
+        raise InstantIDError(
+            f"Unknown execution provider {requested!r}: use one of {', '.join(PROVIDERS)}.", "bad_setting"
+        )
     cpu = ORT_PROVIDERS["CPU"]
     if requested == "auto":
         requested = next((name for name in PROVIDERS[1:] if ORT_PROVIDERS[name] in available), "CPU")
@@ -84,7 +86,9 @@ def as_rgb_uint8(picture: np.ndarray) -> np.ndarray:
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or array.shape[2] not in (1, 3, 4) or 0 in array.shape:
-        raise InstantIDError(f"Expected a picture of shape (height, width, 1|3|4), got shape {array.shape}.")
+        raise InstantIDError(
+            f"Expected a picture of shape (height, width, 1|3|4), got shape {array.shape}.", "wrong_input_type"
+        )
     rgb = np.repeat(array, 3, axis=2) if array.shape[2] == 1 else array[..., :3]  # alpha is dropped
     if np.issubdtype(rgb.dtype, np.floating):
         values = np.clip(rgb, 0.0, 1.0)  # a new array, scaled in place: a 6000×4000 photo makes no more copies
@@ -93,7 +97,9 @@ def as_rgb_uint8(picture: np.ndarray) -> np.ndarray:
     if rgb.dtype == np.uint16:
         return np.rint(rgb / 257.0).astype(np.uint8)
     if rgb.dtype != np.uint8:
-        raise InstantIDError(f"Expected picture values as float 0..1, uint8 or uint16, got {rgb.dtype}.")
+        raise InstantIDError(
+            f"Expected picture values as float 0..1, uint8 or uint16, got {rgb.dtype}.", "wrong_input_type"
+        )
     return np.ascontiguousarray(rgb)
 
 
@@ -123,7 +129,9 @@ class FaceModels:
         reference_resize, photos are resized as InstantID's reference pipeline does before they are analysed."""
         pack_dir = Path(pack_dir)
         if det_size < 128 or det_size % 32:
-            raise InstantIDError(f"The detection size must be a multiple of 32 from 128 up, got {det_size}.")
+            raise InstantIDError(
+                f"The detection size must be a multiple of 32 from 128 up, got {det_size}.", "bad_setting"
+            )
         check_face_pack(pack_dir)
         providers, warning = resolve_providers(provider, require("onnxruntime").get_available_providers())
         if warning:
@@ -229,13 +237,16 @@ class FaceModels:
         one (by default none is named).
         """
         if on_no_face not in NO_FACE_POLICIES:
-            raise InstantIDError(f"Unknown no-face policy {on_no_face!r}: use one of {', '.join(NO_FACE_POLICIES)}.")
+            raise InstantIDError(
+                f"Unknown no-face policy {on_no_face!r}: use one of {', '.join(NO_FACE_POLICIES)}.", "bad_setting"
+            )
         if isinstance(images, np.ndarray) and images.ndim != 4:
             raise InstantIDError(
-                f"Expected a batch of pictures (batch, height, width, channels), got shape {images.shape}."
+                f"Expected a batch of pictures (batch, height, width, channels), got shape {images.shape}.",
+                "wrong_input_type",
             )
         if len(images) == 0:
-            raise InstantIDError(f"{photo} batch is empty: connect at least one picture.")
+            raise InstantIDError(f"{photo} batch is empty: connect at least one picture.", "missing_input")
         return InstantIDFaces(
             [
                 self._analyze_one(
@@ -264,13 +275,15 @@ class FaceModels:
         if not faces:
             finding, advice = _flat_colour(rgb) or self._no_face()
             if on_no_face == "error":
-                raise InstantIDError(f"{where}{finding}. {advice}" + (f" {no_face_hint}" if no_face_hint else ""))
+                raise InstantIDError(
+                    f"{where}{finding}. {advice}" + (f" {no_face_hint}" if no_face_hint else ""), "no_face"
+                )
             logger.warning("%s%s; the image is skipped as requested.", where, finding)
             return FaceAnalysisResult(faces=(), chosen=None, batch_index=batch_index)
         try:
             chosen = choose_face(faces, choice, index)
         except InstantIDError as e:
-            raise InstantIDError(f"{where}: {e}") from None
+            raise InstantIDError(f"{where}: {e}", e.code) from None
         return FaceAnalysisResult(faces=faces, chosen=chosen, batch_index=batch_index)
 
     def _no_face(self) -> tuple[str, str]:

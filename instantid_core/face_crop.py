@@ -88,10 +88,10 @@ def crop_size_for(region: tuple[float, float], long_side: int, shape: str) -> tu
     to a multiple of SIZE_STEP (square: both `long_side`)."""
     if long_side < SIZE_STEP or long_side % SIZE_STEP:
         raise InstantIDError(
-            f"The crop size must be a multiple of {SIZE_STEP} of at least {SIZE_STEP}, got {long_side}."
+            f"The crop size must be a multiple of {SIZE_STEP} of at least {SIZE_STEP}, got {long_side}.", "bad_setting"
         )
     if shape not in CROP_SHAPES:
-        raise InstantIDError(f"Unknown crop shape {shape!r}: use one of {', '.join(CROP_SHAPES)}.")
+        raise InstantIDError(f"Unknown crop shape {shape!r}: use one of {', '.join(CROP_SHAPES)}.", "bad_setting")
     width, height = region
     if shape == "square" or width == height:
         return long_side, long_side
@@ -108,11 +108,11 @@ def crop_transform(
     the face box grown by `padding` box sizes on every side, widened to the crop's aspect.
     """
     if not (math.isfinite(padding) and padding >= 0):
-        raise InstantIDError(f"padding must be 0 or more (in face sizes), got {padding}.")
+        raise InstantIDError(f"padding must be 0 or more (in face sizes), got {padding}.", "bad_setting")
     x1, y1, x2, y2 = (float(v) for v in face.bbox)
     box_w, box_h = x2 - x1, y2 - y1
     if box_w <= 0 or box_h <= 0:
-        raise InstantIDError(f"The face box {face.bbox.tolist()} is empty, so there is nothing to crop.")
+        raise InstantIDError(f"The face box {face.bbox.tolist()} is empty, so there is nothing to crop.", "no_face")
     angle = eye_angle(face.kps) if align else 0.0
     if 45 < abs(angle) < 135:  # the face lies on its side: its box's width is the face's height
         box_w, box_h = box_h, box_w
@@ -156,7 +156,9 @@ def face_mask(face: DetectedFace, matrix: np.ndarray, size: tuple[int, int], gro
     """The inpainting mask in the crop: an ellipse round the face (its box, and its keypoints, placed in the crop),
     grown by `grow` box sizes, 1 inside and ramping to 0 over `feather` crop pixels outside. (H, W) float32."""
     if not (math.isfinite(grow) and grow >= -0.5 and math.isfinite(feather) and feather >= 0):
-        raise InstantIDError(f"grow must be at least -0.5 and feather 0 or more, got grow {grow}, feather {feather}.")
+        raise InstantIDError(
+            f"grow must be at least -0.5 and feather 0 or more, got grow {grow}, feather {feather}.", "bad_setting"
+        )
     scale = float(math.hypot(*matrix[:, 0]))
     x1, y1, x2, y2 = (float(v) for v in face.bbox)
     corners = np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]])
@@ -194,7 +196,8 @@ def crop_face(
     if face.image_size != (width, height):
         raise InstantIDError(
             f"The face was found in a {face.image_size[0]}×{face.image_size[1]} picture but the photo to crop is "
-            f"{width}×{height}: connect the same photo to the face analysis and to the crop."
+            f"{width}×{height}: connect the same photo to the face analysis and to the crop.",
+            "size_mismatch",
         )
     matrix, size = crop_transform(face, padding, align, long_side, shape)
     crop = resample(photo.astype(np.float32), matrix, size, cv2.BORDER_REPLICATE)
@@ -233,18 +236,20 @@ def paste_face(
     drift colours).
     """
     if mode not in PASTE_MODES:
-        raise InstantIDError(f"Unknown paste mode {mode!r}: use one of {', '.join(PASTE_MODES)}.")
+        raise InstantIDError(f"Unknown paste mode {mode!r}: use one of {', '.join(PASTE_MODES)}.", "bad_setting")
     height, width = photo.shape[:2]
     if (width, height) != stitch.photo_size:
         raise InstantIDError(
             f"The photo to paste into is {width}×{height} but the crop was taken from a "
             f"{stitch.photo_size[0]}×{stitch.photo_size[1]} photo: connect the photo the crop came from (or the "
-            "output of the previous paste into it)."
+            "output of the previous paste into it).",
+            "size_mismatch",
         )
     if generated.shape[:2] != stitch.taken.shape[:2]:
         raise InstantIDError(
             f"The generated crop is {generated.shape[1]}×{generated.shape[0]} but the crop was "
-            f"{stitch.crop_size[0]}×{stitch.crop_size[1]}: generate at the crop's size (VAE-encode the crop itself)."
+            f"{stitch.crop_size[0]}×{stitch.crop_size[1]}: generate at the crop's size (VAE-encode the crop itself).",
+            "size_mismatch",
         )
     generated = generated.astype(np.float32)
     if colour_match:

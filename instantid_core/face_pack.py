@@ -99,7 +99,8 @@ def check_face_pack(pack_dir: Path) -> None:
         raise InstantIDError(
             f"Face model pack not found: there is no folder {pack_dir}. It must hold {wanted} "
             f"{', '.join(ANTELOPEV2_FILES)} of {PACK_SOURCE}. Download it, unzip it and put the files into "
-            f"models/insightface/models/{pack_dir.name}/."
+            f"models/insightface/models/{pack_dir.name}/.",
+            "model_not_found",
         )
     files = sorted(pack_dir.glob("*.onnx"))
     if not files:
@@ -108,10 +109,12 @@ def check_face_pack(pack_dir: Path) -> None:
             raise InstantIDError(
                 f"The face pack is nested one folder too deep: its files are in {nested}, not in {pack_dir} (the "
                 f"zip's own folder was unpacked inside the pack folder). Move the .onnx files up into {pack_dir} "
-                f"and delete the empty {nested.name} folder."
+                f"and delete the empty {nested.name} folder.",
+                "bad_face_pack",
             )
         raise InstantIDError(
-            f"The face pack folder {pack_dir} holds no .onnx file: it must hold {wanted} of {PACK_SOURCE}."
+            f"The face pack folder {pack_dir} holds no .onnx file: it must hold {wanted} of {PACK_SOURCE}.",
+            "bad_face_pack",
         )
     broken = [
         f"{path.name} is {found.description}"
@@ -121,7 +124,8 @@ def check_face_pack(pack_dir: Path) -> None:
     if broken:
         raise InstantIDError(
             f"insightface opens every .onnx file in {pack_dir}, and {'; '.join(broken)}. Download it again or move "
-            "it out of the folder."
+            "it out of the folder.",
+            "bad_face_pack",
         )
 
 
@@ -138,7 +142,8 @@ def load_pack_models(pack_dir: Path, providers: list[str], det_size: int) -> Pac
         except Exception as e:  # onnxruntime and insightface raise their own exception types for files they cannot use
             raise InstantIDError(
                 f"insightface could not load {path} ({type(e).__name__}: {e}): download it again or move it out "
-                "of the face pack folder."
+                "of the face pack folder.",
+                "bad_face_pack",
             ) from e
         role = _role(model)
         if role is None:
@@ -175,7 +180,8 @@ def _pick(pack_dir: Path, role: str, candidates: list[tuple[Path, object]]) -> t
     if not candidates:
         raise InstantIDError(
             f"The face pack in {pack_dir} has no {what} (insightface routes every .onnx file by its graph; none of "
-            f"them is one): download the complete {PACK_SOURCE}."
+            f"them is one): download the complete {PACK_SOURCE}.",
+            "bad_face_pack",
         )
     if len(candidates) == 1:
         return candidates[0]
@@ -184,7 +190,8 @@ def _pick(pack_dir: Path, role: str, candidates: list[tuple[Path, object]]) -> t
     if not preferred:
         raise InstantIDError(
             f"The face pack in {pack_dir} has several {several} ({names}) and none is antelopev2's "
-            f"{ANTELOPEV2_NAMES[role]}: keep one of them in the folder and move the others out."
+            f"{ANTELOPEV2_NAMES[role]}: keep one of them in the folder and move the others out.",
+            "bad_face_pack",
         )
     logger.warning("Face pack %s holds several %s (%s): using %s.", pack_dir, several, names, preferred[0][0].name)
     return preferred[0]

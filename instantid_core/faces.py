@@ -81,7 +81,7 @@ class FaceAnalysisResult:
     def face(self) -> DetectedFace:
         """The chosen face."""
         if self.chosen is None:
-            raise InstantIDError(f"Reference image {self.batch_index} has no face (it was skipped).")
+            raise InstantIDError(f"Reference image {self.batch_index} has no face (it was skipped).", "no_face")
         return self.faces[self.chosen]
 
 
@@ -113,10 +113,13 @@ class InstantIDFaces:
         if not 0 <= index < len(self.results):
             raise InstantIDError(
                 f"Reference image {index} was requested but the face analysis holds "
-                f"{len(self.results)} image(s) (indices 0..{len(self.results) - 1})."
+                f"{len(self.results)} image(s) (indices 0..{len(self.results) - 1}).",
+                "index_out_of_range",
             )
         if self.results[index].skipped:
-            raise InstantIDError(f"Reference image {index} has no face (it was skipped): choose another image.")
+            raise InstantIDError(
+                f"Reference image {index} has no face (it was skipped): choose another image.", "no_face"
+            )
         return self.results[index]
 
     def box_masks(self, width: int, height: int) -> np.ndarray:
@@ -129,7 +132,8 @@ class InstantIDFaces:
         if not faces:
             raise InstantIDError(
                 f"No face in any of the {len(self.results)} reference image(s) (all were skipped): "
-                "use a photo where the face is clearly visible, or a smaller detection size for close-ups."
+                "use a photo where the face is clearly visible, or a smaller detection size for close-ups.",
+                "no_face",
             )
         return np.stack([face.embedding for face in faces])
 
@@ -137,7 +141,8 @@ class InstantIDFaces:
         """The same faces with a weight per picture, for the weighted combinations."""
         if len(weights) != len(self.results):
             raise InstantIDError(
-                f"{len(weights)} weights for {len(self.results)} reference picture(s): give one weight per picture."
+                f"{len(weights)} weights for {len(self.results)} reference picture(s): give one weight per picture.",
+                "bad_weights",
             )
         return dataclasses.replace(self, photo_weights=tuple(float(w) for w in weights))
 
@@ -159,7 +164,9 @@ class InstantIDFaces:
                 "identity will not transfer well. Load antelopev2 in 'Load InstantID Face Analysis'"
             )
             if self.refuse_other_recognizer:
-                raise InstantIDError(f"{message}, or set other_recognizer to 'warn' there to go on anyway.")
+                raise InstantIDError(
+                    f"{message}, or set other_recognizer to 'warn' there to go on anyway.", "recognizer_mismatch"
+                )
             logger.warning("%s.", message)
         return embeddings
 
@@ -169,13 +176,14 @@ def join_faces(batches: Sequence[InstantIDFaces]) -> InstantIDFaces:
     all); their recognisers must be the same, as their embeddings must live in one space. Weights per photo carry
     over; a value without them counts each of its photos 1."""
     if not batches:
-        raise InstantIDError("No faces to join: connect at least one face.")
+        raise InstantIDError("No faces to join: connect at least one face.", "missing_input")
     recognizers = {faces.recognizer.name for faces in batches}
     if len(recognizers) > 1:
         raise InstantIDError(
             f"These faces were analysed with different recognisers ({', '.join(sorted(recognizers))}): their "
             "embeddings live in different spaces and cannot be used side by side. Analyse (or save) every face with "
-            "the same face models."
+            "the same face models.",
+            "recognizer_mismatch",
         )
     results = [result for faces in batches for result in faces.results]
     weighted = any(faces.photo_weights is not None for faces in batches)
@@ -244,16 +252,17 @@ def _stacked(upper: list[DetectedFace], lower: list[DetectedFace]) -> bool:
 def choose_face(faces: Sequence[DetectedFace], mode: str, index: int) -> int:
     """Index (into faces, which are in reading order) of the face to use: the largest box, or the given index."""
     if mode not in CHOICE_MODES:
-        raise InstantIDError(f"Unknown face choice {mode!r}: use one of {', '.join(CHOICE_MODES)}.")
+        raise InstantIDError(f"Unknown face choice {mode!r}: use one of {', '.join(CHOICE_MODES)}.", "bad_setting")
     if not faces:
-        raise InstantIDError("No face was found, so none can be chosen.")
+        raise InstantIDError("No face was found, so none can be chosen.", "no_face")
     if mode == "largest":
         areas = [face.area for face in faces]
         return int(np.argmax(areas))  # first (in reading order) among equal areas
     if not 0 <= index < len(faces):
         raise InstantIDError(
             f"Face index {index} was requested but {len(faces)} face(s) were found (valid indices 0..{len(faces) - 1},"
-            " counted in reading order: left to right, then top to bottom). Lower the index or choose 'largest'."
+            " counted in reading order: left to right, then top to bottom). Lower the index or choose 'largest'.",
+            "index_out_of_range",
         )
     return int(index)
 
@@ -271,23 +280,30 @@ def combine_embeddings(embeddings, method: str, weights: Sequence[float] | None 
     array.
     """
     if method not in COMBINE_METHODS:
-        raise InstantIDError(f"Unknown embedding combination {method!r}: use one of {', '.join(COMBINE_METHODS)}.")
+        raise InstantIDError(
+            f"Unknown embedding combination {method!r}: use one of {', '.join(COMBINE_METHODS)}.", "bad_setting"
+        )
     is_torch = type(embeddings).__module__.startswith("torch")
     values = embeddings.detach().cpu().float().numpy() if is_torch else np.asarray(embeddings, dtype=np.float32)
     if values.ndim != 2 or values.shape[0] == 0:
-        raise InstantIDError(f"Expected embeddings of shape (N, D) with N >= 1, got shape {tuple(values.shape)}.")
+        raise InstantIDError(
+            f"Expected embeddings of shape (N, D) with N >= 1, got shape {tuple(values.shape)}.", "bad_embeddings"
+        )
     share = _weight_shares(weights, values.shape[0], method)
     if method == "average":
         combined = (share[:, None] * values).sum(axis=0, keepdims=True)
     elif method == "norm average":
         norms = np.linalg.norm(values, axis=1, keepdims=True)
         if np.any(norms == 0):
-            raise InstantIDError(f"Embedding row(s) {np.flatnonzero(norms[:, 0] == 0).tolist()} are all zeros.")
+            raise InstantIDError(
+                f"Embedding row(s) {np.flatnonzero(norms[:, 0] == 0).tolist()} are all zeros.", "bad_embeddings"
+            )
         direction = (share[:, None] * values / norms).sum(axis=0, keepdims=True)
         length = np.linalg.norm(direction)
         if length < 1e-6:
             raise InstantIDError(
-                "The normalised embeddings cancel out (opposite directions): use 'average' or 'concat'."
+                "The normalised embeddings cancel out (opposite directions): use 'average' or 'concat'.",
+                "bad_embeddings",
             )
         combined = direction / length * float(share @ norms[:, 0])
     elif method == "joint":
@@ -311,7 +327,7 @@ def parse_weights(text: str) -> tuple[float, ...] | None:
         return tuple(float(part) for part in parts)
     except ValueError:
         raise InstantIDError(
-            f"Could not read the weights {text!r}: write one number per photo, e.g. '1, 1, 0.5'."
+            f"Could not read the weights {text!r}: write one number per photo, e.g. '1, 1, 0.5'.", "bad_weights"
         ) from None
 
 
@@ -326,11 +342,13 @@ def _weight_shares(weights: Sequence[float] | None, count: int, method: str) -> 
     values = np.asarray(weights, dtype=np.float64)
     if values.shape != (count,) or not np.all(np.isfinite(values)) or np.any(values < 0) or values.sum() <= 0:
         raise InstantIDError(
-            f"Expected {count} weights (one per reference face), none negative and not all 0, got {list(weights)}."
+            f"Expected {count} weights (one per reference face), none negative and not all 0, got {list(weights)}.",
+            "bad_weights",
         )
     if method not in WEIGHTED_METHODS and np.ptp(values) > 0:
         raise InstantIDError(
             f"Weights per photo apply to {' and '.join(WEIGHTED_METHODS)}, not to {method!r}: set combine_embeds "
-            "to one of those, or give every photo the same weight."
+            "to one of those, or give every photo the same weight.",
+            "bad_weights",
         )
     return values / values.sum()

@@ -75,7 +75,7 @@ def mouth_corners(left_eye, right_eye, nose) -> np.ndarray:
     across = right - left
     distance = float(np.hypot(*across))
     if distance == 0:
-        raise InstantIDError("The two eyes lie on one spot, so the mouth cannot be placed from them.")
+        raise InstantIDError("The two eyes lie on one spot, so the mouth cannot be placed from them.", "bad_keypoints")
     cos_r, sin_r = across / distance
     unroll = np.array([[cos_r, sin_r], [-sin_r, cos_r]])
     mid = (left + right) / 2

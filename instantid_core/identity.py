@@ -93,7 +93,8 @@ class InstantIDAdapter:
             raise InstantIDError(
                 f"'per picture' gives picture i of the batch the face of photo i, but photo(s) "
                 f"{', '.join(str(i + 1) for i in skipped)} of {len(faces.results)} have no face: remove them from the "
-                "batch (and the latent batch with them), or choose a combination of all faces."
+                "batch (and the latent batch with them), or choose a combination of all faces.",
+                "no_face",
             )
         return self.tokens(faces.identity_embeddings(), combine, noise, faces.weights)
 

@@ -66,7 +66,9 @@ def parse_points(points, what: str = "points") -> tuple[tuple[float, float], ...
     """Five frame-normalised (x, y) pairs within FRAME_LIMITS, not all on one spot; an InstantIDError naming `what`
     otherwise."""
     if not (isinstance(points, list) and len(points) == 5):
-        raise InstantIDError(f"{what} must be a list of five [x, y] pairs, got {json.dumps(points)[:200]}")
+        raise InstantIDError(
+            f"{what} must be a list of five [x, y] pairs, got {json.dumps(points)[:200]}", "bad_keypoints_value"
+        )
     pairs = []
     for number, point in enumerate(points):
         if not (
@@ -74,16 +76,22 @@ def parse_points(points, what: str = "points") -> tuple[tuple[float, float], ...
             and len(point) == 2
             and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in point)
         ):
-            raise InstantIDError(f"{what}: point {number} must be two finite numbers [x, y], got {json.dumps(point)}")
+            raise InstantIDError(
+                f"{what}: point {number} must be two finite numbers [x, y], got {json.dumps(point)}",
+                "bad_keypoints_value",
+            )
         low, high = FRAME_LIMITS
         if not all(low <= v <= high for v in point):
             raise InstantIDError(
                 f"{what}: point {number} ({point[0]:g}, {point[1]:g}) is too far outside the frame: x and y are "
-                f"fractions of the frame's width and height, from {low:g} to {high:g}."
+                f"fractions of the frame's width and height, from {low:g} to {high:g}.",
+                "bad_keypoints_value",
             )
         pairs.append((float(point[0]), float(point[1])))
     if len(set(pairs)) == 1:
-        raise InstantIDError(f"{what}: the five points all lie on one spot, so they draw no face.")
+        raise InstantIDError(
+            f"{what}: the five points all lie on one spot, so they draw no face.", "bad_keypoints_value"
+        )
     return tuple(pairs)
 
 
@@ -93,25 +101,36 @@ def parse_editor_value(text: str) -> EditorKeypoints:
         value = json.loads(text)
     except (TypeError, ValueError) as e:
         raise InstantIDError(
-            f"The keypoints value is not JSON ({e}). Use the editor, press its Reset, or write a value like {EXAMPLE}"
+            f"The keypoints value is not JSON ({e}). Use the editor, press its Reset, or write a value like {EXAMPLE}",
+            "bad_keypoints_value",
         ) from None
     if not isinstance(value, dict) or "points" not in value:
-        raise InstantIDError(f'The keypoints value must be a JSON object with "points", like {EXAMPLE}')
+        raise InstantIDError(
+            f'The keypoints value must be a JSON object with "points", like {EXAMPLE}', "bad_keypoints_value"
+        )
     if value.get("version") != VALUE_VERSION:
         raise InstantIDError(
             f"The keypoints value has version {value.get('version')!r}; this pack reads version {VALUE_VERSION}. "
-            'A value from a newer pack needs that pack; otherwise add "version": 1.'
+            'A value from a newer pack needs that pack; otherwise add "version": 1.',
+            "bad_keypoints_value",
         )
     unknown = sorted(set(value) - {"version", "points", "opacity"})
     if unknown:
-        raise InstantIDError(f"The keypoints value has unknown keys {unknown}: only version, points and opacity.")
+        raise InstantIDError(
+            f"The keypoints value has unknown keys {unknown}: only version, points and opacity.", "bad_keypoints_value"
+        )
     points = parse_points(value["points"], "The keypoints value's points")
     opacity = value.get("opacity", list(FULL_OPACITY))
     if not (
         isinstance(opacity, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in opacity)
     ):
-        raise InstantIDError(f"The keypoints value's opacity must be five numbers from 0 to 1, got {opacity!r}")
-    return EditorKeypoints(points, as_opacity(opacity))
+        raise InstantIDError(
+            f"The keypoints value's opacity must be five numbers from 0 to 1, got {opacity!r}", "bad_keypoints_value"
+        )
+    try:
+        return EditorKeypoints(points, as_opacity(opacity))
+    except InstantIDError as e:  # the count or range of the opacities: a fault of the value, not of drawn keypoints
+        raise InstantIDError(str(e), "bad_keypoints_value") from None
 
 
 def editor_value_problem(text: str) -> str | None:

@@ -65,9 +65,11 @@ def as_keypoints(kps: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
     if arr.dtype != np.float32:
         arr = np.asarray(arr, dtype=np.float64)
     if arr.shape != (5, 2):
-        raise InstantIDError(f"Face keypoints must be five (x, y) points, got an array of shape {arr.shape}")
+        raise InstantIDError(
+            f"Face keypoints must be five (x, y) points, got an array of shape {arr.shape}", "bad_keypoints"
+        )
     if not np.isfinite(arr).all():
-        raise InstantIDError(f"Face keypoints contain a non-finite coordinate: {arr.tolist()}")
+        raise InstantIDError(f"Face keypoints contain a non-finite coordinate: {arr.tolist()}", "bad_keypoints")
     return arr
 
 
@@ -80,7 +82,8 @@ def as_opacity(opacity: Sequence[float]) -> tuple[float, ...]:
     values = tuple(float(v) for v in opacity)
     if len(values) != 5 or not all(0.0 <= v <= 1.0 for v in values):
         raise InstantIDError(
-            f"Keypoint opacity must be five numbers from 0 to 1 (one per keypoint), got {list(opacity)}"
+            f"Keypoint opacity must be five numbers from 0 to 1 (one per keypoint), got {list(opacity)}",
+            "bad_keypoints",
         )
     return values
 
@@ -102,7 +105,7 @@ def draw_keypoints(
     IdentityNet's hold where the face should differ; all ones is the reference rendering.
     """
     if width < 1 or height < 1:
-        raise InstantIDError(f"The keypoint image must be at least 1×1 pixels, got {width}×{height}")
+        raise InstantIDError(f"The keypoint image must be at least 1×1 pixels, got {width}×{height}", "bad_setting")
     faces = [as_keypoints(kps) for kps in faces_kps]
     colors = [_dimmed(color, alpha) for color, alpha in zip(KEYPOINT_COLORS, as_opacity(opacity), strict=True)]
     canvas = np.zeros((height, width, 3), dtype=np.uint8)
@@ -180,11 +183,13 @@ def _centered_map(
     slot (k, n) the frame is the k-th of n equal columns of the target, left to right."""
     dst_w, dst_h = _size(dst_size, "target")
     if not 0 < face_fraction <= 1:
-        raise InstantIDError(f"face_fraction must be in (0, 1], got {face_fraction}")
+        raise InstantIDError(f"face_fraction must be in (0, 1], got {face_fraction}", "bad_setting")
     arr = as_keypoints(kps).astype(np.float64)
     extent = keypoint_extent(arr)
     if extent == 0:
-        raise InstantIDError("The five face keypoints all lie on one spot, so they cannot be scaled: check the face")
+        raise InstantIDError(
+            "The five face keypoints all lie on one spot, so they cannot be scaled: check the face", "bad_keypoints"
+        )
     column, columns = slot
     column_w = dst_w / columns
     centre = (arr.max(axis=0) + arr.min(axis=0)) / 2
@@ -196,7 +201,7 @@ def _centered_map(
 def _size(size: tuple[int, int], what: str) -> tuple[int, int]:
     width, height = size
     if width < 1 or height < 1:
-        raise InstantIDError(f"The {what} size must be at least 1×1 pixels, got {width}×{height}")
+        raise InstantIDError(f"The {what} size must be at least 1×1 pixels, got {width}×{height}", "bad_setting")
     return int(width), int(height)
 
 
@@ -226,7 +231,8 @@ class KeypointTransform:
         if not all(math.isfinite(v) for v in values) or self.scale <= 0:
             raise InstantIDError(
                 f"A keypoint transform needs a scale above 0 and finite values, got scale {self.scale:g}, rotate "
-                f"{self.rotate:g}, move {self.move_x:g}, {self.move_y:g}"
+                f"{self.rotate:g}, move {self.move_x:g}, {self.move_y:g}",
+                "bad_setting",
             )
 
     def point_map(self, kps: np.ndarray, size: tuple[int, int]) -> PointMap:
@@ -254,7 +260,8 @@ class Jitter:
         if not all(math.isfinite(v) and v >= 0 for v in limits) or self.scale >= 1:
             raise InstantIDError(
                 f"Jitter limits must be 0 or more (the scale's below 1), got scale {self.scale:g}, rotate "
-                f"{self.rotate:g}, move {self.move:g}"
+                f"{self.rotate:g}, move {self.move:g}",
+                "bad_setting",
             )
 
     def applied(self, base: KeypointTransform, picture: int) -> KeypointTransform:
@@ -312,7 +319,9 @@ class KeypointLayout:
         """The layout of one analysed photo (a FaceAnalysisResult): its chosen face, or every face of it; a slot
         (k, n) centres it in the k-th of n columns."""
         if placement not in PLACEMENTS:
-            raise InstantIDError(f"Unknown keypoint placement {placement!r}: use one of {', '.join(PLACEMENTS)}.")
+            raise InstantIDError(
+                f"Unknown keypoint placement {placement!r}: use one of {', '.join(PLACEMENTS)}.", "bad_setting"
+            )
         faces = result.faces if all_faces else (result.face,)
         layout = cls(
             kps=tuple(as_keypoints(face.kps) for face in faces),
@@ -412,7 +421,7 @@ def transformed(
 ) -> PlacedKeypoints:
     """Every layout `variants` times in a row, each with `transform` jittered for its own picture number."""
     if variants < 1:
-        raise InstantIDError(f"variants must be at least 1, got {variants}")
+        raise InstantIDError(f"variants must be at least 1, got {variants}", "bad_setting")
     layouts = []
     for layout in placed.layouts:
         for _ in range(variants):
@@ -447,7 +456,9 @@ def with_layouts(images, layouts: Sequence[KeypointLayout]):
     """The IMAGE batch `images`, marked as the drawings of `layouts` (one per picture), so that IdentityNet can draw
     them again at the generation size. A node that makes a new tensor from it (a resize, a batch) drops the mark."""
     if len(layouts) != len(images):
-        raise InstantIDError(f"{len(layouts)} keypoint layouts for a batch of {len(images)} keypoint images")
+        raise InstantIDError(
+            f"{len(layouts)} keypoint layouts for a batch of {len(images)} keypoint images", "batch_mismatch"
+        )
     setattr(images, LAYOUTS_ATTRIBUTE, tuple(layouts))
     return images
 
@@ -466,7 +477,8 @@ def identitynet_keypoints(image, placed: PlacedKeypoints | None, node: str):
         return placed.images(), placed.layouts
     if image is None:
         raise InstantIDError(
-            f"{node}: connect the keypoints: 'kps' from an InstantID keypoint node, or a keypoint image to 'image'."
+            f"{node}: connect the keypoints: 'kps' from an InstantID keypoint node, or a keypoint image to 'image'.",
+            "missing_input",
         )
     return image, layouts_of(image)
 
@@ -478,6 +490,7 @@ def faces_region_of(layouts: Sequence[KeypointLayout] | None, node: str) -> Face
         raise InstantIDError(
             f"{node}: face_region needs to know where the face is, but the keypoints came as a bare image (not "
             "straight from an InstantID keypoints node, or resized or batched on the way): connect the keypoint "
-            "node's 'kps' output, or turn face_region off and connect a mask instead."
+            "node's 'kps' output, or turn face_region off and connect a mask instead.",
+            "wrong_input_type",
         )
     return face_boxes_region(layouts)

@@ -132,7 +132,9 @@ def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
             return load_file(str(path), device="cpu")
         return _flatten(_torch_load(path, mmap=False))
     except _NoTensors as found:
-        raise InstantIDError(f"{path} cannot be loaded: it is {found.identity.description}") from None
+        raise InstantIDError(
+            f"{path} cannot be loaded: it is {found.identity.description}", "wrong_model_file"
+        ) from None
 
 
 def tensor_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:

@@ -40,7 +40,8 @@ def first_result(person: InstantIDFaces, number: int) -> FaceAnalysisResult:
             return result
     raise InstantIDError(
         f"Person {number}: no face in any of their {len(person.results)} photo(s): connect a photo where the "
-        "face is clearly visible."
+        "face is clearly visible.",
+        "no_face",
     )
 
 
@@ -49,7 +50,9 @@ def person_layouts(
 ) -> tuple[KeypointLayout, ...]:
     """Where each person's face goes (one keypoint layout of one face each), by the chosen layout."""
     if layout not in PEOPLE_LAYOUTS:
-        raise InstantIDError(f"Unknown people layout {layout!r}: use one of {', '.join(PEOPLE_LAYOUTS)}.")
+        raise InstantIDError(
+            f"Unknown people layout {layout!r}: use one of {', '.join(PEOPLE_LAYOUTS)}.", "bad_setting"
+        )
     if layout == POSE_PHOTO:
         return _pose_layouts(len(people), pose)
     results = [first_result(person, number) for number, person in enumerate(people, 1)]
@@ -66,14 +69,16 @@ def _pose_layouts(count: int, pose: InstantIDFaces | None) -> tuple[KeypointLayo
     if pose is None:
         raise InstantIDError(
             "The 'pose photo' layout places the people on the faces of a pose photo, but none is connected: "
-            "connect 'InstantID Face Analysis' of a group photo to 'pose', or choose another layout."
+            "connect 'InstantID Face Analysis' of a group photo to 'pose', or choose another layout.",
+            "missing_input",
         )
     result = next((result for result in pose.results if not result.skipped), None)
     found = 0 if result is None else len(result.faces)
     if found < count:
         raise InstantIDError(
             f"The pose photo shows {found} face(s) for {count} people: use a photo with at least {count} faces, or "
-            "fewer people."
+            "fewer people.",
+            "batch_mismatch",
         )
     return tuple(KeypointLayout.of(dataclasses.replace(result, chosen=index), "as in source") for index in range(count))
 
@@ -89,11 +94,12 @@ class PeopleRegions:
 
     def __post_init__(self):
         if len(self.layouts) < 2:
-            raise InstantIDError(f"Several people need at least two faces, got {len(self.layouts)}.")
+            raise InstantIDError(f"Several people need at least two faces, got {len(self.layouts)}.", "people_layout")
         if not (np.isfinite(self.margin) and self.margin >= 0 and np.isfinite(self.feather) and self.feather >= 0):
             raise InstantIDError(
                 f"margin ({self.margin:g}) and feather ({self.feather:g}) must be 0 or more: they are measured in "
-                "face sizes (the keypoints' extent)."
+                "face sizes (the keypoints' extent).",
+                "bad_setting",
             )
 
     def keypoints(self, size: tuple[int, int]) -> list[np.ndarray]:
@@ -120,7 +126,8 @@ class PeopleRegions:
             if x2 <= 0 or y2 <= 0 or x1 >= size[0] or y1 >= size[1]:
                 raise InstantIDError(
                     f"Person {number} lies outside the {size[0]}×{size[1]} picture (their photo's face is cropped "
-                    "away by its aspect ratio): choose the 'left to right' layout or a picture of the photo's shape."
+                    "away by its aspect ratio): choose the 'left to right' layout or a picture of the photo's shape.",
+                    "people_layout",
                 )
         for a in range(len(cores)):
             for b in range(a + 1, len(cores)):
@@ -128,7 +135,8 @@ class PeopleRegions:
                     raise InstantIDError(
                         f"The regions of person {a + 1} and person {b + 1} overlap at margin {self.margin:g}: their "
                         "faces are too close for separate identities. Lower the margin, place the people further "
-                        "apart (e.g. the 'left to right' layout), or use fewer people."
+                        "apart (e.g. the 'left to right' layout), or use fewer people.",
+                        "people_layout",
                     )
 
     def masks(self, size: tuple[int, int]) -> np.ndarray:

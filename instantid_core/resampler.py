@@ -96,10 +96,14 @@ class ResamplerConfig:
 
         def anchor(key: str, rank: int) -> tuple[int, ...]:
             if key not in shapes:
-                raise InstantIDError(f"{prefix}{key} is missing, so the Resampler's dimensions cannot be read")
+                raise InstantIDError(
+                    f"{prefix}{key} is missing, so the Resampler's dimensions cannot be read", "wrong_model_file"
+                )
             shape = tuple(int(s) for s in shapes[key])
             if len(shape) != rank or min(shape) < 1:
-                raise InstantIDError(f"{prefix}{key} has shape {_fmt_shape(shape)}, expected a {rank}-d shape")
+                raise InstantIDError(
+                    f"{prefix}{key} has shape {_fmt_shape(shape)}, expected a {rank}-d shape", "wrong_model_file"
+                )
             return shape
 
         _, num_queries, dim = anchor("latents", 3)
@@ -109,11 +113,15 @@ class ResamplerConfig:
         ff_dim, _ = anchor("layers.0.1.1.weight", 2)
         if inner % DIM_HEAD:
             raise InstantIDError(
-                f"{prefix}layers.0.0.to_q.weight has {inner} rows, not a multiple of the {DIM_HEAD}-wide heads"
+                f"{prefix}layers.0.0.to_q.weight has {inner} rows, not a multiple of the {DIM_HEAD}-wide heads",
+                "wrong_model_file",
             )
         indices = sorted({int(m.group(1)) for key in shapes if (m := _LAYER_KEY.match(key))})
         if indices != list(range(len(indices))):
-            raise InstantIDError(f"{prefix}layers are numbered {indices}, expected 0..{len(indices) - 1} without gaps")
+            raise InstantIDError(
+                f"{prefix}layers are numbered {indices}, expected 0..{len(indices) - 1} without gaps",
+                "wrong_model_file",
+            )
         return cls(
             dim=dim,
             depth=len(indices),
@@ -202,7 +210,9 @@ class Resampler(nn.Module):
         config = ResamplerConfig.from_shapes(shapes)
         problems = config.mismatches(shapes)
         if problems:
-            raise InstantIDError("The Resampler weights do not fit together: " + "; ".join(problems))
+            raise InstantIDError(
+                "The Resampler weights do not fit together: " + "; ".join(problems), "wrong_model_file"
+            )
         with torch.device("meta"):
             module = cls(**{f.name: getattr(config, f.name) for f in fields(config)})
         module.load_state_dict({key: t.to(torch.float32) for key, t in state_dict.items()}, assign=True)
@@ -233,7 +243,8 @@ class Resampler(nn.Module):
             raise InstantIDError(
                 f"Face embeddings of shape {_fmt_shape(embeds.shape)} do not fit this InstantID adapter, which expects "
                 f"(batch, {self.config.embedding_dim}): use the face embeddings of the InstantID face analysis "
-                "(antelopev2) with the InstantID ip-adapter.bin"
+                "(antelopev2) with the InstantID ip-adapter.bin",
+                "bad_embeddings",
             )
         x = embeds.to(device=self.latents.device, dtype=torch.float32)
         with torch.autocast(device_type=x.device.type, enabled=False):

@@ -30,7 +30,7 @@ def save_faces(faces: InstantIDFaces, path: str | Path) -> int:
     """Write the chosen faces (and their recogniser and weights) to a safetensors file; returns how many."""
     chosen = faces.chosen_faces
     if not chosen:
-        raise InstantIDError("There is no face to save: every photo was skipped.")
+        raise InstantIDError("There is no face to save: every photo was skipped.", "no_face")
     tensors = {
         "embedding": torch.from_numpy(np.stack([f.embedding for f in chosen])),
         "kps": torch.from_numpy(np.stack([f.kps for f in chosen])),
@@ -59,18 +59,22 @@ def load_faces(path: str | Path) -> InstantIDFaces:
         found = model_files.identify(path)
         raise InstantIDError(
             f"{path.name} is not a saved InstantID face: it is {found.description}. Saved faces are written by "
-            "'InstantID Save Face' into models/instantid/faces/."
+            "'InstantID Save Face' into models/instantid/faces/.",
+            "wrong_model_file",
         )
     if metadata.get("version") != VERSION:
         raise InstantIDError(
             f"{path.name} is a saved InstantID face of format version {metadata.get('version')}, which this version "
-            f"of the pack does not read (it reads version {VERSION}): save the face again."
+            f"of the pack does not read (it reads version {VERSION}): save the face again.",
+            "wrong_model_file",
         )
     tensors = load_file(str(path))
     count = tensors["embedding"].shape[0] if "embedding" in tensors else 0
     for name, shape in TENSORS.items():
         if name not in tensors or tuple(tensors[name].shape) != (count, *shape) or count == 0:
-            raise InstantIDError(f"{path.name} is a damaged saved face: its '{name}' data is missing or misshapen.")
+            raise InstantIDError(
+                f"{path.name} is a damaged saved face: its '{name}' data is missing or misshapen.", "wrong_model_file"
+            )
     results = [
         FaceAnalysisResult(
             faces=(
@@ -103,5 +107,6 @@ def _metadata(path: Path) -> dict:
         what = found.description if found is not None else "missing"
         raise InstantIDError(
             f"{path} is not a saved InstantID face: it is {what}. Saved faces are safetensors files written by "
-            "'InstantID Save Face'."
+            "'InstantID Save Face'.",
+            "wrong_model_file",
         ) from e

@@ -51,7 +51,8 @@ def check_comparable(reference: InstantIDFaces, candidates: InstantIDFaces) -> N
         raise InstantIDError(
             f"The reference faces were analysed with the recogniser {reference.recognizer.name} and the pictures with "
             f"{candidates.recognizer.name}: their embeddings live in different spaces, so a similarity between them "
-            "means nothing. Analyse both with the same face models."
+            "means nothing. Analyse both with the same face models.",
+            "recognizer_mismatch",
         )
 
 
@@ -71,7 +72,8 @@ def score_images(reference: InstantIDFaces, candidates: InstantIDFaces, per_pict
             raise InstantIDError(
                 f"'{PAIRINGS[1]}' scores each picture against its own reference, but there are "
                 f"{len(references)} reference face(s) for {pictures} picture(s): give one reference face per picture, "
-                f"in the order of the batch (as 'per picture' generated it), or score against '{PAIRINGS[0]}'."
+                f"in the order of the batch (as 'per picture' generated it), or score against '{PAIRINGS[0]}'.",
+                "batch_mismatch",
             )
         targets = references
     else:

@@ -40,7 +40,8 @@ def assign_adapter_indices(
         raise InstantIDError(
             f"This model has {len(ordered)} cross-attention layers but the InstantID adapter has K/V weights for "
             f"{len(indices)} layers. InstantID is made for SDXL (70 layers): load an SDXL checkpoint, or the adapter "
-            f"file that belongs to this model."
+            f"file that belongs to this model.",
+            "not_sdxl",
         )
     mapping = {}
     for position, (layer, index) in enumerate(zip(ordered, indices, strict=False)):
@@ -48,13 +49,15 @@ def assign_adapter_indices(
         if index != expected:
             raise InstantIDError(
                 f"The adapter's K/V weights are numbered {indices[:4]}..., expected 1, 3, 5, ... (one pair per "
-                f"cross-attention layer): the adapter file is not in the InstantID layout."
+                f"cross-attention layer): the adapter file is not in the InstantID layout.",
+                "wrong_model_file",
             )
         if kv_widths[index] != layer.inner_dim or layer.context_dim != token_dim:
             raise InstantIDError(
                 f"Adapter layer {index} is {kv_widths[index]} wide for {token_dim}-wide tokens, but the model's layer "
                 f"{layer.key} is {layer.inner_dim} wide with {layer.context_dim}-wide context. The model is not SDXL, "
-                f"or the adapter belongs to another model."
+                f"or the adapter belongs to another model.",
+                "not_sdxl",
             )
         mapping[layer.key] = index
     return mapping

@@ -80,7 +80,8 @@ def reference_faces(inputs: InstantIDInputs, settings: InstantIDSettings, policy
     if (inputs.image is None) == (inputs.face is None):
         raise InstantIDError(
             f"{node}: connect the reference photos to 'image', or faces already analysed (InstantID Face Analysis, "
-            "Load Face or Join Faces) to 'face': one of the two."
+            "Load Face or Join Faces) to 'face': one of the two.",
+            "missing_input",
         )
     if inputs.face is not None:
         return inputs.face
@@ -163,7 +164,8 @@ def pose_results(pose, inputs: InstantIDInputs, settings: InstantIDSettings) -> 
         raise InstantIDError(
             f"Each picture takes the pose of its own photo, but {what} "
             f"{', '.join(str(i + 1) for i in pose.skipped_indices)} have no face: remove them, or give photos "
-            "where the face is clearly visible."
+            "where the face is clearly visible.",
+            "no_face",
         )
     return list(pose.results)
 

@@ -344,7 +344,7 @@ class ApplyInstantIDControlNetCompat(CompatPercentRangeNode):
         if strength == 0:
             return io.NodeOutput(positive, negative)
         if face_embeds is None:
-            raise InstantIDError("No FACE_EMBEDS: connect 'InstantID Patch Attention' to face_embeds.")
+            raise InstantIDError("No FACE_EMBEDS: connect 'InstantID Patch Attention' to face_embeds.", "missing_input")
         return io.NodeOutput(
             *controlnet.apply_identitynet(
                 positive,

@@ -59,13 +59,14 @@ class InstantIDDownloadModels(io.ComfyNode):
         """Fetch the chosen files, or refuse until the licences are accepted."""
         chosen = CHOICES.get(models)
         if chosen is None:
-            raise InstantIDError(f"Unknown choice {models!r}: use one of {', '.join(CHOICES)}.")
+            raise InstantIDError(f"Unknown choice {models!r}: use one of {', '.join(CHOICES)}.", "bad_setting")
         if not accept_licences:
             licences = sorted({model.licence for model in chosen})
             raise InstantIDError(
                 "Nothing was downloaded: these models come with licences you must accept first ("
                 + "; ".join(licences)
-                + "). Read them, then turn on accept_licences and queue the node again."
+                + "). Read them, then turn on accept_licences and queue the node again.",
+                "licence_not_accepted",
             )
         report = "\n".join(model_setup.download_models(chosen))
         return io.NodeOutput(report, ui=ui.PreviewText(report))

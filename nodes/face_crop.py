@@ -119,7 +119,8 @@ class InstantIDFaceCrop(io.ComfyNode):
         if photo_index >= image.shape[0]:
             raise InstantIDError(
                 f"photo_index is {photo_index} but the image batch holds {image.shape[0]} photo(s): connect the photo "
-                "the faces were found in."
+                "the faces were found in.",
+                "index_out_of_range",
             )
         chosen = result.faces[choose_face(result.faces, face_choice, face_index)]
         photo = to_float_rgb(image[photo_index : photo_index + 1])[0]
@@ -180,13 +181,15 @@ class InstantIDFacePaste(io.ComfyNode):
         if not isinstance(stitch, FaceStitch):
             raise InstantIDError(
                 f"'stitch' is a {type(stitch).__name__}, not the stitch of 'InstantID Face Crop': connect that node's "
-                "stitch output."
+                "stitch output.",
+                "wrong_input_type",
             )
         crops, photos = to_float_rgb(image), to_float_rgb(photo)
         if len(photos) not in (1, len(crops)):
             raise InstantIDError(
                 f"{len(crops)} generated crop(s) for a batch of {len(photos)} photos: connect one photo, or one per "
-                "crop."
+                "crop.",
+                "batch_mismatch",
             )
         pasted = [
             paste_face(photos[index % len(photos)], crop, stitch, mode, colour_match)

@@ -4,7 +4,7 @@ check of the start/end inputs."""
 from comfy_api.latest import io
 
 from ..instantid_core.attention import WEIGHT_TYPES
-from ..instantid_core.errors import InstantIDError
+from ..instantid_core.errors import InstantIDError, problem_of
 from ..instantid_core.faces import CHOICE_MODES, COMBINE_METHODS
 
 CATEGORY = "InstantID"
@@ -65,8 +65,22 @@ class PercentRangeNode(io.ComfyNode):
 
     @classmethod
     def percent_problem(cls, start: float | None, end: float | None) -> str | None:
-        """What is wrong with start/end, or None. ComfyUI leaves the range check of inputs that validate_inputs
-        takes to it, so 0..1 is checked here too; a linked value (None before it is computed) passes."""
+        """What is wrong with start/end, ending in its code, or None (check_percents)."""
+        return problem_of(cls.check_percents, start, end)
+
+    @classmethod
+    def label(cls) -> str:
+        """How messages name this node: 'display name' and, while ComfyUI runs it, (node #id), from the hidden
+        unique_id its schema asks for."""
+        node_id = cls.hidden.unique_id if cls.hidden is not None else None
+        return f"'{cls.define_schema().display_name}'" + (f" (node #{node_id})" if node_id is not None else "")
+
+    @classmethod
+    def check_percents(cls, start: float | None, end: float | None) -> None:
+        """Raise InstantIDError for a start after the end or a value outside 0..1, naming the node and both values.
+        ComfyUI leaves the range check of inputs that validate_inputs takes to it, so 0..1 is checked here too; a
+        linked value (None before it is computed) passes. Nodes call it again when they run: values that came through
+        a link reach the node only then."""
         start_name, end_name = cls.PERCENT_NAMES
         outside = [
             f"{name} is {value:g}"
@@ -84,23 +98,8 @@ class PercentRangeNode(io.ComfyNode):
                 f"act in. Set {start_name} to at most {end_name} (0 and 1: from the first step to the last)."
             )
         else:
-            return None
-        return f"{cls.define_schema().display_name}: {problem}"
-
-    @classmethod
-    def label(cls) -> str:
-        """How messages name this node: 'display name' and, while ComfyUI runs it, (node #id), from the hidden
-        unique_id its schema asks for."""
-        node_id = cls.hidden.unique_id if cls.hidden is not None else None
-        return f"'{cls.define_schema().display_name}'" + (f" (node #{node_id})" if node_id is not None else "")
-
-    @classmethod
-    def check_percents(cls, start: float, end: float) -> None:
-        """Raise InstantIDError for start/end that percent_problem refuses (values that came through a link reach
-        the node only when it runs)."""
-        problem = cls.percent_problem(start, end)
-        if problem:
-            raise InstantIDError(problem)
+            return
+        raise InstantIDError(f"{cls.define_schema().display_name}: {problem}", "bad_percent_range")
 
 
 def identitynet_input() -> io.ControlNet.Input:

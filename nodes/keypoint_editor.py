@@ -56,7 +56,7 @@ class InstantIDKeypointsEditor(io.ComfyNode):
         try:
             edited = parse_editor_value(keypoints)
         except InstantIDError as e:
-            raise InstantIDError(f"InstantID Keypoints Editor: {e}") from None
+            raise InstantIDError(f"InstantID Keypoints Editor: {e}", e.code) from None
         ui = None
         if face is not None:
             layout = KeypointLayout.of(face.result(0), "as in source")

@@ -42,7 +42,9 @@ class InstantIDSaveFace(io.ComfyNode):
         """Save the faces."""
         path = folders.new_saved_face_path(name)
         if os.path.exists(path) and not overwrite:
-            raise InstantIDError(f"{path} exists: choose another name, or turn overwrite on to replace it.")
+            raise InstantIDError(
+                f"{path} exists: choose another name, or turn overwrite on to replace it.", "file_exists"
+            )
         count = save_faces(face, path)
         message = f"Saved {count} face(s) to {path} (recogniser: {face.recognizer.name})."
         return io.NodeOutput(ui=ui.PreviewText(message))

@@ -161,10 +161,11 @@ def check_identitynet(control_net) -> None:
         "with ComfyUI's 'Load ControlNet Model' node"
     )
     if control_net is None:
-        raise InstantIDError(f"No ControlNet is connected to 'control_net': {expected}.")
+        raise InstantIDError(f"No ControlNet is connected to 'control_net': {expected}.", "missing_input")
     if not isinstance(control_net, comfy.controlnet.ControlNet) or getattr(control_net, "control_model", None) is None:
         raise InstantIDError(
-            f"The 'control_net' input is a {type(control_net).__name__}, not a ControlNet model: {expected}."
+            f"The 'control_net' input is a {type(control_net).__name__}, not a ControlNet model: {expected}.",
+            "wrong_input_type",
         )
     model = control_net.control_model
     widths = {block.attn2.to_k.in_features for block in model.modules() if isinstance(block, BasicTransformerBlock)}
@@ -177,7 +178,8 @@ def check_identitynet(control_net) -> None:
         )
         raise InstantIDError(
             "The ControlNet connected to 'control_net' is not an SDXL ControlNet with "
-            f"{IDENTITYNET_SHAPE.context_width}-wide cross-attention ({found}), so it is not IdentityNet: {expected}."
+            f"{IDENTITYNET_SHAPE.context_width}-wide cross-attention ({found}), so it is not IdentityNet: {expected}.",
+            "not_sdxl",
         )
     depths = transformer_depths(model)
     if depths != IDENTITYNET_SHAPE.depths:
@@ -187,7 +189,8 @@ def check_identitynet(control_net) -> None:
             f"({', '.join(str(d) for d in found_input if d)} in its input blocks, {found_middle} in the middle) where "
             f"IdentityNet has {sum(want_input) + want_middle} ({', '.join(str(d) for d in want_input if d)}, "
             f"{want_middle} in the middle): it is a smaller SDXL ControlNet (a 'mid' or 'small' one), not IdentityNet: "
-            f"{expected}."
+            f"{expected}.",
+            "wrong_controlnet",
         )
 
 

@@ -50,7 +50,9 @@ def saved_face_path(name: str) -> str:
     path = folder_paths.get_full_path(ADAPTER_FOLDER, f"{SAVED_FACES}/{name}")
     if path is None:
         folders = [os.path.join(p, SAVED_FACES) for p in folder_paths.get_folder_paths(ADAPTER_FOLDER)]
-        raise InstantIDError(f"Saved face '{name}' not found in {folders}: save it with 'InstantID Save Face'.")
+        raise InstantIDError(
+            f"Saved face '{name}' not found in {folders}: save it with 'InstantID Save Face'.", "model_not_found"
+        )
     return path
 
 
@@ -60,7 +62,8 @@ def new_saved_face_path(name: str) -> str:
     stem = name.strip()
     if not stem or any(c in stem for c in '/\\:*?"<>|') or stem.startswith("."):
         raise InstantIDError(
-            f"'{name}' cannot be a file name: use letters, digits, spaces, '-' or '_' (no folders or dots first)."
+            f"'{name}' cannot be a file name: use letters, digits, spaces, '-' or '_' (no folders or dots first).",
+            "bad_name",
         )
     return os.path.join(folder_paths.models_dir, ADAPTER_FOLDER, SAVED_FACES, f"{stem}.safetensors")
 
@@ -71,7 +74,8 @@ def adapter_path(name: str) -> str:
     if path is None:
         raise InstantIDError(
             f"InstantID adapter '{name}' not found in {folder_paths.get_folder_paths(ADAPTER_FOLDER)}: "
-            f"put ip-adapter.bin into models/instantid/."
+            f"put ip-adapter.bin into models/instantid/.",
+            "model_not_found",
         )
     return path
 
@@ -91,5 +95,7 @@ def face_pack_path(name: str) -> str:
     candidate (so the pack check names the exact folder it looked in)."""
     candidates = [os.path.join(root, "models", name) for root in folder_paths.get_folder_paths(FACE_PACK_FOLDER)]
     if not candidates:
-        raise InstantIDError("No insightface model folder is registered: the InstantID pack did not start properly.")
+        raise InstantIDError(
+            "No insightface model folder is registered: the InstantID pack did not start properly.", "model_not_found"
+        )
     return next((c for c in candidates if os.path.isdir(c)), candidates[0])

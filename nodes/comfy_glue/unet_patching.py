@@ -129,7 +129,8 @@ def apply_identity_attention(
     if not modules:
         raise InstantIDError(
             f"The model ({type(model.model).__name__}) has no UNet cross-attention layers, so "
-            "InstantID cannot patch it: InstantID works with SDXL checkpoints."
+            "InstantID cannot patch it: InstantID works with SDXL checkpoints.",
+            "not_sdxl",
         )
     layers = [cross_attention_layer(key, attn2) for key, attn2 in modules.items()]
     shared = adapter.identity_attention(

@@ -259,6 +259,7 @@ def test_a_start_after_the_end_refuses_the_prompt_naming_the_node_and_both_value
     assert refused, "the prompt was accepted"
     assert all(
         f"{display_name(comfy_host, node_id)}: {start} (0.8) is after {end} (0.25)" in error["details"]
+        and error["details"].endswith(" [instantid.bad_percent_range]")
         for error in refused
     )
 
@@ -297,3 +298,4 @@ def test_a_start_after_the_end_that_comes_through_a_link_is_refused_when_the_nod
         node.execute(**{**nothing, start: 0.8, end: 0.25})
 
     assert str(raised.value).startswith(f"{display_name(comfy_host, node_id)}: {start} (0.8) is after {end} (0.25)")
+    assert raised.value.code == "bad_percent_range" and not str(raised.value).endswith("]")

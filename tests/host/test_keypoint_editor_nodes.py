@@ -80,8 +80,9 @@ def test_a_malformed_value_is_refused_before_the_prompt_runs_and_when_it_runs(co
     problem = editor.validate_inputs(keypoints=value)
 
     assert problem.startswith("InstantID Keypoints Editor: ") and message in problem
+    assert problem.endswith(" [instantid.bad_keypoints_value]")
     assert editor.validate_inputs(keypoints=editor_value()) is True
-    with pytest.raises(errors.InstantIDError, match="InstantID Keypoints Editor"):
+    with pytest.raises(errors.KINDS["bad_keypoints_value"], match="InstantID Keypoints Editor"):
         editor.execute(512, 512, value)
 
 

@@ -37,9 +37,8 @@ def test_pose_from_json_checks_the_text_before_the_prompt_runs_and_gives_the_pos
     entry = pose([person(np.array([[40, 50], [80, 50], [60, 70], [45, 95], [75, 95]]))], (128, 128))
 
     assert node.validate_inputs(pose_json=json.dumps(entry)) is True
-    assert "pose_keypoints_2d must be 54 numbers" in node.validate_inputs(
-        pose_json=json.dumps(pose([{"pose_keypoints_2d": [1.0] * 6}], (128, 128)))
-    )
+    problem = node.validate_inputs(pose_json=json.dumps(pose([{"pose_keypoints_2d": [1.0] * 6}], (128, 128))))
+    assert "pose_keypoints_2d must be 54 numbers" in problem and problem.endswith(" [instantid.bad_pose]")
     (value,) = node.execute(json.dumps(entry)).result
     assert value == [entry]
 
@@ -51,7 +50,8 @@ def test_the_angle_sheet_gives_one_view_per_picture_and_its_count(comfy_host):
 
     assert count == 3 and images.shape == (3, 256, 320, 3) and masks.shape == (3, 256, 320)
     assert len({images[i].numpy().tobytes() for i in range(3)}) == 3
-    assert "Unknown view(s) 'side'" in node.validate_inputs(views="frontal\nside")
+    problem = node.validate_inputs(views="frontal\nside")
+    assert "Unknown view(s) 'side'" in problem and problem.endswith(" [instantid.bad_views]")
 
 
 def test_an_angle_sheet_generated_as_one_batch_gives_picture_i_view_i(comfy_host, pack, adapter, model):

@@ -45,7 +45,7 @@ def test_a_broken_dependency_leaves_every_node_listed_and_face_analysis_names_it
             server.run(analysis_prompt(FACE_A))
         (error,) = [m[1] for m in raised.value.body["status"]["messages"] if m[0] == "execution_error"]
         message = error["exception_message"]
-        assert error["exception_type"].endswith("MissingDependency"), message
+        assert error["exception_type"] == "instantid.missing_dependency", message
         assert f"needs {BROKEN[module]}" in message and f"'{module}' cannot be imported" in message
         assert f"-m pip install {BROKEN[module]}" in message
 

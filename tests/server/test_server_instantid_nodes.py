@@ -60,7 +60,7 @@ def test_a_photo_without_a_face_comes_back_as_a_comfyui_error_naming_the_image(c
         comfy_server.run(prompt)
 
     (error,) = [m[1] for m in raised.value.body["status"]["messages"] if m[0] == "execution_error"]
-    assert error["node_type"] == "InstantIDAnalyzeFaces" and error["exception_type"].endswith("InstantIDError")
+    assert error["node_type"] == "InstantIDAnalyzeFaces" and error["exception_type"] == "instantid.no_face"
     assert "Reference image 0" in error["exception_message"]
     assert "is a single flat colour" in error["exception_message"]  # EmptyImage gives one flat grey
 
