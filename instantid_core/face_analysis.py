@@ -10,6 +10,7 @@ and then with a border around it (tight close-ups) before it counts as faceless.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .analysis_cache import ANALYSES, picture_key
 from .dependencies import cv2, require
 from .errors import InstantIDError
 from .face_pack import Recognizer, check_face_pack, load_pack_models
@@ -115,6 +117,7 @@ class FaceModels:
     det_size: int
     reference_resize: bool = True  # analyse each photo resized as the reference pipeline does (photo_prep.py)
     refuse_other_recognizer: bool = False  # identity tokens from another recogniser's embeddings: error, not warning
+    settings: str | None = None  # what besides a photo decides what is found in it (analysis_cache); None: no cache
 
     @classmethod
     def load(
@@ -172,6 +175,7 @@ class FaceModels:
             det_size=det_size,
             reference_resize=reference_resize,
             refuse_other_recognizer=refuse_other_recognizer,
+            settings=_analysis_settings(pack_dir, used[0], det_size, reference_resize),
         )
 
     @property
@@ -215,7 +219,29 @@ class FaceModels:
 
     def find_faces_in_photo(self, rgb: np.ndarray) -> tuple[DetectedFace, ...]:
         """The faces of one H×W×3 uint8 RGB photo in reading order, in the photo's own pixels; found in the photo as
-        the reference pipeline prepares it when reference_resize is on."""
+        the reference pipeline prepares it when reference_resize is on. A photo analysed before with the same
+        settings, in any prompt, is not analysed again (analysis_cache)."""
+        if self.settings is None:
+            return self._find_faces_in_photo(rgb)
+        key = picture_key(rgb, self.settings)
+        faces = ANALYSES.get(key)
+        hit = faces is not None
+        if not hit:
+            faces = self._find_faces_in_photo(rgb)
+            ANALYSES.put(key, faces)
+        logger.info(
+            "Face analysis: cache %s for a %d×%d photo (%d face(s); %d photo(s) kept, %.1f MiB).",
+            "hit, not analysed again" if hit else "miss, analysed",
+            rgb.shape[1],
+            rgb.shape[0],
+            len(faces),
+            len(ANALYSES),
+            ANALYSES.bytes / 2**20,
+        )
+        return faces
+
+    def _find_faces_in_photo(self, rgb: np.ndarray) -> tuple[DetectedFace, ...]:
+        """find_faces_in_photo without the cache."""
         if not self.reference_resize:
             return self.find_faces(rgb)
         prepared = prepare_like_reference(rgb)
@@ -295,6 +321,13 @@ class FaceModels:
             "in a large photo, crop closer to it or load the face analysis with a larger detection size; if it "
             "fills the whole photo, crop less close.",
         )
+
+
+def _analysis_settings(pack_dir: Path, provider: str, det_size: int, reference_resize: bool) -> str:
+    """What besides a photo decides what analysis finds in it: the pack's folder and model files (name, size and
+    modification time), the provider that runs them, the detection size and the reference resize."""
+    files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in Path(pack_dir).glob("*.onnx"))
+    return json.dumps([str(Path(pack_dir).resolve()), files, provider, det_size, reference_resize])
 
 
 def _in_photo_pixels(face: DetectedFace, photo_shape: tuple[int, ...]) -> DetectedFace:

@@ -26,8 +26,8 @@ TENSORS = {"embedding": (512,), "kps": (5, 2), "bbox": (4,), "det_score": (), "i
 """The tensors of a saved face file, each (faces, *shape)."""
 
 
-def save_faces(faces: InstantIDFaces, path: str | Path) -> int:
-    """Write the chosen faces (and their recogniser and weights) to a safetensors file; returns how many."""
+def face_tensors(faces: InstantIDFaces) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors and metadata of the chosen faces (and their recogniser and weights), as a saved face holds them."""
     chosen = faces.chosen_faces
     if not chosen:
         raise InstantIDError("There is no face to save: every photo was skipped.", "no_face")
@@ -45,10 +45,16 @@ def save_faces(faces: InstantIDFaces, path: str | Path) -> int:
         "recognizer_instantid": json.dumps(faces.recognizer.instantid),
         "weights": json.dumps(list(faces.weights) if faces.weights is not None else None),
     }
+    return tensors, metadata
+
+
+def save_faces(faces: InstantIDFaces, path: str | Path) -> int:
+    """Write the chosen faces (and their recogniser and weights) to a safetensors file; returns how many."""
+    tensors, metadata = face_tensors(faces)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata=metadata)
-    return len(chosen)
+    return tensors["embedding"].shape[0]
 
 
 def load_faces(path: str | Path) -> InstantIDFaces:
@@ -62,18 +68,29 @@ def load_faces(path: str | Path) -> InstantIDFaces:
             "'InstantID Save Face' into models/instantid/faces/.",
             "wrong_model_file",
         )
+    return faces_from_tensors(load_file(str(path)), metadata, path.name)
+
+
+def faces_from_tensors(tensors: dict, metadata: dict, name: str) -> InstantIDFaces:
+    """INSTANTID_FACE from a saved face's tensors and metadata (one 'photo' per face); a wrong_model_file error that
+    calls the source `name` for another format, another version or damaged data."""
+    if metadata.get("format") != FORMAT:
+        held = ", ".join(sorted(tensors)) or "nothing"
+        raise InstantIDError(
+            f"{name} is not a saved InstantID face (it holds {held}): a face is written by 'InstantID Save Face'.",
+            "wrong_model_file",
+        )
     if metadata.get("version") != VERSION:
         raise InstantIDError(
-            f"{path.name} is a saved InstantID face of format version {metadata.get('version')}, which this version "
+            f"{name} is a saved InstantID face of format version {metadata.get('version')}, which this version "
             f"of the pack does not read (it reads version {VERSION}): save the face again.",
             "wrong_model_file",
         )
-    tensors = load_file(str(path))
     count = tensors["embedding"].shape[0] if "embedding" in tensors else 0
-    for name, shape in TENSORS.items():
-        if name not in tensors or tuple(tensors[name].shape) != (count, *shape) or count == 0:
+    for key, shape in TENSORS.items():
+        if key not in tensors or tuple(tensors[key].shape) != (count, *shape) or count == 0:
             raise InstantIDError(
-                f"{path.name} is a damaged saved face: its '{name}' data is missing or misshapen.", "wrong_model_file"
+                f"{name} is a damaged saved face: its '{key}' data is missing or misshapen.", "wrong_model_file"
             )
     results = [
         FaceAnalysisResult(
@@ -91,8 +108,13 @@ def load_faces(path: str | Path) -> InstantIDFaces:
         )
         for i in range(count)
     ]
-    recognizer = Recognizer(metadata["recognizer"], json.loads(metadata["recognizer_instantid"]))
-    weights = json.loads(metadata.get("weights") or "null")
+    try:
+        recognizer = Recognizer(metadata["recognizer"], json.loads(metadata["recognizer_instantid"]))
+        weights = json.loads(metadata.get("weights") or "null")
+    except (KeyError, ValueError):
+        raise InstantIDError(
+            f"{name} is a damaged saved face: its recogniser or weights are unreadable.", "wrong_model_file"
+        ) from None
     faces = InstantIDFaces(results, recognizer=recognizer)
     return faces if weights is None else faces.with_weights(weights)
 

@@ -97,12 +97,14 @@ class ComfyServer:
         with urllib.request.urlopen(self.url + path + "?" + urllib.parse.urlencode(query), timeout=60) as r:
             return r.read()
 
-    def post_json(self, path: str, body) -> None:
-        """POST a JSON body to the server."""
+    def post_json(self, path: str, body):
+        """POST a JSON body to the server; its JSON answer (None when the answer is empty)."""
         request = urllib.request.Request(
             self.url + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
         )
-        urllib.request.urlopen(request, timeout=60).read()
+        with urllib.request.urlopen(request, timeout=60) as r:
+            answer = r.read()
+        return json.loads(answer) if answer.strip() else None
 
     def post_prompt(self, prompt: dict) -> str:
         """POST an API-format prompt; return its id, or raise PromptError with ComfyUI's validation errors."""

@@ -41,3 +41,24 @@ def test_saving_over_an_existing_face_needs_overwrite(comfy_host, face_pack, sta
     save.execute(faces, "ben", True)
     with pytest.raises(errors.InstantIDError, match="cannot be a file name"):
         save.execute(faces, "../escape", False)
+
+
+def test_save_face_gives_the_face_as_a_value_that_load_face_takes_in_place_of_the_file(comfy_host, face_pack, standins):
+    faces = face_pack.analyze(face_photo(standins).numpy())
+    load = comfy_host.node("InstantIDLoadFace")
+
+    (value,) = comfy_host.node("InstantIDSaveFace").execute(faces, "carla", True).result
+    (from_value,) = load.execute(face_value=value).result
+    (from_file,) = load.execute("carla.safetensors").result
+
+    assert value.startswith("instantid-face:") and len(value) < 5000
+    assert np.array_equal(from_value.embeddings(), faces.embeddings()) and from_value.recognizer == faces.recognizer
+    assert all(
+        np.array_equal(a.kps, b.kps) for a, b in zip(from_value.chosen_faces, from_file.chosen_faces, strict=True)
+    )
+    # with a value, the file is neither needed nor checked (a server without it still takes the prompt) ...
+    assert load.validate_inputs(saved_face="not-on-this-server.safetensors", face_value=value) is True
+    # ... without one, a file that is not there, no choice, and a broken value are refused with their codes
+    assert load.validate_inputs(saved_face="gone.safetensors").endswith("[instantid.model_not_found]")
+    assert load.validate_inputs().endswith("[instantid.missing_input]")
+    assert load.validate_inputs(face_value=value[:-9]).endswith("[instantid.bad_face_value]")

@@ -25,7 +25,7 @@ NODES = {  # node id -> (display name, output types)
         ["MODEL", "CONDITIONING", "CONDITIONING", "IMAGE", "MASK"],
     ),
     "InstantIDFaceSimilarity": ("InstantID Face Similarity", ["IMAGE", "IMAGE", "IMAGE", "FLOAT", "STRING"]),
-    "InstantIDSaveFace": ("InstantID Save Face", []),
+    "InstantIDSaveFace": ("InstantID Save Face", ["STRING"]),
     "InstantIDLoadFace": ("InstantID Load Face", ["INSTANTID_FACE"]),
     "InstantIDFaceCrop": ("InstantID Face Crop", ["IMAGE", "IMAGE", "MASK", "INSTANTID_STITCH"]),
     "InstantIDFacePaste": ("InstantID Face Paste", ["IMAGE"]),
