@@ -215,3 +215,30 @@ def test_face_similarity_ranks_the_crop_of_the_same_man_first_and_reports_a_pict
     assert torch.equal(ranked, images[[2, 0, 1]]) and torch.equal(best, images[2:])
     assert 0.55 <= best_score <= 0.7
     assert text.splitlines()[1].startswith("1. image 2: 0.") and text.splitlines()[3] == "3. image 1: no face found"
+
+
+def test_a_photo_analysed_once_is_not_analysed_again_in_a_later_prompt(real, caplog):
+    from instantid_core.analysis_cache import ANALYSES
+
+    ANALYSES.clear()
+    picture = photo(real, "t1.jpg")
+    models = FaceModels.load(real.pack_dir, "CPU", 640)
+    first = models.analyze(picture[None], choice="largest")
+    detections = []
+    reloaded = FaceModels.load(real.pack_dir, "CPU", 640)  # a later prompt: the loader ran again
+
+    class CountingDetector:
+        def detect(self, *args, **kwargs):
+            detections.append(1)
+            return reloaded.detector.detect(*args, **kwargs)
+
+    counted = dataclasses.replace(reloaded, detector=CountingDetector())
+
+    with caplog.at_level("INFO"):
+        again = counted.analyze(picture[None], choice="index", index=2)
+        other_size = FaceModels.load(real.pack_dir, "CPU", 512).analyze(picture[None])
+
+    assert detections == []  # the reloaded models never ran their detector
+    assert np.array_equal(again.embeddings(), first.results[0].faces[2].embedding[None])  # the choice is applied anew
+    assert "Face analysis: cache hit, not analysed again for a 1280×886 photo (6 face(s)" in caplog.text
+    assert "cache miss" in caplog.text and len(other_size.results[0].faces) == 6  # another detection size: analysed

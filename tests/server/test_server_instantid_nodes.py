@@ -71,3 +71,22 @@ def test_the_example_workflows_are_offered_in_comfyuis_template_browser(comfy_se
     templates = comfy_server.get_json("/workflow_templates")
 
     assert sorted(templates[PACK_LINK_NAME]) == sorted(p.stem for p in (REPO / "workflows").glob("*.json"))
+
+
+def test_the_batch_clients_prompt_names_only_nodes_and_inputs_the_server_has_and_gets_each_job_filled_in(comfy_server):
+    import json
+
+    from scripts import batch_client
+    from scripts.harness.paths import REPO
+
+    template = json.loads((REPO / "scripts" / "batch_client_prompt.json").read_text())
+    info = comfy_server.get_json("/object_info")
+
+    for node_id, node in template.items():
+        spec = info[node["class_type"]]["input"]
+        assert set(node["inputs"]) <= {*spec["required"], *spec.get("optional", {})}, node_id
+        assert set(spec["required"]) <= set(node["inputs"]), node_id
+    job = {"name": "x", "face": "instantid-face:AAAA", "text": "a watercolor portrait", "seed": 5}
+    prompt = batch_client.job_prompt(template, job, batch_client.positive_text_node(template))
+    assert prompt["4"]["inputs"] == {"face_value": "instantid-face:AAAA"}
+    assert (prompt["6"]["inputs"]["text"], prompt["11"]["inputs"]["seed"]) == ("a watercolor portrait", 5)
