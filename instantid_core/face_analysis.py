@@ -117,7 +117,7 @@ class FaceModels:
     det_size: int
     reference_resize: bool = True  # analyse each photo resized as the reference pipeline does (photo_prep.py)
     refuse_other_recognizer: bool = False  # identity tokens from another recogniser's embeddings: error, not warning
-    settings: str | None = None  # what besides a photo decides what is found in it (analysis_cache); None: no cache
+    pack_identity: str | None = None  # the pack's folder and model files, for the analysis cache; None: no cache
 
     @classmethod
     def load(
@@ -175,7 +175,7 @@ class FaceModels:
             det_size=det_size,
             reference_resize=reference_resize,
             refuse_other_recognizer=refuse_other_recognizer,
-            settings=_analysis_settings(pack_dir, used[0], det_size, reference_resize),
+            pack_identity=_pack_identity(pack_dir),
         )
 
     @property
@@ -221,9 +221,10 @@ class FaceModels:
         """The faces of one H×W×3 uint8 RGB photo in reading order, in the photo's own pixels; found in the photo as
         the reference pipeline prepares it when reference_resize is on. A photo analysed before with the same
         settings, in any prompt, is not analysed again (analysis_cache)."""
-        if self.settings is None:
+        if self.pack_identity is None:
             return self._find_faces_in_photo(rgb)
-        key = picture_key(rgb, self.settings)
+        settings = json.dumps([self.pack_identity, self.providers[0], self.det_size, self.reference_resize])
+        key = picture_key(rgb, settings)
         faces = ANALYSES.get(key)
         hit = faces is not None
         if not hit:
@@ -323,11 +324,11 @@ class FaceModels:
         )
 
 
-def _analysis_settings(pack_dir: Path, provider: str, det_size: int, reference_resize: bool) -> str:
-    """What besides a photo decides what analysis finds in it: the pack's folder and model files (name, size and
-    modification time), the provider that runs them, the detection size and the reference resize."""
+def _pack_identity(pack_dir: Path) -> str:
+    """The face pack as the analysis cache tells packs apart: its folder and its model files (name, size and
+    modification time). With the provider, detection size and reference resize it decides what is found in a photo."""
     files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in Path(pack_dir).glob("*.onnx"))
-    return json.dumps([str(Path(pack_dir).resolve()), files, provider, det_size, reference_resize])
+    return json.dumps([str(Path(pack_dir).resolve()), files])
 
 
 def _in_photo_pixels(face: DetectedFace, photo_shape: tuple[int, ...]) -> DetectedFace:
