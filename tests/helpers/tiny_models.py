@@ -75,10 +75,13 @@ def _init_weights(module: torch.nn.Module, seed: int) -> None:
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
 
 
-def tiny_sdxl(seed: int = 0, dtype: torch.dtype = torch.float32, manual_cast: torch.dtype | None = None):
+def tiny_sdxl(
+    seed: int = 0, dtype: torch.dtype = torch.float32, manual_cast: torch.dtype | None = None, in_channels: int = 4
+):
     """A ModelPatcher around a tiny SDXL-topology model_base.SDXL with random weights, stored in `dtype` (and
-    computed in `manual_cast`, as ComfyUI does for fp8 storage, when given)."""
-    cfg = _comfy("comfy.supported_models").SDXL(tiny_unet_config())
+    computed in `manual_cast`, as ComfyUI does for fp8 storage, when given); with 9 input channels, an inpainting
+    model as ComfyUI makes one of an SDXL inpainting checkpoint (latent, mask and masked picture concatenated)."""
+    cfg = _comfy("comfy.supported_models").SDXL(tiny_unet_config() | {"in_channels": in_channels})
     cfg.unet_config.update({"num_heads": -1, "num_head_channels": 16})  # 16-channel heads: 2 heads at 32 channels
     cfg.set_inference_dtype(dtype, manual_cast)
     base = cfg.get_model({})
