@@ -64,7 +64,7 @@ def face_from_text(text: str) -> InstantIDFaces:
 def _metadata(data: bytes) -> dict:
     """The metadata of safetensors bytes, or a bad_face_value error when they are cut short or not safetensors."""
     truncated = InstantIDError(
-        f"The face value is truncated ({len(data)} bytes where a face takes about 2,700): it was cut on the way. "
+        f"The face value is truncated ({len(data)} bytes, where one face takes about 2,600): it was cut on the way. "
         "Copy the whole value from 'InstantID Save Face' again.",
         "bad_face_value",
     )
