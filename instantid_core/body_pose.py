@@ -103,14 +103,14 @@ def pose_layouts(pose, person: int, all_people: bool, on_no_face: str) -> tuple[
                     "bad_pose",
                 )
             logger.warning("%s: left out.", where)
-        heads = picture.heads if all_people else (_chosen(picture, person, number),)
-        if not heads:
+        if not picture.heads:
             raise InstantIDError(f"Pose picture {number}: none of its {count} people has a face to place.", "bad_pose")
+        heads = picture.heads if all_people else (_chosen(picture, person, number),)
         for head in heads:
             if head.estimated_mouth:
                 logger.info(
-                    "Pose picture %d, person %d: no face points, so the mouth corners are estimated from the eyes "
-                    "and nose.",
+                    "Pose picture %d: no face points for the person it lists as number %d, so their mouth corners "
+                    "are estimated from the eyes and nose.",
                     number,
                     head.person + 1,
                 )

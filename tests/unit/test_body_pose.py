@@ -109,6 +109,15 @@ def test_a_person_without_eyes_or_nose_is_an_error_naming_them_or_left_out_with_
     assert len(layout.kps) == 1 and "person 2 of the 2 it lists" in caplog.text
 
 
+def test_a_picture_whose_people_all_lack_a_face_is_an_error_under_skip_too():
+    picture = pose([person(head(), missing_body=(14,)), person(head(at=(600.0, 200.0)), missing_body=(0,))], SIZE)
+
+    for all_people in (False, True):
+        with pytest.raises(InstantIDError, match="none of its 2 people has a face to place") as raised:
+            pose_layouts([picture], 0, all_people, "skip")
+        assert raised.value.code == "bad_pose"
+
+
 def test_one_layout_per_picture_of_the_pose():
     pictures = [pose([person(head(yaw=y))], SIZE) for y in (-30, 0, 30)]
 
